@@ -1,0 +1,81 @@
+package io.flover.kernels.cpu;
+
+/**
+ * A paged key/value cache: for every layer, a pool of fixed-size blocks of {@code blockSize} token rows,
+ * each row holding {@code kvHeads * headDim} floats for K and the same for V. A sequence's positions map to
+ * blocks through its block table: position {@code p} lives in block {@code table[p / blockSize]}, row
+ * {@code p % blockSize}. The cache only stores rows; which blocks belong to whom is decided elsewhere.
+ */
+public final class KvCache {
+    private final int layers;
+    private final int numBlocks;
+    private final int blockSize;
+    private final int kvHeads;
+    private final int headDim;
+    private final float[][] keys;
+    private final float[][] values;
+
+    public KvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        long floatsPerLayer = (long) numBlocks * blockSize * kvHeads * headDim;
+        if (floatsPerLayer > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("KV pool of " + numBlocks + " blocks is too large for one layer array");
+        }
+        this.layers = layers;
+        this.numBlocks = numBlocks;
+        this.blockSize = blockSize;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.keys = new float[layers][(int) floatsPerLayer];
+        this.values = new float[layers][(int) floatsPerLayer];
+    }
+
+    /** Bytes one block takes across all layers, K and V: what a memory budget is divided by. */
+    public static long bytesPerBlock(int layers, int blockSize, int kvHeads, int headDim) {
+        return 2L * layers * blockSize * kvHeads * headDim * Float.BYTES;
+    }
+
+    public int layers() {
+        return layers;
+    }
+
+    public int numBlocks() {
+        return numBlocks;
+    }
+
+    public int blockSize() {
+        return blockSize;
+    }
+
+    public int kvHeads() {
+        return kvHeads;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    /** Floats in one token row of K (or V): {@code kvHeads * headDim}. */
+    public int rowWidth() {
+        return kvHeads * headDim;
+    }
+
+    public float[] keys(int layer) {
+        return keys[layer];
+    }
+
+    public float[] values(int layer) {
+        return values[layer];
+    }
+
+    /** Offset into {@link #keys(int)} / {@link #values(int)} of the row holding {@code position} of a sequence. */
+    public int rowOffset(int[] blockTable, int position) {
+        return (blockTable[position / blockSize] * blockSize + position % blockSize) * rowWidth();
+    }
+
+    /** Stores the K and V rows of one token of a sequence at {@code position}. */
+    public void write(int layer, int[] blockTable, int position, float[] k, int kOffset, float[] v, int vOffset) {
+        int at = rowOffset(blockTable, position);
+        System.arraycopy(k, kOffset, keys[layer], at, rowWidth());
+        System.arraycopy(v, vOffset, values[layer], at, rowWidth());
+    }
+}

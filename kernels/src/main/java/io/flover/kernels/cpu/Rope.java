@@ -1,0 +1,79 @@
+package io.flover.kernels.cpu;
+
+/**
+ * Rotary position embedding in the "rotate half" layout that Hugging Face Llama uses: element {@code i} of a
+ * head is paired with element {@code i + headDim/2}. Frequencies are precomputed once, with the optional
+ * {@code llama3} frequency scaling of Llama 3.1 and later.
+ */
+public final class Rope {
+    private final int headDim;
+    private final float[] invFreq;
+
+    /** Plain RoPE with base {@code theta}. */
+    public Rope(int headDim, double theta) {
+        this(headDim, theta, null);
+    }
+
+    public Rope(int headDim, double theta, Llama3Scaling scaling) {
+        if (headDim % 2 != 0) {
+            throw new IllegalArgumentException("RoPE needs an even head dimension, got " + headDim);
+        }
+        this.headDim = headDim;
+        int half = headDim / 2;
+        this.invFreq = new float[half];
+        for (int i = 0; i < half; i++) {
+            double f = 1.0 / Math.pow(theta, (2.0 * i) / headDim);
+            invFreq[i] = (float) (scaling == null ? f : scaling.scale(f));
+        }
+    }
+
+    /** The {@code rope_scaling} block of type {@code llama3}. */
+    public record Llama3Scaling(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions) {
+        double scale(double invFreq) {
+            double wavelen = 2 * Math.PI / invFreq;
+            double lowFreqWavelen = originalMaxPositions / lowFreqFactor;
+            double highFreqWavelen = originalMaxPositions / highFreqFactor;
+            if (wavelen < highFreqWavelen) {
+                return invFreq;
+            }
+            if (wavelen > lowFreqWavelen) {
+                return invFreq / factor;
+            }
+            double smooth = (originalMaxPositions / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+            return (1 - smooth) * invFreq / factor + smooth * invFreq;
+        }
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    /**
+     * Rotates, in place, {@code heads} heads of every token row of {@code x} (row stride {@code heads * headDim},
+     * starting at {@code offset}); token {@code t} is at position {@code positions[t]}.
+     */
+    public void apply(float[] x, int offset, int tokens, int[] positions, int heads) {
+        int half = headDim / 2;
+        int stride = heads * headDim;
+        float[] cos = new float[half];
+        float[] sin = new float[half];
+        for (int t = 0; t < tokens; t++) {
+            int p = positions[t];
+            for (int i = 0; i < half; i++) {
+                // Angles in double: float loses too much for positions in the thousands.
+                double a = (double) p * invFreq[i];
+                cos[i] = (float) Math.cos(a);
+                sin[i] = (float) Math.sin(a);
+            }
+            for (int h = 0; h < heads; h++) {
+                int base = offset + t * stride + h * headDim;
+                for (int i = 0; i < half; i++) {
+                    float x0 = x[base + i];
+                    float x1 = x[base + i + half];
+                    x[base + i] = x0 * cos[i] - x1 * sin[i];
+                    x[base + i + half] = x1 * cos[i] + x0 * sin[i];
+                }
+            }
+        }
+    }
+}
