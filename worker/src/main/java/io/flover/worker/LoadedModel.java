@@ -1,0 +1,73 @@
+package io.flover.worker;
+
+import io.flover.kernels.cpu.CpuKernels;
+import io.flover.model.Checkpoint;
+import io.flover.model.DType;
+import io.flover.model.ModelConfig;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+
+/**
+ * A model opened from a Hugging Face directory: its config, its memory-mapped checkpoint and the forward of
+ * its architecture. Closing it unmaps the weights.
+ */
+public final class LoadedModel implements AutoCloseable {
+    private final Path dir;
+    private final Checkpoint checkpoint;
+    private final Arena derivedWeights;
+    private final CausalLm lm;
+
+    private LoadedModel(Path dir, Checkpoint checkpoint, Arena derivedWeights, CausalLm lm) {
+        this.dir = dir;
+        this.checkpoint = checkpoint;
+        this.derivedWeights = derivedWeights;
+        this.lm = lm;
+    }
+
+    /** Opens the model in {@code dir}; errors name the file and what is wrong with it. */
+    public static LoadedModel open(Path dir, CpuKernels kernels) throws IOException {
+        ModelConfig config = ModelConfig.load(dir);
+        Checkpoint ck = Checkpoint.open(dir);
+        Arena derived = Arena.ofShared();
+        try {
+            CausalLm lm = switch (config.architecture()) {
+                case LLAMA -> new LlamaModel(config, ck, kernels);
+                case GPT2 -> new Gpt2Model(config, ck, kernels, derived);
+            };
+            return new LoadedModel(dir, ck, derived, lm);
+        } catch (RuntimeException e) {
+            derived.close();
+            ck.close();
+            throw e;
+        }
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    public ModelConfig config() {
+        return lm.config();
+    }
+
+    public CausalLm lm() {
+        return lm;
+    }
+
+    /** The dtype of the checkpoint's weights (of its first tensor; Flover does not mix dtypes in one model). */
+    public DType weightsDtype() {
+        return checkpoint.tensor(checkpoint.names().iterator().next()).dtype();
+    }
+
+    /** Bytes of weights read per forward step. */
+    public long weightBytes() {
+        return checkpoint.dataBytes();
+    }
+
+    @Override
+    public void close() {
+        derivedWeights.close();
+        checkpoint.close();
+    }
+}

@@ -1,0 +1,131 @@
+package io.flover.worker;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/** Picks the next token of a sequence from its logits. Not thread-safe: one per thread that samples. */
+public final class Sampler {
+    /**
+     * Tokens whose scaled logit is this far below the best have a probability under e^-30 of the best's; they are
+     * left out of sorting so a 128k vocabulary does not cost a full sort per token. Their total mass is below
+     * vocabSize * e^-30 (about 1e-8), far under what float32 probabilities resolve.
+     */
+    private static final float NEGLIGIBLE_LOGIT_GAP = 30f;
+
+    private float[] scratch = new float[0];
+    private long[] order = new long[0];
+
+    /**
+     * Samples from {@code logits[offset .. offset + vocab)} (not modified). {@code history} holds the tokens seen so
+     * far (prompt and generated, {@code historyLength} of them) for the repetition penalty; {@code step} numbers
+     * the token being chosen within its sequence and picks the random draw.
+     */
+    public int sample(float[] logits, int offset, int vocab, SamplingParams p, int[] history, int historyLength, long step) {
+        if (p.greedy() && p.repetitionPenalty() == 1f) {
+            return argmax(logits, offset, vocab);
+        }
+        if (scratch.length < vocab) {
+            scratch = new float[vocab];
+            order = new long[vocab];
+        }
+        float[] l = scratch;
+        System.arraycopy(logits, offset, l, 0, vocab);
+        if (p.repetitionPenalty() != 1f) {
+            applyRepetitionPenalty(l, vocab, history, historyLength, p.repetitionPenalty());
+        }
+        if (p.greedy()) {
+            return argmax(l, 0, vocab);
+        }
+        float invT = 1f / p.temperature();
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < vocab; i++) {
+            l[i] *= invT;
+            max = Math.max(max, l[i]);
+        }
+        // Candidates sorted by logit, best first: the float bits of a logit ordered as an int, index below.
+        int n = 0;
+        float floor = max - NEGLIGIBLE_LOGIT_GAP;
+        for (int i = 0; i < vocab; i++) {
+            if (l[i] >= floor) {
+                order[n++] = ((long) sortableBits(l[i]) << 32) | (0xFFFFFFFFL - i);
+            }
+        }
+        Arrays.sort(order, 0, n);
+        int count = p.topK() > 0 ? Math.min(p.topK(), n) : n;
+        double[] probs = new double[count];
+        double sum = 0;
+        for (int j = 0; j < count; j++) {
+            probs[j] = Math.exp(l[tokenAt(n - 1 - j)] - max);
+            sum += probs[j];
+        }
+        if (p.topP() < 1f) {
+            double cumulative = 0;
+            for (int j = 0; j < count; j++) {
+                cumulative += probs[j] / sum;
+                if (cumulative >= p.topP()) {
+                    count = j + 1;
+                    break;
+                }
+            }
+        }
+        if (p.minP() > 0f) {
+            double threshold = p.minP() * probs[0];
+            int keep = 1;
+            while (keep < count && probs[keep] >= threshold) {
+                keep++;
+            }
+            count = keep;
+        }
+        double total = 0;
+        for (int j = 0; j < count; j++) {
+            total += probs[j];
+        }
+        double u = draw(p.seed(), step) * total;
+        for (int j = 0; j < count; j++) {
+            u -= probs[j];
+            if (u < 0) {
+                return tokenAt(n - 1 - j);
+            }
+        }
+        return tokenAt(n - count);
+    }
+
+    /** Index of the largest logit; the lowest index wins a tie. */
+    public static int argmax(float[] x, int offset, int n) {
+        int best = 0;
+        float bestValue = x[offset];
+        for (int i = 1; i < n; i++) {
+            if (x[offset + i] > bestValue) {
+                bestValue = x[offset + i];
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private int tokenAt(int sortedIndex) {
+        return (int) (0xFFFFFFFFL - (order[sortedIndex] & 0xFFFFFFFFL));
+    }
+
+    private static void applyRepetitionPenalty(float[] l, int vocab, int[] history, int n, float penalty) {
+        boolean[] seen = new boolean[vocab];
+        for (int i = 0; i < n; i++) {
+            int id = history[i];
+            if (id >= 0 && id < vocab && !seen[id]) {
+                seen[id] = true;
+                l[id] = l[id] > 0 ? l[id] / penalty : l[id] * penalty;
+            }
+        }
+    }
+
+    /** Maps a float to an int that orders like the float (for finite values and infinities). */
+    private static int sortableBits(float f) {
+        int b = Float.floatToIntBits(f);
+        return b >= 0 ? b : b ^ 0x7FFFFFFF;
+    }
+
+    /** A uniform draw in [0, 1) that depends only on the request's seed and the token's step. */
+    static double draw(long seed, long step) {
+        return new SplittableRandom(seed ^ (step * 0x9E3779B97F4A7C15L)).nextDouble();
+    }
+}

@@ -1,0 +1,74 @@
+package io.flover.worker;
+
+import java.util.Arrays;
+
+/**
+ * The tokens of one fused step, flattened with no padding: sequence {@code s} contributes the tokens
+ * {@code tokens[seqStart[s] .. seqStart[s] + seqLength[s])} (a prefill chunk, or one decode token) at
+ * consecutive positions starting from {@code firstPosition[s]}. Its KV rows live in the blocks of
+ * {@code blockTables[s]}. Logits are produced for the last token of every sequence with
+ * {@code wantLogits[s]}, in sequence order.
+ */
+public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] firstPosition,
+                        int[][] blockTables, boolean[] wantLogits) {
+
+    public StepBatch {
+        int n = seqStart.length;
+        if (seqLength.length != n || firstPosition.length != n || blockTables.length != n || wantLogits.length != n) {
+            throw new IllegalArgumentException("per-sequence arrays of a step differ in length");
+        }
+        int next = 0;
+        for (int s = 0; s < n; s++) {
+            if (seqStart[s] != next || seqLength[s] < 1) {
+                throw new IllegalArgumentException("sequence " + s + " does not continue the flat token list");
+            }
+            next += seqLength[s];
+        }
+        if (next != tokens.length) {
+            throw new IllegalArgumentException("sequences cover " + next + " tokens, the step has " + tokens.length);
+        }
+    }
+
+    /** A step of a single sequence: {@code tokens} at positions {@code firstPosition...}, logits for the last. */
+    public static StepBatch single(int[] tokens, int firstPosition, int[] blockTable) {
+        return new StepBatch(tokens, new int[] {0}, new int[] {tokens.length}, new int[] {firstPosition},
+                new int[][] {blockTable}, new boolean[] {true});
+    }
+
+    public int numTokens() {
+        return tokens.length;
+    }
+
+    public int numSequences() {
+        return seqStart.length;
+    }
+
+    /** Sequences whose last token gets logits. */
+    public int numLogitRows() {
+        int n = 0;
+        for (boolean w : wantLogits) {
+            n += w ? 1 : 0;
+        }
+        return n;
+    }
+
+    /** Position of every token of the flat list. */
+    public int[] positions() {
+        int[] p = new int[tokens.length];
+        for (int s = 0; s < seqStart.length; s++) {
+            for (int i = 0; i < seqLength[s]; i++) {
+                p[seqStart[s] + i] = firstPosition[s] + i;
+            }
+        }
+        return p;
+    }
+
+    /** The block table of the sequence of every token of the flat list. */
+    public int[][] tokenBlockTables() {
+        int[][] t = new int[tokens.length][];
+        for (int s = 0; s < seqStart.length; s++) {
+            Arrays.fill(t, seqStart[s], seqStart[s] + seqLength[s], blockTables[s]);
+        }
+        return t;
+    }
+}
