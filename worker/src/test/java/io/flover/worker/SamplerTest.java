@@ -1,0 +1,115 @@
+package io.flover.worker;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.HashSet;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+class SamplerTest {
+    private final Sampler sampler = new Sampler();
+    private static final float[] THREE = {(float) Math.log(0.5), (float) Math.log(0.3), (float) Math.log(0.2)};
+
+    private static SamplingParams params(float temperature, int topK, float topP, float minP, float penalty, long seed) {
+        return new SamplingParams(temperature, topK, topP, minP, penalty, seed);
+    }
+
+    @Test
+    void greedyTakesTheFirstLargest() {
+        float[] logits = {0, 3, 1, 3};
+        assertEquals(1, sampler.sample(logits, 0, 4, SamplingParams.GREEDY, new int[0], 0, 0));
+        assertEquals(1, sampler.sample(new float[] {9, 0, 5, 1}, 1, 3, SamplingParams.GREEDY, new int[0], 0, 0));
+    }
+
+    @Test
+    void sameSeedAndStepGiveTheSameToken() {
+        float[] flat = new float[1000];
+        SamplingParams p = params(1, 0, 1, 0, 1, 42);
+        for (int step = 0; step < 50; step++) {
+            assertEquals(sampler.sample(flat, 0, 1000, p, new int[0], 0, step),
+                    new Sampler().sample(flat, 0, 1000, p, new int[0], 0, step));
+        }
+        Set<Integer> seen = new HashSet<>();
+        for (long seed = 0; seed < 20; seed++) {
+            seen.add(sampler.sample(flat, 0, 1000, params(1, 0, 1, 0, 1, seed), new int[0], 0, 7));
+        }
+        assertTrue(seen.size() > 10, "20 seeds over a flat distribution gave only " + seen.size() + " tokens");
+    }
+
+    @Test
+    void frequenciesFollowTheDistribution() {
+        int n = 20000;
+        int[] counts = new int[3];
+        SamplingParams p = params(1, 0, 1, 0, 1, 3);
+        for (int step = 0; step < n; step++) {
+            counts[sampler.sample(THREE, 0, 3, p, new int[0], 0, step)]++;
+        }
+        double[] expected = {0.5, 0.3, 0.2};
+        for (int i = 0; i < 3; i++) {
+            double sigma = Math.sqrt(n * expected[i] * (1 - expected[i]));
+            assertTrue(Math.abs(counts[i] - n * expected[i]) < 4 * sigma, "token " + i + " drawn " + counts[i] + " times");
+        }
+    }
+
+    @Test
+    void temperatureSharpensTheDistribution() {
+        int top = 0;
+        SamplingParams cold = params(0.1f, 0, 1, 0, 1, 5);
+        for (int step = 0; step < 1000; step++) {
+            top += sampler.sample(THREE, 0, 3, cold, new int[0], 0, step) == 0 ? 1 : 0;
+        }
+        assertTrue(top > 990, "at temperature 0.1 the best token won only " + top + " of 1000 draws");
+    }
+
+    @Test
+    void topKOneIsGreedy() {
+        float[] logits = {0.1f, 0.3f, 0.2f, 0.25f};
+        for (int step = 0; step < 200; step++) {
+            assertEquals(1, sampler.sample(logits, 0, 4, params(5, 1, 1, 0, 1, 9), new int[0], 0, step));
+        }
+    }
+
+    @Test
+    void topPKeepsTheSmallestSetReachingP() {
+        Set<Integer> seen = new HashSet<>();
+        for (int step = 0; step < 2000; step++) {
+            seen.add(sampler.sample(THREE, 0, 3, params(1, 0, 0.6f, 0, 1, 11), new int[0], 0, step));
+        }
+        assertEquals(Set.of(0, 1), seen);
+    }
+
+    @Test
+    void minPDropsTokensBelowAFractionOfTheBest() {
+        Set<Integer> seen = new HashSet<>();
+        for (int step = 0; step < 2000; step++) {
+            seen.add(sampler.sample(THREE, 0, 3, params(1, 0, 1, 0.5f, 1, 13), new int[0], 0, step));
+        }
+        assertEquals(Set.of(0, 1), seen);
+    }
+
+    @Test
+    void repetitionPenaltyDividesPositiveAndMultipliesNegativeLogits() {
+        SamplingParams p = params(0, 0, 1, 0, 2, 0);
+        assertEquals(1, sampler.sample(new float[] {2f, 1.9f}, 0, 2, p, new int[] {0}, 1, 0));
+        assertEquals(1, sampler.sample(new float[] {-1f, -1.5f}, 0, 2, p, new int[] {0, 0}, 2, 0));
+        assertEquals(0, sampler.sample(new float[] {2f, 1.9f}, 0, 2, p, new int[] {0}, 0, 0), "only history[0..n) counts");
+    }
+
+    @Test
+    void badParametersNameTheField() {
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> params(Float.NaN, 0, 1, 0, 1, 0))
+                .getMessage().contains("temperature"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> params(1, -1, 1, 0, 1, 0))
+                .getMessage().contains("top_k"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> params(1, 0, 0, 0, 1, 0))
+                .getMessage().contains("top_p"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> params(1, 0, 1, 2, 1, 0))
+                .getMessage().contains("min_p"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> params(1, 0, 1, 0, -1, 0))
+                .getMessage().contains("repetition_penalty"));
+        assertNotEquals(SamplingParams.GREEDY, params(1, 0, 1, 0, 1, 0));
+    }
+}
