@@ -23,7 +23,7 @@ class CheckpointTest {
     @ParameterizedTest
     @EnumSource(DType.class)
     void roundTripsEveryDtype(DType dtype) throws IOException {
-        float[] values = {0f, 1f, -2.5f, 3.140625f, 65504f, -0.0078125f};
+        float[] values = {0f, 1f, -2.5f, 3.140625f, 65280f, -0.0078125f};
         new SafetensorsWriter(dtype)
                 .add("a", new long[] {2, 3}, out -> System.arraycopy(values, 0, out, 0, 6))
                 .add("b", new long[] {1}, out -> out[0] = 7f)
