@@ -1,0 +1,195 @@
+package io.flover.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.cpu.MatmulBenchmark;
+import io.flover.kernels.cpu.MemoryBandwidth;
+import io.flover.model.Architecture;
+import io.flover.model.DType;
+import io.flover.model.RandomCheckpoint;
+import io.flover.worker.CausalLm;
+import io.flover.worker.LoadedModel;
+import io.flover.worker.StepBatch;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "bench-engine", mixinStandardHelpOptions = true,
+        description = {"Measure the CPU engine on one model: memory bandwidth, matmul GFLOP/s, prompt processing and "
+                + "decode tokens/s at several batch sizes, against the memory-bandwidth limit of decoding.",
+                "Without --model it writes (once) random-weight Llama checkpoints of the 110m shape."})
+final class BenchEngineCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "model directory (default: random llama 110m per --dtypes)")
+    Path model;
+
+    @Option(names = "--dtypes", split = ",", defaultValue = "f32,bf16",
+            description = "weight dtypes of the default models (default: ${DEFAULT-VALUE})")
+    List<String> dtypes;
+
+    @Option(names = "--batches", split = ",", defaultValue = "1,4,16,32,64",
+            description = "decode batch sizes (default: ${DEFAULT-VALUE})")
+    int[] batches;
+
+    @Option(names = "--decode-steps", defaultValue = "32", description = "decode steps per batch size (default: ${DEFAULT-VALUE})")
+    int decodeSteps;
+
+    @Option(names = "--prompt-len", defaultValue = "256", description = "prompt length for prompt processing (default: ${DEFAULT-VALUE})")
+    int promptLength;
+
+    @Option(names = "--threads", description = "compute threads (default: all cores)")
+    int threads = Runtime.getRuntime().availableProcessors();
+
+    @Option(names = "--json", description = "also write the results as JSON to this file")
+    Path jsonOut;
+
+    private static final int BLOCK_SIZE = 16;
+    private final PrintStream out = System.out;
+
+    @Override
+    public Integer call() throws Exception {
+        Map<String, Object> results = new LinkedHashMap<>();
+        try (CpuKernels kernels = new CpuKernels(threads)) {
+            double bandwidth = MemoryBandwidth.measure(threads, 1L << 30, 1.0);
+            out.printf("threads %d, memory read bandwidth %.1f GB/s%n%n", threads, bandwidth / 1e9);
+            results.put("threads", threads);
+            results.put("memory_read_gb_per_s", bandwidth / 1e9);
+            List<Path> models = new ArrayList<>();
+            if (model != null) {
+                models.add(model);
+            } else {
+                for (String d : dtypes) {
+                    models.add(ModelCache.get(Architecture.LLAMA, RandomCheckpoint.Preset.M110, DType.parse(d)));
+                }
+            }
+            List<Object> perModel = new ArrayList<>();
+            for (Path dir : models) {
+                perModel.add(benchModel(kernels, dir, bandwidth));
+            }
+            results.put("models", perModel);
+        }
+        if (jsonOut != null) {
+            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(jsonOut.toFile(), results);
+        }
+        return 0;
+    }
+
+    private Map<String, Object> benchModel(CpuKernels kernels, Path dir, double bandwidth) throws Exception {
+        Map<String, Object> r = new LinkedHashMap<>();
+        try (LoadedModel m = LoadedModel.open(dir, kernels)) {
+            CausalLm lm = m.lm();
+            DType dtype = m.weightsDtype();
+            int d = m.config().hiddenSize();
+            int f = m.config().intermediateSize();
+            double limit = bandwidth / m.weightBytes();
+            out.printf("== %s (%s, %.0fM parameters, %.0f MB of weights) ==%n", dir.getFileName(), dtype,
+                    m.weightBytes() / (double) dtype.bytes() / 1e6, m.weightBytes() / 1e6);
+            r.put("model", dir.toString());
+            r.put("dtype", dtype.name());
+            r.put("weight_bytes", m.weightBytes());
+
+            out.println("matmul (weights [n, k], GFLOP/s and weight GB/s):");
+            List<Object> mm = new ArrayList<>();
+            int[][] shapes = {{f, d}, {d, f}, {m.config().vocabSize(), d}};
+            for (int[] s : shapes) {
+                StringBuilder line = new StringBuilder(String.format("  %6d x %-5d", s[0], s[1]));
+                for (int tokens : new int[] {1, 4, 16, 64}) {
+                    MatmulBenchmark.Result res = MatmulBenchmark.run(kernels, dtype, s[0], s[1], tokens, 0.5);
+                    line.append(String.format("  T=%-2d %6.1f GFLOP/s %5.1f GB/s", tokens, res.gflops(), res.weightGBps()));
+                    mm.add(Map.of("n", s[0], "k", s[1], "tokens", tokens, "gflops", res.gflops(),
+                            "weight_gb_per_s", res.weightGBps()));
+                }
+                out.println(line);
+            }
+            r.put("matmul", mm);
+
+            double prefill = prefillTokensPerSecond(lm);
+            out.printf("prompt processing (%d tokens): %.0f tokens/s%n", promptLength, prefill);
+            r.put("prompt_tokens_per_s", prefill);
+
+            out.printf("decode (limit for one sequence at %.1f GB/s: %.1f tokens/s):%n", bandwidth / 1e9, limit);
+            List<Object> decode = new ArrayList<>();
+            for (int batch : batches) {
+                double tps = decodeTokensPerSecond(lm, batch);
+                String vsLimit = batch == 1 ? String.format("  (%.0f%% of the bandwidth limit)", 100 * tps / limit) : "";
+                out.printf("  batch %3d: %8.1f tokens/s%s%n", batch, tps, vsLimit);
+                decode.add(Map.of("batch", batch, "tokens_per_s", tps));
+            }
+            r.put("decode_limit_tokens_per_s", limit);
+            r.put("decode", decode);
+            out.println();
+        }
+        return r;
+    }
+
+    private double prefillTokensPerSecond(CausalLm lm) {
+        int[] prompt = randomTokens(promptLength, lm.config().vocabSize(), 1);
+        int blocks = (promptLength + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE);
+        int[] table = identity(blocks);
+        lm.forward(StepBatch.single(prompt, 0, table), kv); // warm-up
+        int runs = 3;
+        long start = System.nanoTime();
+        for (int i = 0; i < runs; i++) {
+            lm.forward(StepBatch.single(prompt, 0, table), kv);
+        }
+        return runs * promptLength / ((System.nanoTime() - start) / 1e9);
+    }
+
+    /** {@code batch} sequences with 16-token prompts, then {@code decodeSteps} fused decode steps of all of them. */
+    private double decodeTokensPerSecond(CausalLm lm, int batch) {
+        int vocab = lm.config().vocabSize();
+        int promptLen = 16;
+        int warmup = 4;
+        int perSeqBlocks = (promptLen + warmup + decodeSteps + BLOCK_SIZE) / BLOCK_SIZE;
+        KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE);
+        int[][] tables = new int[batch][perSeqBlocks];
+        for (int s = 0; s < batch; s++) {
+            for (int b = 0; b < perSeqBlocks; b++) {
+                tables[s][b] = s * perSeqBlocks + b;
+            }
+        }
+        for (int s = 0; s < batch; s++) {
+            lm.forward(StepBatch.single(randomTokens(promptLen, vocab, s), 0, tables[s]), kv);
+        }
+        int[] starts = new int[batch];
+        Arrays.setAll(starts, i -> i);
+        int[] ones = new int[batch];
+        Arrays.fill(ones, 1);
+        boolean[] want = new boolean[batch];
+        Arrays.fill(want, true);
+        int[] tokens = randomTokens(batch, vocab, 99);
+        long start = 0;
+        for (int step = 0; step < warmup + decodeSteps; step++) {
+            if (step == warmup) {
+                start = System.nanoTime();
+            }
+            int[] positions = new int[batch];
+            Arrays.fill(positions, promptLen + step);
+            lm.forward(new StepBatch(tokens, starts, ones, positions, tables, want), kv);
+        }
+        return (double) batch * decodeSteps / ((System.nanoTime() - start) / 1e9);
+    }
+
+    private static int[] randomTokens(int n, int vocab, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] t = new int[n];
+        Arrays.setAll(t, i -> r.nextInt(vocab));
+        return t;
+    }
+
+    private static int[] identity(int n) {
+        int[] t = new int[n];
+        Arrays.setAll(t, i -> i);
+        return t;
+    }
+}

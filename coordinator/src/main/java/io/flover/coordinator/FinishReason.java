@@ -1,0 +1,16 @@
+package io.flover.coordinator;
+
+import java.util.Locale;
+
+/** Why a generation ended. */
+public enum FinishReason {
+    /** An end-of-sequence token, a stop token id or a stop string. */
+    STOP,
+    /** {@code max_tokens} or the model's context length was reached. */
+    LENGTH;
+
+    /** The lower-case name clients see, as in OpenAI-style APIs. */
+    public String apiName() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+}

@@ -1,0 +1,108 @@
+package io.flover.coordinator;
+
+import io.flover.kernels.cpu.KvCache;
+import io.flover.model.ModelConfig;
+import io.flover.model.tokenizer.Tokenizer;
+import io.flover.worker.CausalLm;
+import io.flover.worker.Sampler;
+import io.flover.worker.StepBatch;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.function.Consumer;
+
+/**
+ * Runs one request at a time to completion: a prefill step over the whole prompt, then one decode step per
+ * token. It is the engine of {@code flover generate}; serving many requests goes through the scheduler.
+ */
+public final class Generator {
+    static final int BLOCK_SIZE = 16;
+
+    private final CausalLm lm;
+    private final Tokenizer tokenizer;
+    private final Sampler sampler = new Sampler();
+
+    /** {@code tokenizer} may be null for models that come without one; results then carry no text. */
+    public Generator(CausalLm lm, Tokenizer tokenizer) {
+        this.lm = lm;
+        this.tokenizer = tokenizer;
+    }
+
+    /** Generates, calling {@code onText} with each text delta as soon as it is final. */
+    public GenerationResult generate(GenerationRequest req, Consumer<String> onText) {
+        ModelConfig c = lm.config();
+        int[] prompt = req.promptIds();
+        validate(req, c);
+        int maxTokens = req.maxTokens();
+        int[] history = Arrays.copyOf(prompt, prompt.length + maxTokens);
+        int blocks = (prompt.length + maxTokens + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE);
+        int[] table = new int[blocks];
+        Arrays.setAll(table, i -> i);
+
+        Set<Integer> stopIds = new HashSet<>(req.stopTokenIds());
+        if (!req.ignoreEos()) {
+            stopIds.addAll(c.eosTokenIds());
+        }
+        TextStream text = tokenizer == null ? null : new TextStream(tokenizer.newStreamDecoder(true), req.stopStrings());
+        StringBuilder fullText = new StringBuilder();
+
+        float[] logits = lm.forward(StepBatch.single(prompt, 0, table), kv);
+        float[] firstLogits = logits;
+        int length = prompt.length;
+        int generated = 0;
+        FinishReason reason = FinishReason.LENGTH;
+        while (true) {
+            int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, length);
+            history[length++] = next;
+            generated++;
+            if (text != null) {
+                emit(text.push(next), fullText, onText);
+            }
+            if (stopIds.contains(next) || (text != null && text.stopped())) {
+                reason = FinishReason.STOP;
+                break;
+            }
+            if (generated == maxTokens) {
+                break;
+            }
+            logits = lm.forward(StepBatch.single(new int[] {next}, length - 1, table), kv);
+        }
+        if (text != null) {
+            emit(text.finish(), fullText, onText);
+            if (text.stopped()) {
+                reason = FinishReason.STOP;
+            }
+        }
+        return new GenerationResult(Arrays.copyOfRange(history, prompt.length, length),
+                text == null ? null : fullText.toString(), reason, firstLogits);
+    }
+
+    private static void emit(String delta, StringBuilder fullText, Consumer<String> onText) {
+        if (!delta.isEmpty()) {
+            fullText.append(delta);
+            onText.accept(delta);
+        }
+    }
+
+    /** Rejects requests the model cannot serve, naming the offending field. */
+    static void validate(GenerationRequest req, ModelConfig c) {
+        int[] prompt = req.promptIds();
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("prompt is empty");
+        }
+        if (req.maxTokens() < 1) {
+            throw new IllegalArgumentException("max_tokens must be at least 1, got " + req.maxTokens());
+        }
+        for (int id : prompt) {
+            if (id < 0 || id >= c.vocabSize()) {
+                throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, "
+                        + c.vocabSize() + ")");
+            }
+        }
+        if ((long) prompt.length + req.maxTokens() > c.maxPositions()) {
+            throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) plus max_tokens ("
+                    + req.maxTokens() + ") exceeds the context length " + c.maxPositions());
+        }
+    }
+}
