@@ -7,7 +7,11 @@ public enum FinishReason {
     /** An end-of-sequence token, a stop token id or a stop string. */
     STOP,
     /** {@code max_tokens} or the model's context length was reached. */
-    LENGTH;
+    LENGTH,
+    /** The client cancelled or went away. */
+    CANCELLED,
+    /** The server could not finish the request. */
+    ERROR;
 
     /** The lower-case name clients see, as in OpenAI-style APIs. */
     public String apiName() {

@@ -20,6 +20,11 @@ public record GenerationRequest(int[] promptIds, int maxTokens, SamplingParams s
         return new GenerationRequest(promptIds, maxTokens, SamplingParams.GREEDY, List.of(), Set.of(), false);
     }
 
+    /** The same request, generating past end-of-sequence ids. */
+    public GenerationRequest withIgnoreEos() {
+        return new GenerationRequest(promptIds, maxTokens, sampling, stopStrings, stopTokenIds, true);
+    }
+
     @Override
     public int[] promptIds() {
         return promptIds.clone();

@@ -1,0 +1,432 @@
+package io.flover.coordinator;
+
+import io.flover.model.ModelConfig;
+import io.flover.model.tokenizer.Tokenizer;
+import io.flover.worker.SlotOp;
+import io.flover.worker.Step;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The fusion schedule. One thread owns it: at every token boundary it admits waiting requests (as the policy
+ * allows and KV blocks, slots and the step's token budget permit), builds one fused step of every live
+ * sequence's next token plus newcomers' prompt chunks, runs it, and hands each sequence its sampled token.
+ * Finished and cancelled sequences leave at once: their blocks return to the pool and the last live slot moves
+ * into the hole, so the batch stays dense. When blocks run out, the newest sequence is preempted and later
+ * recomputed. Other threads only submit and cancel, through the inbox.
+ */
+public final class Scheduler implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(Scheduler.class.getName());
+    private static final long IDLE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+
+    /** Thrown by {@link #submit} when the waiting queue is full. */
+    public static final class QueueFullException extends Exception {
+        QueueFullException(String message) {
+            super(message);
+        }
+    }
+
+    /** A submitted request, for cancelling it. */
+    public interface Handle {
+        /** Ends the request with reason CANCELLED and frees its blocks at the next step boundary (idempotent). */
+        void cancel();
+    }
+
+    /** Counters for tests, logs and metrics. */
+    public record Stats(int running, int waiting, int freeBlocks, int totalBlocks, long steps, long slotMoves,
+                        long preemptions, long generatedTokens) {
+    }
+
+    private final StepRunner runner;
+    private final ModelConfig model;
+    private final Tokenizer tokenizer;
+    private final SchedulerConfig config;
+    private final BlockPool pool;
+    private final Thread thread;
+
+    private final LinkedBlockingQueue<Runnable> inbox = new LinkedBlockingQueue<>();
+    private final AtomicInteger queued = new AtomicInteger();
+    private final AtomicLong nextId = new AtomicLong();
+    private volatile boolean closing;
+    private volatile Stats stats;
+
+    // Scheduler-thread state.
+    private final ArrayDeque<Sequence> waiting = new ArrayDeque<>();
+    /** The live batch: index = slot. */
+    private final ArrayList<Sequence> running = new ArrayList<>();
+    private final List<SlotOp> pendingOps = new ArrayList<>();
+    private long steps;
+    private long slotMoves;
+    private long preemptions;
+    private long generatedTokens;
+
+    /** {@code tokenizer} may be null (requests are then ids only, and carry no text). */
+    public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config) {
+        this.runner = runner;
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.pool = pool;
+        this.config = config;
+        publishStats();
+        this.thread = Thread.ofPlatform().name("flover-scheduler").daemon().start(this::loop);
+    }
+
+    public ModelConfig model() {
+        return model;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public SchedulerConfig config() {
+        return config;
+    }
+
+    /**
+     * Queues a request. Fails with IllegalArgumentException (naming the field) for a request the model cannot
+     * serve, and with QueueFullException when too many are waiting.
+     */
+    public Handle submit(GenerationRequest request, GenerationListener listener) throws QueueFullException {
+        Generator.validate(request, model);
+        // A request must be able to finish alone, or it could be preempted and readmitted forever.
+        if (pool.blocksFor(request.promptIds().length + request.maxTokens()) > pool.total()) {
+            throw new IllegalArgumentException("prompt (" + request.promptIds().length + " tokens) plus max_tokens ("
+                    + request.maxTokens() + ") exceeds the KV cache of " + pool.total() * pool.blockSize() + " positions");
+        }
+        if (closing) {
+            throw new IllegalStateException("the scheduler is shutting down");
+        }
+        if (queued.incrementAndGet() > config.maxWaiting()) {
+            queued.decrementAndGet();
+            throw new QueueFullException("too many requests waiting (" + config.maxWaiting() + "); retry later");
+        }
+        Set<Integer> stopIds = new HashSet<>(request.stopTokenIds());
+        if (!request.ignoreEos()) {
+            stopIds.addAll(model.eosTokenIds());
+        }
+        TextStream text = tokenizer == null ? null : new TextStream(tokenizer.newStreamDecoder(true), request.stopStrings());
+        Sequence seq = new Sequence(nextId.incrementAndGet(), request, listener, text, stopIds, System.nanoTime());
+        inbox.add(() -> waiting.addLast(seq));
+        return () -> {
+            if (!seq.cancelled) {
+                seq.cancelled = true;
+                inbox.add(() -> { }); // wake the loop; it sweeps cancelled sequences every iteration
+            }
+        };
+    }
+
+    /** A consistent snapshot, published after every step. */
+    public Stats stats() {
+        return stats;
+    }
+
+    /** Stops the loop; requests still running or waiting end with an error. */
+    @Override
+    public void close() {
+        closing = true;
+        thread.interrupt();
+        try {
+            thread.join(TimeUnit.SECONDS.toMillis(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private void loop() {
+        try {
+            while (!closing) {
+                drainInbox(running.isEmpty());
+                sweepCancelled();
+                admit();
+                if (!running.isEmpty()) {
+                    step();
+                }
+                publishStats();
+            }
+        } catch (InterruptedException e) {
+            // closing
+        } catch (RuntimeException | Error e) {
+            LOG.log(Level.SEVERE, "scheduler failed", e);
+        } finally {
+            drainQuietly();
+            for (Sequence s : List.copyOf(running)) {
+                finish(s, FinishReason.ERROR, "server shutting down");
+            }
+            for (Sequence s : waiting) {
+                notifyFinished(s, FinishReason.ERROR, "server shutting down");
+            }
+            waiting.clear();
+            publishStats();
+        }
+    }
+
+    /** Runs submitted actions; blocks for the first one when idle (or until the policy's delay is up). */
+    private void drainInbox(boolean idle) throws InterruptedException {
+        Runnable r;
+        if (idle) {
+            long waitNanos = IDLE_POLL_NANOS;
+            if (!waiting.isEmpty()) {
+                waitNanos = Math.min(waitNanos, config.policy().nanosUntilAdmissible(oldestWait()));
+            }
+            r = waitNanos > 0 ? inbox.poll(waitNanos, TimeUnit.NANOSECONDS) : inbox.poll();
+        } else {
+            r = inbox.poll();
+        }
+        while (r != null) {
+            r.run();
+            r = inbox.poll();
+        }
+    }
+
+    private void drainQuietly() {
+        for (Runnable r = inbox.poll(); r != null; r = inbox.poll()) {
+            r.run();
+        }
+    }
+
+    private long oldestWait() {
+        return waiting.isEmpty() ? 0 : System.nanoTime() - waiting.peekFirst().arrivalNanos;
+    }
+
+    private void sweepCancelled() {
+        for (Iterator<Sequence> it = waiting.iterator(); it.hasNext(); ) {
+            Sequence s = it.next();
+            if (s.cancelled) {
+                it.remove();
+                queued.decrementAndGet();
+                notifyFinished(s, FinishReason.CANCELLED, null);
+            }
+        }
+        for (int slot = running.size() - 1; slot >= 0; slot--) {
+            Sequence s = running.get(slot);
+            if (s.cancelled) {
+                finish(s, FinishReason.CANCELLED, null);
+            }
+        }
+    }
+
+    /** Moves waiting requests into the live batch, oldest first, while the policy and resources allow. */
+    private void admit() {
+        int allowed = config.policy().admissible(running.size(), waiting.size(), oldestWait());
+        while (allowed-- > 0 && !waiting.isEmpty() && running.size() < config.maxBatch()) {
+            Sequence s = waiting.peekFirst();
+            // Blocks for the whole prompt up front, so an admitted prompt is not preempted halfway.
+            int[] blocks = pool.allocate(pool.blocksFor(s.length));
+            if (blocks == null) {
+                return;
+            }
+            waiting.pollFirst();
+            queued.decrementAndGet();
+            s.addBlocks(blocks);
+            s.slot = running.size();
+            running.add(s);
+            if (s.firstScheduledNanos < 0) {
+                s.firstScheduledNanos = System.nanoTime();
+            }
+            pendingOps.add(new SlotOp.Admit(s.slot, s.request.sampling(), blocks));
+        }
+    }
+
+    /** Builds, runs and applies one fused step. */
+    private void step() {
+        int budget = config.maxStepTokens();
+        // Decode tokens first (one per sequence), then prompt chunks in admission order with what is left.
+        int[] chunk = new int[running.size()];
+        for (Sequence s : running) {
+            if (s.pending() == 1) {
+                chunk[s.slot] = 1;
+                budget--;
+            }
+        }
+        for (Sequence s : running) {
+            if (s.pending() > 1 && budget > 0) {
+                chunk[s.slot] = Math.min(s.pending(), budget);
+                budget -= chunk[s.slot];
+            }
+        }
+        if (!reserveBlocks(chunk)) {
+            return; // everyone was preempted: nothing to run this time
+        }
+        List<Sequence> entries = new ArrayList<>();
+        int totalTokens = 0;
+        for (Sequence s : running) {
+            if (chunk[s.slot] > 0) {
+                entries.add(s);
+                totalTokens += chunk[s.slot];
+            }
+        }
+        int n = entries.size();
+        int[] tokens = new int[totalTokens];
+        int[] slots = new int[n];
+        int[] lengths = new int[n];
+        int[] first = new int[n];
+        boolean[] sample = new boolean[n];
+        for (int i = 0, at = 0; i < n; i++) {
+            Sequence s = entries.get(i);
+            slots[i] = s.slot;
+            lengths[i] = chunk[s.slot];
+            first[i] = s.computed;
+            sample[i] = s.computed + lengths[i] == s.length;
+            System.arraycopy(s.tokens, s.computed, tokens, at, lengths[i]);
+            at += lengths[i];
+        }
+        Step step = new Step(steps++, pendingOps, tokens, slots, lengths, first, sample);
+        pendingOps.clear();
+        int[] sampled;
+        try {
+            sampled = runner.run(step);
+        } catch (RuntimeException e) {
+            LOG.log(Level.SEVERE, "step " + step.id() + " failed; failing its " + running.size() + " sequences", e);
+            runner.reset();
+            for (Sequence s : List.copyOf(running)) {
+                finish(s, FinishReason.ERROR, "step failed: " + e.getMessage());
+            }
+            pendingOps.clear(); // the runner forgot every slot already
+            return;
+        }
+        long now = System.nanoTime();
+        for (int i = 0, row = 0; i < n; i++) {
+            Sequence s = entries.get(i);
+            s.computed += lengths[i];
+            if (sample[i]) {
+                accept(s, sampled[row++], now);
+            }
+        }
+    }
+
+    /**
+     * Makes sure every sequence with a chunk has blocks for it, preempting the newest sequences when the pool runs
+     * dry. Returns false if no sequence is left to run.
+     */
+    private boolean reserveBlocks(int[] chunk) {
+        scan:
+        while (true) {
+            for (int slot = 0; slot < running.size(); slot++) {
+                Sequence s = running.get(slot);
+                int need = chunk[slot] == 0 ? 0 : pool.blocksFor(s.computed + chunk[slot]) - s.blockCount;
+                if (need <= 0) {
+                    continue;
+                }
+                int[] blocks = pool.allocate(need);
+                if (blocks == null) {
+                    preempt(newest(), chunk);
+                    continue scan; // slots moved: look again from the start (reserved sequences need nothing more)
+                }
+                s.addBlocks(blocks);
+                pendingOps.add(new SlotOp.AppendBlocks(s.slot, blocks));
+            }
+            return Arrays.stream(chunk, 0, running.size()).anyMatch(c -> c > 0);
+        }
+    }
+
+    private Sequence newest() {
+        Sequence newest = running.getFirst();
+        for (Sequence s : running) {
+            if (s.id > newest.id) {
+                newest = s;
+            }
+        }
+        return newest;
+    }
+
+    /** Frees a sequence's blocks and sends it back to the front of the queue, to be recomputed later. */
+    private void preempt(Sequence s, int[] chunk) {
+        preemptions++;
+        int slot = s.slot;
+        int last = running.size() - 1;
+        leaveBatch(s);
+        // keep the chunk plan aligned with the slots after the move
+        chunk[slot] = slot == last ? 0 : chunk[last];
+        chunk[last] = 0;
+        s.computed = 0;
+        waiting.addFirst(s);
+        queued.incrementAndGet();
+        LOG.fine(() -> "preempted sequence " + s.id + " (" + s.length + " tokens) for lack of KV blocks");
+    }
+
+    /** Takes the sampled token, streams it, and ends the sequence if it should stop. */
+    private void accept(Sequence s, int token, long now) {
+        s.append(token);
+        generatedTokens++;
+        if (s.firstTokenNanos < 0) {
+            s.firstTokenNanos = now;
+        }
+        String delta = s.text == null ? "" : s.text.push(token);
+        FinishReason reason = null;
+        if (s.stopIds.contains(token) || (s.text != null && s.text.stopped())) {
+            reason = FinishReason.STOP;
+        } else if (s.generated() == s.request.maxTokens() || s.length == model.maxPositions()) {
+            reason = FinishReason.LENGTH;
+        }
+        if (reason != null && s.text != null) {
+            delta += s.text.finish();
+            if (s.text.stopped()) {
+                reason = FinishReason.STOP;
+            }
+        }
+        String text = delta;
+        safely(s, () -> s.listener.onTokens(new int[] {token}, text), "tokens");
+        if (reason != null) {
+            finish(s, reason, null);
+        }
+    }
+
+    private void finish(Sequence s, FinishReason reason, String error) {
+        leaveBatch(s);
+        notifyFinished(s, reason, error);
+    }
+
+    /** Returns the blocks at once and moves the last live slot into the hole (buffer reordering). */
+    private void leaveBatch(Sequence s) {
+        pool.release(s.blocks, s.blockCount);
+        s.blockCount = 0;
+        int hole = s.slot;
+        int last = running.size() - 1;
+        pendingOps.add(new SlotOp.Evict(hole));
+        if (hole != last) {
+            Sequence moved = running.get(last);
+            running.set(hole, moved);
+            moved.slot = hole;
+            pendingOps.add(new SlotOp.Move(last, hole));
+            slotMoves++;
+        }
+        running.remove(last);
+        s.slot = -1;
+    }
+
+    private void notifyFinished(Sequence s, FinishReason reason, String error) {
+        long now = System.nanoTime();
+        double queue = ((s.firstScheduledNanos < 0 ? now : s.firstScheduledNanos) - s.arrivalNanos) / 1e9;
+        double ttft = s.firstTokenNanos < 0 ? 0 : (s.firstTokenNanos - s.arrivalNanos) / 1e9;
+        GenerationListener.Outcome outcome = new GenerationListener.Outcome(reason, s.promptLength, s.generated(), queue,
+                ttft, (now - s.arrivalNanos) / 1e9, error);
+        safely(s, () -> s.listener.onFinished(outcome), "finish");
+    }
+
+    /** A listener that throws (a broken client stream) must not take the scheduler down. */
+    private static void safely(Sequence s, Runnable call, String what) {
+        try {
+            call.run();
+        } catch (RuntimeException e) {
+            LOG.log(Level.FINE, "listener of sequence " + s.id + " failed on " + what, e);
+            s.cancelled = true;
+        }
+    }
+
+    private void publishStats() {
+        stats = new Stats(running.size(), queued.get(), pool.free(), pool.total(), steps, slotMoves, preemptions,
+                generatedTokens);
+    }
+}

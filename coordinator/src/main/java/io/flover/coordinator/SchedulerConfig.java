@@ -1,0 +1,24 @@
+package io.flover.coordinator;
+
+/**
+ * The knobs of the scheduler.
+ *
+ * @param maxBatch live sequences at most (the slots of the dense batch)
+ * @param maxStepTokens tokens one fused step may carry: all decode tokens plus prefill chunks up to this budget
+ * @param maxWaiting requests that may wait for admission before new ones are refused
+ */
+public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting) {
+    public SchedulerConfig {
+        if (maxBatch < 1 || maxWaiting < 0) {
+            throw new IllegalArgumentException("max batch must be at least 1 and max waiting not negative");
+        }
+        if (maxStepTokens < maxBatch) {
+            throw new IllegalArgumentException("the step token budget (" + maxStepTokens
+                    + ") must hold one decode token for each of the " + maxBatch + " live sequences");
+        }
+    }
+
+    public static SchedulerConfig defaults(Policy policy) {
+        return new SchedulerConfig(policy, 64, 256, 1024);
+    }
+}

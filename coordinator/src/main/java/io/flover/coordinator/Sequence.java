@@ -1,0 +1,66 @@
+package io.flover.coordinator;
+
+import java.util.Arrays;
+import java.util.Set;
+
+/**
+ * One request inside the scheduler: its tokens so far (prompt, then generated), how many of them have KV in the
+ * cache, the blocks that hold it, the slot it runs in, and where its output goes. Owned by the scheduler thread;
+ * only {@link #cancelled} is touched by others.
+ */
+final class Sequence {
+    final long id;
+    final GenerationRequest request;
+    final GenerationListener listener;
+    final TextStream text;
+    final Set<Integer> stopIds;
+    final int promptLength;
+    final long arrivalNanos;
+
+    int[] tokens;
+    int length;
+    /** Tokens whose K/V are in the cache; the rest are fed by coming steps. */
+    int computed;
+    int[] blocks = new int[4];
+    int blockCount;
+    /** Row of the live batch, or -1 while waiting. */
+    int slot = -1;
+    long firstScheduledNanos = -1;
+    long firstTokenNanos = -1;
+    volatile boolean cancelled;
+
+    Sequence(long id, GenerationRequest request, GenerationListener listener, TextStream text, Set<Integer> stopIds,
+             long arrivalNanos) {
+        this.id = id;
+        this.request = request;
+        this.listener = listener;
+        this.text = text;
+        this.stopIds = stopIds;
+        int[] prompt = request.promptIds();
+        this.promptLength = prompt.length;
+        this.tokens = Arrays.copyOf(prompt, prompt.length + request.maxTokens());
+        this.length = prompt.length;
+        this.arrivalNanos = arrivalNanos;
+    }
+
+    int generated() {
+        return length - promptLength;
+    }
+
+    /** Tokens still to be fed before the next sample. */
+    int pending() {
+        return length - computed;
+    }
+
+    void append(int token) {
+        tokens[length++] = token;
+    }
+
+    void addBlocks(int[] more) {
+        if (blockCount + more.length > blocks.length) {
+            blocks = Arrays.copyOf(blocks, Math.max(2 * blocks.length, blockCount + more.length));
+        }
+        System.arraycopy(more, 0, blocks, blockCount, more.length);
+        blockCount += more.length;
+    }
+}

@@ -1,0 +1,260 @@
+package io.flover.coordinator;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.kernels.cpu.CpuKernels;
+import io.flover.worker.LoadedModel;
+import io.flover.worker.SamplingParams;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The correctness rule under fusion: whatever the policy, the interleaving, cancellations of others and
+ * preemptions, every greedy request yields exactly the tokens it yields alone; and the KV pool is whole after.
+ */
+class SchedulerTest {
+    static CpuKernels kernels;
+    static final Map<String, LoadedModel> models = new HashMap<>();
+
+    @BeforeAll
+    static void open() throws Exception {
+        kernels = new CpuKernels(2);
+        for (String name : List.of("llama-tiny-f32", "gpt2-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-bf16")) {
+            models.put(name, LoadedModel.open(golden(name), kernels));
+        }
+    }
+
+    @AfterAll
+    static void close() {
+        models.values().forEach(LoadedModel::close);
+        kernels.close();
+    }
+
+    static Path golden(String name) throws Exception {
+        return Path.of(SchedulerTest.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
+    }
+
+    /** A request's collected output. */
+    static final class Collector implements GenerationListener {
+        final List<Integer> ids = new ArrayList<>();
+        final CompletableFuture<Outcome> done = new CompletableFuture<>();
+
+        @Override
+        public void onTokens(int[] tokens, String text) {
+            for (int t : tokens) {
+                ids.add(t);
+            }
+        }
+
+        @Override
+        public void onFinished(Outcome outcome) {
+            done.complete(outcome);
+        }
+
+        Outcome await() throws Exception {
+            return done.get(60, TimeUnit.SECONDS);
+        }
+
+        int[] tokens() {
+            return ids.stream().mapToInt(Integer::intValue).toArray();
+        }
+    }
+
+    record Golden(int[] prompt, int[] greedy) {
+    }
+
+    static List<Golden> cases(String name) throws Exception {
+        List<Golden> out = new ArrayList<>();
+        for (JsonNode c : new ObjectMapper().readTree(golden(name).resolve("expected.json").toFile()).get("cases")) {
+            out.add(new Golden(new ObjectMapper().treeToValue(c.get("prompt_ids"), int[].class),
+                    new ObjectMapper().treeToValue(c.get("greedy_ids"), int[].class)));
+        }
+        return out;
+    }
+
+    static Stream<Object[]> modelsAndPolicies() {
+        List<Object[]> all = new ArrayList<>();
+        for (String m : List.of("llama-tiny-f32", "gpt2-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-bf16")) {
+            for (String p : List.of("fusion", "dynamic-batching", "sequential")) {
+                all.add(new Object[] {m, p});
+            }
+        }
+        return all.stream();
+    }
+
+    /**
+     * 64 greedy requests over the golden prompts and prefixes of them, with max_tokens from 1 to 24, arriving in
+     * waves while others decode, every seventh cancelled midway: each uncancelled one yields the golden greedy ids
+     * (or, for a prefix prompt, what the single-request generator yields alone), cut at its max_tokens.
+     */
+    @ParameterizedTest
+    @MethodSource("modelsAndPolicies")
+    void fusedRequestsYieldWhatTheyYieldAlone(String model, String policy) throws Exception {
+        LoadedModel m = models.get(model);
+        List<Golden> golden = cases(model);
+        SplittableRandom rnd = new SplittableRandom(model.hashCode() ^ policy.hashCode());
+        Generator alone = new Generator(m.lm(), null);
+        int n = 64;
+        int[][] prompts = new int[n][];
+        int[][] expected = new int[n][];
+        for (int i = 0; i < n; i++) {
+            Golden g = golden.get(i % golden.size());
+            int max = 1 + rnd.nextInt(24);
+            if (i % 5 == 4 && g.prompt.length > 2) { // a prefix of a golden prompt: compare with a run alone
+                prompts[i] = Arrays.copyOf(g.prompt, 1 + rnd.nextInt(g.prompt.length - 1));
+                expected[i] = alone.generate(GenerationRequest.greedy(prompts[i], max).withIgnoreEos(), d -> { }).tokenIds();
+            } else {
+                prompts[i] = g.prompt;
+                expected[i] = Arrays.copyOf(g.greedy, max);
+            }
+        }
+        SchedulerConfig config = new SchedulerConfig(Policy.parse(policy, 8, Duration.ofMillis(5)), 16, 48, 256);
+        try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 64, config)) {
+            Collector[] out = new Collector[n];
+            Scheduler.Handle[] handles = new Scheduler.Handle[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = new Collector();
+                handles[i] = scheduler.submit(GenerationRequest.greedy(prompts[i], expected[i].length).withIgnoreEos(), out[i]);
+                if (i % 16 == 15) {
+                    Thread.sleep(5); // later waves arrive while earlier requests decode
+                }
+                if (i % 7 == 3) {
+                    handles[i].cancel();
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                GenerationListener.Outcome o = out[i].await();
+                if (i % 7 == 3) {
+                    assertTrue(o.reason() == FinishReason.CANCELLED || o.reason() == FinishReason.LENGTH, "request " + i);
+                    int[] got = out[i].tokens();
+                    assertArrayEquals(Arrays.copyOf(expected[i], got.length), got, "a cancelled request's tokens so far");
+                } else {
+                    assertEquals(FinishReason.LENGTH, o.reason(), "request " + i);
+                    assertArrayEquals(expected[i], out[i].tokens(), model + " " + policy + " request " + i);
+                }
+            }
+            assertPoolWhole(scheduler);
+        }
+    }
+
+    /** With room for about two sequences, sequences are preempted and recomputed, and all finish correctly. */
+    @Test
+    void preemptionUnderATinyKvBudgetKeepsResultsExact() throws Exception {
+        LoadedModel m = models.get("llama-tiny-f32");
+        List<Golden> golden = cases("llama-tiny-f32");
+        Golden longest = golden.get(2); // 33-token prompt + 24 = 57 positions = 4 blocks
+        SchedulerConfig config = new SchedulerConfig(new Policy.Fusion(), 8, 64, 64);
+        try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 7, config)) {
+            List<Collector> out = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                Collector c = new Collector();
+                scheduler.submit(GenerationRequest.greedy(longest.prompt, 24).withIgnoreEos(), c);
+                out.add(c);
+            }
+            for (Collector c : out) {
+                assertEquals(FinishReason.LENGTH, c.await().reason());
+                assertArrayEquals(longest.greedy, c.tokens());
+            }
+            assertTrue(scheduler.stats().preemptions() > 0, "no preemption happened: " + scheduler.stats());
+            assertPoolWhole(scheduler);
+        }
+    }
+
+    /** Sequences of different lengths leave at different steps: the last slot moves into each hole. */
+    @Test
+    void finishedSequencesLeaveAndTheBatchIsReordered() throws Exception {
+        LoadedModel m = models.get("gpt2-tiny-f32");
+        Golden g = cases("gpt2-tiny-f32").get(1);
+        try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 64, SchedulerConfig.defaults(new Policy.Fusion()))) {
+            List<Collector> out = new ArrayList<>();
+            for (int max : new int[] {3, 20, 5, 24, 1, 12}) {
+                Collector c = new Collector();
+                scheduler.submit(GenerationRequest.greedy(g.prompt, max).withIgnoreEos(), c);
+                out.add(c);
+            }
+            int[] maxes = {3, 20, 5, 24, 1, 12};
+            for (int i = 0; i < out.size(); i++) {
+                out.get(i).await();
+                assertArrayEquals(Arrays.copyOf(g.greedy, maxes[i]), out.get(i).tokens());
+            }
+            assertTrue(scheduler.stats().slotMoves() > 0, "no slot moved: " + scheduler.stats());
+            assertPoolWhole(scheduler);
+        }
+    }
+
+    @Test
+    void cancellingFreesBlocksAndEndsTheStream() throws Exception {
+        LoadedModel m = models.get("llama-tiny-f32");
+        try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 64, SchedulerConfig.defaults(new Policy.Fusion()))) {
+            Collector c = new Collector();
+            Scheduler.Handle h = scheduler.submit(GenerationRequest.greedy(new int[] {5, 6, 7}, 200).withIgnoreEos(), c);
+            while (c.ids.size() < 3) {
+                Thread.sleep(1);
+            }
+            h.cancel();
+            assertEquals(FinishReason.CANCELLED, c.await().reason());
+            assertTrue(c.ids.size() < 200);
+            assertPoolWhole(scheduler);
+        }
+    }
+
+    @Test
+    void aFullQueueRefusesNewRequests() throws Exception {
+        LoadedModel m = models.get("llama-tiny-f32");
+        // dynamic batching with a long delay and a batch of 4 keeps the first 3 requests waiting
+        SchedulerConfig config = new SchedulerConfig(new Policy.DynamicBatching(4, Duration.ofMinutes(1)), 4, 64, 3);
+        try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 64, config)) {
+            List<Scheduler.Handle> handles = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                handles.add(scheduler.submit(GenerationRequest.greedy(new int[] {9}, 4), new Collector()));
+            }
+            assertThrows(Scheduler.QueueFullException.class,
+                    () -> scheduler.submit(GenerationRequest.greedy(new int[] {9}, 4), new Collector()));
+            handles.forEach(Scheduler.Handle::cancel);
+        }
+    }
+
+    @Test
+    void requestsThatCannotFitAreRefusedNamingTheField() {
+        LoadedModel m = models.get("llama-tiny-f32");
+        try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 4, SchedulerConfig.defaults(new Policy.Fusion()))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> scheduler.submit(GenerationRequest.greedy(new int[] {9}, 100), new Collector()));
+            assertTrue(e.getMessage().contains("max_tokens") && e.getMessage().contains("KV cache"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> scheduler.submit(GenerationRequest.greedy(new int[0], 4), new Collector()));
+            assertTrue(e.getMessage().contains("prompt"), e.getMessage());
+        }
+    }
+
+    static void assertPoolWhole(Scheduler scheduler) throws InterruptedException {
+        // the stats are published after the step in which the last request finished
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (scheduler.stats().running() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(1);
+        }
+        Scheduler.Stats s = scheduler.stats();
+        assertEquals(0, s.running(), s.toString());
+        assertEquals(s.totalBlocks(), s.freeBlocks(), "KV blocks leaked: " + s);
+    }
+}
