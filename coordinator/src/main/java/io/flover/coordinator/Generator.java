@@ -7,8 +7,6 @@ import io.flover.worker.CausalLm;
 import io.flover.worker.Sampler;
 import io.flover.worker.StepBatch;
 import java.util.Arrays;
-import java.util.HashSet;
-import java.util.Set;
 import java.util.function.Consumer;
 
 /**
@@ -16,8 +14,6 @@ import java.util.function.Consumer;
  * token. It is the engine of {@code flover generate}; serving many requests goes through the scheduler.
  */
 public final class Generator {
-    static final int BLOCK_SIZE = 16;
-
     private final CausalLm lm;
     private final Tokenizer tokenizer;
     private final Sampler sampler = new Sampler();
@@ -35,53 +31,29 @@ public final class Generator {
         validate(req, c);
         int maxTokens = req.maxTokens();
         int[] history = Arrays.copyOf(prompt, prompt.length + maxTokens);
-        int blocks = (prompt.length + maxTokens + BLOCK_SIZE - 1) / BLOCK_SIZE;
-        KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE);
+        int blocks = (prompt.length + maxTokens + EmbeddedEngine.BLOCK_SIZE - 1) / EmbeddedEngine.BLOCK_SIZE;
+        KvCache kv = lm.newKvCache(blocks, EmbeddedEngine.BLOCK_SIZE);
         int[] table = new int[blocks];
         Arrays.setAll(table, i -> i);
 
-        Set<Integer> stopIds = new HashSet<>(req.stopTokenIds());
-        if (!req.ignoreEos()) {
-            stopIds.addAll(c.eosTokenIds());
-        }
-        TextStream text = tokenizer == null ? null : new TextStream(tokenizer.newStreamDecoder(true), req.stopStrings());
-        StringBuilder fullText = new StringBuilder();
-
+        StopChecker stop = new StopChecker(req, c, tokenizer);
+        StringBuilder text = new StringBuilder();
         float[] logits = lm.forward(StepBatch.single(prompt, 0, table), kv);
         float[] firstLogits = logits;
         int length = prompt.length;
-        int generated = 0;
-        FinishReason reason = FinishReason.LENGTH;
         while (true) {
             int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, length);
             history[length++] = next;
-            generated++;
-            if (text != null) {
-                emit(text.push(next), fullText, onText);
+            StopChecker.Emitted out = stop.accept(next, length - prompt.length, length);
+            if (!out.text().isEmpty()) {
+                text.append(out.text());
+                onText.accept(out.text());
             }
-            if (stopIds.contains(next) || (text != null && text.stopped())) {
-                reason = FinishReason.STOP;
-                break;
-            }
-            if (generated == maxTokens) {
-                break;
+            if (out.finishReason() != null) {
+                return new GenerationResult(Arrays.copyOfRange(history, prompt.length, length),
+                        tokenizer == null ? null : text.toString(), out.finishReason(), firstLogits);
             }
             logits = lm.forward(StepBatch.single(new int[] {next}, length - 1, table), kv);
-        }
-        if (text != null) {
-            emit(text.finish(), fullText, onText);
-            if (text.stopped()) {
-                reason = FinishReason.STOP;
-            }
-        }
-        return new GenerationResult(Arrays.copyOfRange(history, prompt.length, length),
-                text == null ? null : fullText.toString(), reason, firstLogits);
-    }
-
-    private static void emit(String delta, StringBuilder fullText, Consumer<String> onText) {
-        if (!delta.isEmpty()) {
-            fullText.append(delta);
-            onText.accept(delta);
         }
     }
 

@@ -7,10 +7,8 @@ import io.flover.worker.Step;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -112,12 +110,8 @@ public final class Scheduler implements AutoCloseable {
             queued.decrementAndGet();
             throw new QueueFullException("too many requests waiting (" + config.maxWaiting() + "); retry later");
         }
-        Set<Integer> stopIds = new HashSet<>(request.stopTokenIds());
-        if (!request.ignoreEos()) {
-            stopIds.addAll(model.eosTokenIds());
-        }
-        TextStream text = tokenizer == null ? null : new TextStream(tokenizer.newStreamDecoder(true), request.stopStrings());
-        Sequence seq = new Sequence(nextId.incrementAndGet(), request, listener, text, stopIds, System.nanoTime());
+        Sequence seq = new Sequence(nextId.incrementAndGet(), request, listener,
+                new StopChecker(request, model, tokenizer), System.nanoTime());
         inbox.add(() -> waiting.addLast(seq));
         return () -> {
             if (!seq.cancelled) {
@@ -363,23 +357,10 @@ public final class Scheduler implements AutoCloseable {
         if (s.firstTokenNanos < 0) {
             s.firstTokenNanos = now;
         }
-        String delta = s.text == null ? "" : s.text.push(token);
-        FinishReason reason = null;
-        if (s.stopIds.contains(token) || (s.text != null && s.text.stopped())) {
-            reason = FinishReason.STOP;
-        } else if (s.generated() == s.request.maxTokens() || s.length == model.maxPositions()) {
-            reason = FinishReason.LENGTH;
-        }
-        if (reason != null && s.text != null) {
-            delta += s.text.finish();
-            if (s.text.stopped()) {
-                reason = FinishReason.STOP;
-            }
-        }
-        String text = delta;
-        safely(s, () -> s.listener.onTokens(new int[] {token}, text), "tokens");
-        if (reason != null) {
-            finish(s, reason, null);
+        StopChecker.Emitted out = s.stopChecker.accept(token, s.generated(), s.length);
+        safely(s, () -> s.listener.onTokens(new int[] {token}, out.text()), "tokens");
+        if (out.finishReason() != null) {
+            finish(s, out.finishReason(), null);
         }
     }
 

@@ -1,7 +1,6 @@
 package io.flover.coordinator;
 
 import java.util.Arrays;
-import java.util.Set;
 
 /**
  * One request inside the scheduler: its tokens so far (prompt, then generated), how many of them have KV in the
@@ -12,8 +11,7 @@ final class Sequence {
     final long id;
     final GenerationRequest request;
     final GenerationListener listener;
-    final TextStream text;
-    final Set<Integer> stopIds;
+    final StopChecker stopChecker;
     final int promptLength;
     final long arrivalNanos;
 
@@ -29,13 +27,12 @@ final class Sequence {
     long firstTokenNanos = -1;
     volatile boolean cancelled;
 
-    Sequence(long id, GenerationRequest request, GenerationListener listener, TextStream text, Set<Integer> stopIds,
+    Sequence(long id, GenerationRequest request, GenerationListener listener, StopChecker stopChecker,
              long arrivalNanos) {
         this.id = id;
         this.request = request;
         this.listener = listener;
-        this.text = text;
-        this.stopIds = stopIds;
+        this.stopChecker = stopChecker;
         int[] prompt = request.promptIds();
         this.promptLength = prompt.length;
         this.tokens = Arrays.copyOf(prompt, prompt.length + request.maxTokens());
