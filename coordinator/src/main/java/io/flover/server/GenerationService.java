@@ -1,0 +1,287 @@
+package io.flover.server;
+
+import io.flover.coordinator.FinishReason;
+import io.flover.coordinator.GenerationListener;
+import io.flover.coordinator.GenerationRequest;
+import io.flover.coordinator.Scheduler;
+import io.flover.model.ModelConfig;
+import io.flover.model.tokenizer.Tokenizer;
+import io.flover.proto.v1.Finished;
+import io.flover.proto.v1.GenerateRequest;
+import io.flover.proto.v1.GenerateResponse;
+import io.flover.proto.v1.GenerateResult;
+import io.flover.proto.v1.GenerationGrpc;
+import io.flover.proto.v1.ListModelsRequest;
+import io.flover.proto.v1.ListModelsResponse;
+import io.flover.proto.v1.ModelInfo;
+import io.flover.proto.v1.Timings;
+import io.flover.proto.v1.TokenDelta;
+import io.flover.proto.v1.Usage;
+import io.flover.worker.SamplingParams;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The client API, {@code flover.v1.Generation}, over one scheduler: requests are validated and submitted, and each
+ * step's output goes to the client as it comes. The scheduler thread writes to the client streams, so nothing
+ * here blocks it: messages for a slow client are buffered by gRPC. A client that cancels or disconnects
+ * cancels its request, which frees its slot and KV blocks at the next step boundary.
+ */
+public final class GenerationService extends GenerationGrpc.GenerationImplBase {
+    private static final Logger LOG = Logger.getLogger(GenerationService.class.getName());
+
+    /** What {@code max_tokens: 0} means (see generation.proto). */
+    static final int DEFAULT_MAX_TOKENS = 16;
+    static final int MAX_STOP_STRINGS = 16;
+    static final int MAX_STOP_LENGTH = 256;
+
+    private final Scheduler scheduler;
+    private final ModelInfo model;
+    private final AtomicLong requests = new AtomicLong();
+
+    /** {@code model} is what ListModels reports about the scheduler's model. */
+    public GenerationService(Scheduler scheduler, ModelInfo model) {
+        this.scheduler = scheduler;
+        this.model = model;
+    }
+
+    @Override
+    public void generate(GenerateRequest request, StreamObserver<GenerateResponse> responses) {
+        var observer = (ServerCallStreamObserver<GenerateResponse>) responses;
+        start(request, observer, new Streaming(observer, requestId(request)));
+    }
+
+    @Override
+    public void generateUnary(GenerateRequest request, StreamObserver<GenerateResult> responses) {
+        var observer = (ServerCallStreamObserver<GenerateResult>) responses;
+        start(request, observer, new Collecting(observer, requestId(request)));
+    }
+
+    @Override
+    public void listModels(ListModelsRequest request, StreamObserver<ListModelsResponse> responses) {
+        responses.onNext(ListModelsResponse.newBuilder().addModels(model).build());
+        responses.onCompleted();
+    }
+
+    private String requestId(GenerateRequest request) {
+        return request.getRequestId().isEmpty() ? "req-" + requests.incrementAndGet() : request.getRequestId();
+    }
+
+    private void start(GenerateRequest request, ServerCallStreamObserver<?> observer, Call<?> call) {
+        Status refusal;
+        try {
+            // Set while the method runs, as gRPC requires; it fires only after the method has returned.
+            observer.setOnCancelHandler(call::cancel);
+            call.attach(scheduler.submit(toRequest(request), call));
+            return;
+        } catch (IllegalArgumentException e) {
+            refusal = Status.INVALID_ARGUMENT.withDescription(e.getMessage());
+        } catch (Scheduler.QueueFullException e) {
+            refusal = Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage());
+        } catch (IllegalStateException e) {
+            refusal = Status.UNAVAILABLE.withDescription(e.getMessage());
+        }
+        LOG.fine(() -> "refused " + call.requestId + ": " + refusal);
+        observer.onError(refusal.asRuntimeException());
+    }
+
+    /** The scheduler's request for a client's, or IllegalArgumentException naming the field that is wrong. */
+    private GenerationRequest toRequest(GenerateRequest r) {
+        ModelConfig config = scheduler.model();
+        int vocab = config.vocabSize();
+        Tokenizer tokenizer = scheduler.tokenizer();
+        int[] prompt = switch (r.getPromptCase()) {
+            case TEXT -> {
+                if (r.getText().isEmpty()) {
+                    throw new IllegalArgumentException("prompt is empty");
+                }
+                if (tokenizer == null) {
+                    throw new IllegalArgumentException("prompt.text: this model has no tokenizer; send prompt.token_ids");
+                }
+                yield tokenizer.encode(r.getText(), true);
+            }
+            case TOKEN_IDS -> ids(r.getTokenIds().getIdsList(), vocab, "prompt.token_ids");
+            case PROMPT_NOT_SET -> throw new IllegalArgumentException("prompt is missing: set prompt.text or prompt.token_ids");
+        };
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("prompt is empty");
+        }
+        long maxTokens = r.getMaxTokens() == 0 ? DEFAULT_MAX_TOKENS : Integer.toUnsignedLong(r.getMaxTokens());
+        if (prompt.length + maxTokens > config.maxPositions()) {
+            throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) plus max_tokens (" + maxTokens
+                    + ") exceeds the context length " + config.maxPositions());
+        }
+        List<String> stop = r.getStopList();
+        if (stop.size() > MAX_STOP_STRINGS) {
+            throw new IllegalArgumentException("stop has " + stop.size() + " strings; at most " + MAX_STOP_STRINGS);
+        }
+        for (int i = 0; i < stop.size(); i++) {
+            if (stop.get(i).isEmpty() || stop.get(i).length() > MAX_STOP_LENGTH) {
+                throw new IllegalArgumentException("stop[" + i + "] must have 1 to " + MAX_STOP_LENGTH + " characters");
+            }
+        }
+        if (!stop.isEmpty() && tokenizer == null) {
+            throw new IllegalArgumentException("stop: this model has no tokenizer to match strings; use stop_token_ids");
+        }
+        Set<Integer> stopIds = new HashSet<>();
+        for (int id : ids(r.getStopTokenIdsList(), vocab, "stop_token_ids")) {
+            stopIds.add(id);
+        }
+        return new GenerationRequest(prompt, (int) maxTokens, sampling(r.getSampling()), stop, stopIds, r.getIgnoreEos());
+    }
+
+    /** Unset fields take their neutral values; SamplingParams rejects the rest, naming the field. */
+    private static SamplingParams sampling(io.flover.proto.v1.SamplingParams s) {
+        // A top_k beyond int range keeps every token, as any top_k of at least the vocabulary does.
+        int topK = (int) Math.min(Integer.toUnsignedLong(s.getTopK()), Integer.MAX_VALUE);
+        long seed = s.hasSeed() ? s.getSeed() : ThreadLocalRandom.current().nextLong();
+        return new SamplingParams(s.getTemperature(), topK, s.hasTopP() ? s.getTopP() : 1, s.getMinP(),
+                s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1, seed);
+    }
+
+    /** uint32 ids as ints, each checked against the vocabulary (read unsigned, so 2^32-1 is not -1). */
+    private static int[] ids(List<Integer> ids, int vocab, String field) {
+        int[] out = new int[ids.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = ids.get(i);
+            if (Integer.toUnsignedLong(out[i]) >= vocab) {
+                throw new IllegalArgumentException(field + ": id " + Integer.toUnsignedString(out[i])
+                        + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        return out;
+    }
+
+    private static Finished finished(GenerationListener.Outcome o, String requestId) {
+        Finished.Builder f = Finished.newBuilder()
+                .setReason(toProto(o.reason()))
+                .setUsage(Usage.newBuilder().setPromptTokens(o.promptTokens()).setCompletionTokens(o.completionTokens()))
+                .setTimings(Timings.newBuilder().setQueueSeconds(o.queueSeconds())
+                        .setTimeToFirstTokenSeconds(o.timeToFirstTokenSeconds()).setTotalSeconds(o.totalSeconds()))
+                .setRequestId(requestId);
+        if (o.error() != null) {
+            f.setError(o.error());
+        }
+        return f.build();
+    }
+
+    private static io.flover.proto.v1.FinishReason toProto(FinishReason reason) {
+        return switch (reason) {
+            case STOP -> io.flover.proto.v1.FinishReason.FINISH_REASON_STOP;
+            case LENGTH -> io.flover.proto.v1.FinishReason.FINISH_REASON_LENGTH;
+            case CANCELLED -> io.flover.proto.v1.FinishReason.FINISH_REASON_CANCELLED;
+            case ERROR -> io.flover.proto.v1.FinishReason.FINISH_REASON_ERROR;
+        };
+    }
+
+    /**
+     * One call as the scheduler sees it. Its callbacks run on the scheduler thread and write to the client only
+     * while the call is alive; once the client is gone (or a write fails) the request is cancelled.
+     */
+    private abstract static class Call<T> implements GenerationListener {
+        final ServerCallStreamObserver<T> observer;
+        final String requestId;
+        private volatile Scheduler.Handle handle;
+        private volatile boolean gone;
+
+        Call(ServerCallStreamObserver<T> observer, String requestId) {
+            this.observer = observer;
+            this.requestId = requestId;
+        }
+
+        /** Takes the request's handle; the scheduler may have called back (even failed a write) before this. */
+        final void attach(Scheduler.Handle h) {
+            handle = h;
+            if (gone) {
+                h.cancel();
+            }
+        }
+
+        final void cancel() {
+            gone = true;
+            Scheduler.Handle h = handle;
+            if (h != null) {
+                h.cancel();
+            }
+        }
+
+        final void send(Consumer<ServerCallStreamObserver<T>> write) {
+            if (gone || observer.isCancelled()) {
+                return;
+            }
+            try {
+                write.accept(observer);
+            } catch (RuntimeException e) {
+                LOG.log(Level.FINE, "writing to the client of " + requestId + " failed; cancelling it", e);
+                cancel();
+            }
+        }
+    }
+
+    /** Generate: a delta per step, then Finished. */
+    private static final class Streaming extends Call<GenerateResponse> {
+        Streaming(ServerCallStreamObserver<GenerateResponse> observer, String requestId) {
+            super(observer, requestId);
+        }
+
+        @Override
+        public void onTokens(int[] ids, String text) {
+            if (ids.length == 0 && text.isEmpty()) {
+                return;
+            }
+            TokenDelta.Builder delta = TokenDelta.newBuilder().setText(text);
+            for (int id : ids) {
+                delta.addTokenIds(id);
+            }
+            GenerateResponse message = GenerateResponse.newBuilder().setDelta(delta).build();
+            send(o -> o.onNext(message));
+        }
+
+        @Override
+        public void onFinished(Outcome outcome) {
+            GenerateResponse message = GenerateResponse.newBuilder().setFinished(finished(outcome, requestId)).build();
+            send(o -> {
+                o.onNext(message);
+                o.onCompleted();
+            });
+        }
+    }
+
+    /** GenerateUnary: collects the output and answers once. */
+    private static final class Collecting extends Call<GenerateResult> {
+        private final List<Integer> ids = new ArrayList<>();
+        private final StringBuilder text = new StringBuilder();
+
+        Collecting(ServerCallStreamObserver<GenerateResult> observer, String requestId) {
+            super(observer, requestId);
+        }
+
+        @Override
+        public void onTokens(int[] tokens, String delta) {
+            for (int id : tokens) {
+                ids.add(id);
+            }
+            text.append(delta);
+        }
+
+        @Override
+        public void onFinished(Outcome outcome) {
+            GenerateResult result = GenerateResult.newBuilder().addAllTokenIds(ids).setText(text.toString())
+                    .setFinished(finished(outcome, requestId)).build();
+            send(o -> {
+                o.onNext(result);
+                o.onCompleted();
+            });
+        }
+    }
+}
