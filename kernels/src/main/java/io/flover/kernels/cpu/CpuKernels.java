@@ -1,42 +1,155 @@
 package io.flover.kernels.cpu;
 
+import static io.flover.kernels.cpu.WeightKernels.F;
+import static io.flover.kernels.cpu.WeightKernels.LANES;
+import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.EXP;
+import static jdk.incubator.vector.VectorOperators.TANH;
+
 import io.flover.model.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicInteger;
+import jdk.incubator.vector.FloatVector;
 
 /**
  * The tensor operations of a transformer forward on the CPU. Activations are row-major float arrays with one
  * row per token of the step; weights are {@link Tensor}s of any supported dtype, read in place.
- * One instance owns the worker threads its operations run on.
+ * One instance owns the worker threads its operations run on: {@code threads() - 1} daemon helpers plus the
+ * calling thread, which takes a share of every parallel loop.
+ *
+ * <p>Operations are vectorised with the Vector API and accumulate in float32, so results differ from a
+ * sequential scalar loop by float reordering only. An instance is not thread-safe: call it from one thread at
+ * a time (calls from different threads need a happens-before edge between them, as any handoff provides).
+ * {@link #close()} stops the helpers; several instances may coexist, each with its own helpers.
  */
 public final class CpuKernels implements AutoCloseable {
+    /** Rows of a matmul register tile, and tokens of its 4x4 variant. */
+    private static final int TILE = 4;
+    /** Weight bytes of a row block, re-read for every token tile: small enough to stay in L2. */
+    private static final long BLOCK_BYTES = 256 * 1024;
+    /** Parallel loops are cut into about this many chunks per thread, for load balance on a noisy machine. */
+    private static final int CHUNKS_PER_THREAD = 8;
+    /** Work (multiply-adds or elements) below which a chunk is not worth handing to another thread. */
+    private static final long MIN_CHUNK_WORK = 1 << 15;
+    /** Work of an element of swiglu or geluNew, in units of an add: an exp or tanh costs about that much. */
+    private static final long TRANSCENDENTAL_WORK = 8;
+    private static final AtomicInteger INSTANCES = new AtomicInteger();
+
     private final int threads;
+    private final WorkerPool pool;
+    /** Per-participant scratch (attention scores, widened weights); slot {@code w} is only used by worker w. */
+    private final float[][] scratch;
+    /** Per-participant attention row offsets, like {@link #scratch}. */
+    private final int[][] rowScratch;
 
     public CpuKernels(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         }
         this.threads = threads;
+        this.pool = new WorkerPool(threads, "flover-kernels-" + INSTANCES.incrementAndGet());
+        this.scratch = new float[threads][];
+        this.rowScratch = new int[threads][];
     }
 
     public int threads() {
         return threads;
     }
 
+    /** The helper threads, for tests. */
+    List<Thread> helperThreads() {
+        return pool.helperThreads();
+    }
+
     /**
      * {@code out[t][n] = sum_k x[t][k] * w[n][k]} for every token {@code t < tokens}: {@code w} has the
-     * Hugging Face {@code Linear} layout {@code [outFeatures, inFeatures]}, accumulation is float32.
+     * Hugging Face {@code Linear} layout {@code [outFeatures, inFeatures]}, accumulation is float32. Output
+     * rows are spread over the threads when {@code w}'s segment is shared (a mapped checkpoint's is); one
+     * confined to the calling thread is read by that thread alone.
      */
     public void matmul(float[] x, int tokens, Tensor w, float[] out) {
         int n = w.rows();
         int k = w.cols();
-        float[] row = new float[k];
-        for (int j = 0; j < n; j++) {
-            w.copyTo((long) j * k, row, 0, k);
-            for (int t = 0; t < tokens; t++) {
-                float s = 0;
-                for (int i = 0; i < k; i++) {
-                    s += x[t * k + i] * row[i];
+        Objects.checkFromIndexSize(0, tokens * k, x.length);
+        Objects.checkFromIndexSize(0, tokens * n, out.length);
+        if (tokens == 0) {
+            return;
+        }
+        WeightKernels kernels = WeightKernels.of(w.dtype());
+        MemorySegment data = w.data();
+        int elementBytes = w.dtype().bytes();
+        // A block of weight rows is re-read by every token tile, so it is sized to stay in L2 (as floats if it
+        // has to be widened first). A single token tile re-reads nothing: then a block is one 4-row group.
+        int blockRowBytes = k * (kernels instanceof WeightKernels.Direct ? elementBytes : Float.BYTES);
+        int blockRows = tokens <= TILE ? TILE
+                : TILE * (int) Math.max(1, BLOCK_BYTES / ((long) TILE * blockRowBytes));
+        if (!pool.canShare(data)) {
+            matmulRows(kernels, elementBytes, x, tokens, data, n, k, out, 0, n, blockRows, 0);
+            return;
+        }
+        // Output rows are split across threads in chunks of whole 4-row groups.
+        parallelFor(n, TILE, (long) k * tokens, (worker, from, to) ->
+                matmulRows(kernels, elementBytes, x, tokens, data, n, k, out, from, to, blockRows, worker));
+    }
+
+    /**
+     * Rows {@code [from, to)} of a matmul. Every token tile runs over a block of weight rows while it sits in
+     * L2, so a weight vector loaded from memory feeds 4 tokens and an x vector 4 rows. (Cutting k into slices to
+     * keep x in L1 as well measured slower: every slice adds a horizontal sum per output.)
+     */
+    private void matmulRows(WeightKernels kernels, int elementBytes, float[] x, int tokens, MemorySegment w, int n,
+                            int k, float[] out, int from, int to, int blockRows, int worker) {
+        int kVec = k - k % LANES;
+        long rowBytes = (long) k * elementBytes;
+        WeightKernels.Direct direct = kernels instanceof WeightKernels.Direct d ? d : null;
+        float[] widened = direct == null && kVec > 0 ? scratch(worker, blockRows * k) : null;
+        float[] sums = new float[TILE * TILE];
+        for (int block = from; block < to && kVec > 0; block += blockRows) {
+            int blockEnd = Math.min(to, block + blockRows);
+            if (direct == null) {
+                kernels.widen(w, (long) block * k, widened, 0, (blockEnd - block) * k);
+            }
+            for (int t = 0; t < tokens; t += TILE) {
+                int tileTokens = Math.min(TILE, tokens - t);
+                // A partial tile repeats its last token (and below, its last row); the repeats are not stored.
+                int x0 = t * k;
+                int x1 = (t + Math.min(1, tileTokens - 1)) * k;
+                int x2 = (t + Math.min(2, tileTokens - 1)) * k;
+                int x3 = (t + Math.min(3, tileTokens - 1)) * k;
+                for (int j = block; j < blockEnd; j += TILE) {
+                    int tileRows = Math.min(TILE, blockEnd - j);
+                    int j1 = j + Math.min(1, tileRows - 1);
+                    int j2 = j + Math.min(2, tileRows - 1);
+                    int j3 = j + Math.min(3, tileRows - 1);
+                    if (direct != null && tileTokens == 1) {
+                        direct.tile4x1(w, rowBytes, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
+                                x, x0, kVec, sums);
+                    } else if (direct != null) {
+                        direct.tile4x4(w, rowBytes, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
+                                x, x0, x1, x2, x3, kVec, sums);
+                    } else if (tileTokens == 1) {
+                        ArrayTiles.tile4x1(widened, (j - block) * k, (j1 - block) * k, (j2 - block) * k,
+                                (j3 - block) * k, x, x0, kVec, sums);
+                    } else {
+                        ArrayTiles.tile4x4(widened, (j - block) * k, (j1 - block) * k, (j2 - block) * k,
+                                (j3 - block) * k, x, x0, x1, x2, x3, kVec, sums);
+                    }
+                    for (int c = 0; c < tileTokens; c++) {
+                        System.arraycopy(sums, c * TILE, out, (t + c) * n + j, tileRows);
+                    }
                 }
-                out[t * n + j] = s;
+            }
+        }
+        // The last k % LANES columns, scalar.
+        for (int t = 0; t < tokens && kVec < k; t++) {
+            for (int j = from; j < to; j++) {
+                float s = 0;
+                for (int i = kVec; i < k; i++) {
+                    s += x[t * k + i] * kernels.get(w, (long) j * k + i);
+                }
+                out[t * n + j] = kVec > 0 ? out[t * n + j] + s : s;
             }
         }
     }
@@ -44,81 +157,150 @@ public final class CpuKernels implements AutoCloseable {
     /** Copies row {@code ids[t]} of {@code table} into row {@code t} of {@code out}. */
     public void embedding(Tensor table, int[] ids, int tokens, float[] out) {
         int d = table.cols();
+        WeightKernels kernels = WeightKernels.of(table.dtype());
         for (int t = 0; t < tokens; t++) {
-            table.copyTo((long) ids[t] * d, out, t * d, d);
+            Objects.checkIndex(ids[t], table.rows());
+            kernels.widen(table.data(), (long) ids[t] * d, out, t * d, d);
         }
     }
 
     /** RMSNorm of each row of {@code x} (width {@code weight.length}) into {@code out}. */
     public void rmsNorm(float[] x, float[] out, int tokens, float[] weight, float eps) {
         int d = weight.length;
-        for (int t = 0; t < tokens; t++) {
-            int base = t * d;
-            double ss = 0;
-            for (int i = 0; i < d; i++) {
-                ss += x[base + i] * x[base + i];
+        parallelFor(tokens, 1, d, (worker, from, to) -> {
+            for (int t = from; t < to; t++) {
+                rmsNormRow(x, out, t * d, weight, eps);
             }
-            float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
-            for (int i = 0; i < d; i++) {
-                out[base + i] = x[base + i] * inv * weight[i];
-            }
+        });
+    }
+
+    private static void rmsNormRow(float[] x, float[] out, int base, float[] weight, float eps) {
+        int d = weight.length;
+        int vec = F.loopBound(d);
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < vec; i += LANES) {
+            FloatVector v = FloatVector.fromArray(F, x, base + i);
+            acc = v.fma(v, acc);
+        }
+        double ss = acc.reduceLanes(ADD);
+        for (int i = vec; i < d; i++) {
+            ss += x[base + i] * x[base + i];
+        }
+        float inv = (float) (1.0 / Math.sqrt(ss / d + eps));
+        for (int i = 0; i < vec; i += LANES) {
+            FloatVector.fromArray(F, x, base + i).mul(inv).mul(FloatVector.fromArray(F, weight, i))
+                    .intoArray(out, base + i);
+        }
+        for (int i = vec; i < d; i++) {
+            out[base + i] = x[base + i] * inv * weight[i];
         }
     }
 
     /** LayerNorm of each row of {@code x} (width {@code weight.length}) into {@code out}. */
     public void layerNorm(float[] x, float[] out, int tokens, float[] weight, float[] bias, float eps) {
         int d = weight.length;
-        for (int t = 0; t < tokens; t++) {
-            int base = t * d;
-            double mean = 0;
-            for (int i = 0; i < d; i++) {
-                mean += x[base + i];
+        parallelFor(tokens, 1, d, (worker, from, to) -> {
+            for (int t = from; t < to; t++) {
+                layerNormRow(x, out, t * d, weight, bias, eps);
             }
-            mean /= d;
-            double var = 0;
-            for (int i = 0; i < d; i++) {
-                double c = x[base + i] - mean;
-                var += c * c;
-            }
-            var /= d;
-            float inv = (float) (1.0 / Math.sqrt(var + eps));
-            for (int i = 0; i < d; i++) {
-                out[base + i] = (float) (x[base + i] - mean) * inv * weight[i] + bias[i];
-            }
+        });
+    }
+
+    private static void layerNormRow(float[] x, float[] out, int base, float[] weight, float[] bias, float eps) {
+        int d = weight.length;
+        int vec = F.loopBound(d);
+        FloatVector acc = FloatVector.zero(F);
+        for (int i = 0; i < vec; i += LANES) {
+            acc = acc.add(FloatVector.fromArray(F, x, base + i));
+        }
+        float sum = acc.reduceLanes(ADD);
+        for (int i = vec; i < d; i++) {
+            sum += x[base + i];
+        }
+        float mean = sum / d;
+        // Two passes: the variance of centred values does not cancel catastrophically.
+        acc = FloatVector.zero(F);
+        for (int i = 0; i < vec; i += LANES) {
+            FloatVector c = FloatVector.fromArray(F, x, base + i).sub(mean);
+            acc = c.fma(c, acc);
+        }
+        float var = acc.reduceLanes(ADD);
+        for (int i = vec; i < d; i++) {
+            float c = x[base + i] - mean;
+            var += c * c;
+        }
+        float inv = (float) (1.0 / Math.sqrt((double) var / d + eps));
+        for (int i = 0; i < vec; i += LANES) {
+            FloatVector.fromArray(F, x, base + i).sub(mean).mul(inv).mul(FloatVector.fromArray(F, weight, i))
+                    .add(FloatVector.fromArray(F, bias, i))
+                    .intoArray(out, base + i);
+        }
+        for (int i = vec; i < d; i++) {
+            out[base + i] = (x[base + i] - mean) * inv * weight[i] + bias[i];
         }
     }
 
     /** {@code gate[i] = silu(gate[i]) * up[i]} for {@code i < n}. */
     public void swiglu(float[] gate, float[] up, int n) {
-        for (int i = 0; i < n; i++) {
-            float g = gate[i];
-            gate[i] = g / (1 + (float) Math.exp(-g)) * up[i];
-        }
+        Objects.checkFromIndexSize(0, n, gate.length);
+        Objects.checkFromIndexSize(0, n, up.length);
+        parallelFor(n, LANES, TRANSCENDENTAL_WORK, (worker, from, to) -> {
+            int i = from;
+            for (int vecEnd = from + F.loopBound(to - from); i < vecEnd; i += LANES) {
+                FloatVector g = FloatVector.fromArray(F, gate, i);
+                g.div(g.neg().lanewise(EXP).add(1f)).mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
+            }
+            for (; i < to; i++) {
+                float g = gate[i];
+                gate[i] = g / (1 + (float) Math.exp(-g)) * up[i];
+            }
+        });
     }
 
     /** GPT-2's tanh approximation of GELU, in place on {@code x[0..n)}. */
     public void geluNew(float[] x, int n) {
+        Objects.checkFromIndexSize(0, n, x.length);
         final float c = (float) Math.sqrt(2 / Math.PI);
-        for (int i = 0; i < n; i++) {
-            float v = x[i];
-            x[i] = 0.5f * v * (1 + (float) Math.tanh(c * (v + 0.044715f * v * v * v)));
-        }
+        parallelFor(n, LANES, TRANSCENDENTAL_WORK, (worker, from, to) -> {
+            int i = from;
+            for (int vecEnd = from + F.loopBound(to - from); i < vecEnd; i += LANES) {
+                FloatVector v = FloatVector.fromArray(F, x, i);
+                FloatVector inner = v.mul(0.044715f).mul(v).mul(v).add(v).mul(c);
+                v.mul(0.5f).mul(inner.lanewise(TANH).add(1f)).intoArray(x, i);
+            }
+            for (; i < to; i++) {
+                float v = x[i];
+                x[i] = 0.5f * v * (1 + (float) Math.tanh(c * (v + 0.044715f * v * v * v)));
+            }
+        });
     }
 
     /** {@code acc[i] += x[i]} for {@code i < n}: the residual connection. */
     public void add(float[] acc, float[] x, int n) {
-        for (int i = 0; i < n; i++) {
-            acc[i] += x[i];
-        }
+        Objects.checkFromIndexSize(0, n, acc.length);
+        Objects.checkFromIndexSize(0, n, x.length);
+        parallelFor(n, LANES, 1, (worker, from, to) -> addRange(acc, from, x, from, to - from));
     }
 
     /** Adds {@code bias} to every row of {@code x}. */
     public void addBias(float[] x, int tokens, float[] bias) {
         int d = bias.length;
-        for (int t = 0; t < tokens; t++) {
-            for (int i = 0; i < d; i++) {
-                x[t * d + i] += bias[i];
+        Objects.checkFromIndexSize(0, tokens * d, x.length);
+        parallelFor(tokens, 1, d, (worker, from, to) -> {
+            for (int t = from; t < to; t++) {
+                addRange(x, t * d, bias, 0, d);
             }
+        });
+    }
+
+    private static void addRange(float[] acc, int accOffset, float[] x, int xOffset, int n) {
+        int vec = F.loopBound(n);
+        for (int i = 0; i < vec; i += LANES) {
+            FloatVector.fromArray(F, acc, accOffset + i).add(FloatVector.fromArray(F, x, xOffset + i))
+                    .intoArray(acc, accOffset + i);
+        }
+        for (int i = vec; i < n; i++) {
+            acc[accOffset + i] += x[xOffset + i];
         }
     }
 
@@ -132,43 +314,168 @@ public final class CpuKernels implements AutoCloseable {
     public void attention(float[] q, float[] out, int tokens, int[] positions, int[][] blockTables,
                           KvCache kv, int layer, int heads) {
         int hd = kv.headDim();
-        int group = heads / kv.kvHeads();
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        float[] keys = kv.keys(layer);
-        float[] values = kv.values(layer);
+        Objects.checkFromIndexSize(0, tokens * heads * hd, q.length);
+        Objects.checkFromIndexSize(0, tokens * heads * hd, out.length);
+        long work = 0;
         for (int t = 0; t < tokens; t++) {
-            int len = positions[t] + 1;
-            float[] scores = new float[len];
-            for (int h = 0; h < heads; h++) {
-                int qBase = (t * heads + h) * hd;
-                int kvHead = h / group;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int p = 0; p < len; p++) {
-                    int kBase = kv.rowOffset(blockTables[t], p) + kvHead * hd;
-                    float s = 0;
-                    for (int i = 0; i < hd; i++) {
-                        s += q[qBase + i] * keys[kBase + i];
-                    }
-                    scores[p] = s * scale;
-                    max = Math.max(max, scores[p]);
-                }
-                float sum = 0;
-                for (int p = 0; p < len; p++) {
-                    scores[p] = (float) Math.exp(scores[p] - max);
-                    sum += scores[p];
-                }
-                for (int i = 0; i < hd; i++) {
-                    out[qBase + i] = 0;
-                }
-                for (int p = 0; p < len; p++) {
-                    int vBase = kv.rowOffset(blockTables[t], p) + kvHead * hd;
-                    float w = scores[p] / sum;
-                    for (int i = 0; i < hd; i++) {
-                        out[qBase + i] += w * values[vBase + i];
-                    }
-                }
+            work += (long) (positions[t] + 1) * heads * hd * 2;
+        }
+        // Parallel over (token, head) pairs, whose lengths differ: the dynamic chunking evens that out. Pairs are
+        // numbered head-major so that a chunk runs the tokens of one head, whose K/V rows then stay in L2.
+        int pairs = tokens * heads;
+        parallelFor(pairs, 1, work / Math.max(1, pairs), (worker, from, to) -> {
+            for (int pair = from; pair < to; pair++) {
+                int t = pair % tokens;
+                attendHead(worker, q, out, t, pair / tokens, heads, positions[t] + 1, blockTables[t], kv, layer);
+            }
+        });
+    }
+
+    private void attendHead(int worker, float[] q, float[] out, int t, int h, int heads, int len, int[] table,
+                            KvCache kv, int layer) {
+        int hd = kv.headDim();
+        int qBase = (t * heads + h) * hd;
+        float[] s = scratch(worker, len);
+        int[] rows = rowScratch(worker, len);
+        // Offsets of this head's K/V row per position, walking the block table once.
+        int blockSize = kv.blockSize();
+        int rowWidth = kv.rowWidth();
+        int kvOffset = h / (heads / kv.kvHeads()) * hd;
+        for (int p = 0, block = 0; p < len; block++) {
+            int row = table[block] * blockSize * rowWidth + kvOffset;
+            for (int end = Math.min(len, p + blockSize); p < end; p++, row += rowWidth) {
+                rows[p] = row;
             }
         }
+
+        scores(q, qBase, kv.keys(layer), rows, len, hd, s);
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        float max = Float.NEGATIVE_INFINITY;
+        for (int p = 0; p < len; p++) {
+            s[p] *= scale;
+            max = Math.max(max, s[p]);
+        }
+        float sum = expShifted(s, len, max);
+        for (int p = 0; p < len; p++) {
+            s[p] /= sum;
+        }
+        weightedSum(kv.values(layer), rows, s, len, hd, out, qBase);
+    }
+
+    /**
+     * {@code s[p] = dot(q, keys[rows[p]..])} over {@code hd}. Four positions at a time, so that their horizontal
+     * sums share one reduction: with {@code hd} of 64, a position is only 4 FMAs and the sums would dominate.
+     */
+    private static void scores(float[] q, int qBase, float[] keys, int[] rows, int len, int hd, float[] s) {
+        int vec = F.loopBound(hd);
+        int p = 0;
+        for (; p + 4 <= len && vec > 0; p += 4) {
+            int r0 = rows[p];
+            int r1 = rows[p + 1];
+            int r2 = rows[p + 2];
+            int r3 = rows[p + 3];
+            FloatVector a0 = FloatVector.zero(F);
+            FloatVector a1 = a0;
+            FloatVector a2 = a0;
+            FloatVector a3 = a0;
+            for (int i = 0; i < vec; i += LANES) {
+                FloatVector qi = FloatVector.fromArray(F, q, qBase + i);
+                a0 = FloatVector.fromArray(F, keys, r0 + i).fma(qi, a0);
+                a1 = FloatVector.fromArray(F, keys, r1 + i).fma(qi, a1);
+                a2 = FloatVector.fromArray(F, keys, r2 + i).fma(qi, a2);
+                a3 = FloatVector.fromArray(F, keys, r3 + i).fma(qi, a3);
+            }
+            Reduce.sum4(a0, a1, a2, a3, s, p);
+        }
+        for (; p < len; p++) {
+            FloatVector a = FloatVector.zero(F);
+            for (int i = 0; i < vec; i += LANES) {
+                a = FloatVector.fromArray(F, keys, rows[p] + i).fma(FloatVector.fromArray(F, q, qBase + i), a);
+            }
+            s[p] = a.reduceLanes(ADD);
+        }
+        for (int i = vec; i < hd; i++) {
+            for (p = 0; p < len; p++) {
+                s[p] += q[qBase + i] * keys[rows[p] + i];
+            }
+        }
+    }
+
+    /**
+     * {@code out[base..base+hd) = sum_p weights[p] * values[rows[p]..]}, keeping a group of up to 4 vectors of
+     * the head in registers across all positions rather than loading and storing {@code out} for each.
+     */
+    private static void weightedSum(float[] values, int[] rows, float[] weights, int len, int hd, float[] out,
+                                    int base) {
+        int vec = F.loopBound(hd);
+        int i = 0;
+        for (; i + 4 * LANES <= vec; i += 4 * LANES) {
+            FloatVector o0 = FloatVector.zero(F);
+            FloatVector o1 = o0;
+            FloatVector o2 = o0;
+            FloatVector o3 = o0;
+            for (int p = 0; p < len; p++) {
+                FloatVector w = FloatVector.broadcast(F, weights[p]);
+                int r = rows[p] + i;
+                o0 = FloatVector.fromArray(F, values, r).fma(w, o0);
+                o1 = FloatVector.fromArray(F, values, r + LANES).fma(w, o1);
+                o2 = FloatVector.fromArray(F, values, r + 2 * LANES).fma(w, o2);
+                o3 = FloatVector.fromArray(F, values, r + 3 * LANES).fma(w, o3);
+            }
+            o0.intoArray(out, base + i);
+            o1.intoArray(out, base + i + LANES);
+            o2.intoArray(out, base + i + 2 * LANES);
+            o3.intoArray(out, base + i + 3 * LANES);
+        }
+        for (; i < vec; i += LANES) {
+            FloatVector o = FloatVector.zero(F);
+            for (int p = 0; p < len; p++) {
+                o = FloatVector.fromArray(F, values, rows[p] + i).fma(FloatVector.broadcast(F, weights[p]), o);
+            }
+            o.intoArray(out, base + i);
+        }
+        for (; i < hd; i++) {
+            float o = 0;
+            for (int p = 0; p < len; p++) {
+                o += weights[p] * values[rows[p] + i];
+            }
+            out[base + i] = o;
+        }
+    }
+
+    /** {@code s[p] = exp(s[p] - max)} for {@code p < len}; returns their sum. */
+    private static float expShifted(float[] s, int len, float max) {
+        int vec = F.loopBound(len);
+        FloatVector acc = FloatVector.zero(F);
+        for (int p = 0; p < vec; p += LANES) {
+            FloatVector e = FloatVector.fromArray(F, s, p).sub(max).lanewise(EXP);
+            e.intoArray(s, p);
+            acc = acc.add(e);
+        }
+        float sum = acc.reduceLanes(ADD);
+        for (int p = vec; p < len; p++) {
+            s[p] = (float) Math.exp(s[p] - max);
+            sum += s[p];
+        }
+        return sum;
+    }
+
+    private float[] scratch(int worker, int length) {
+        float[] s = scratch[worker];
+        if (s == null || s.length < length) {
+            s = new float[Math.max(length, s == null ? 1024 : 2 * s.length)];
+            scratch[worker] = s;
+        }
+        return s;
+    }
+
+    private int[] rowScratch(int worker, int length) {
+        int[] s = rowScratch[worker];
+        if (s == null || s.length < length) {
+            s = new int[Math.max(length, s == null ? 1024 : 2 * s.length)];
+            rowScratch[worker] = s;
+        }
+        return s;
     }
 
     /** Index of the largest of {@code x[offset..offset+n)}; the lowest index wins a tie. */
@@ -182,7 +489,30 @@ public final class CpuKernels implements AutoCloseable {
         return best;
     }
 
+    @FunctionalInterface
+    private interface RangeTask {
+        void run(int worker, int from, int to);
+    }
+
+    /**
+     * Runs {@code body} over {@code [0, units)} cut into chunks of whole multiples of {@code align} units, as
+     * many as the work ({@code workPerUnit} per unit) pays for, up to {@link #CHUNKS_PER_THREAD} per thread.
+     */
+    private void parallelFor(int units, int align, long workPerUnit, RangeTask body) {
+        if (units <= 0) {
+            return;
+        }
+        int groups = Math.ceilDiv(units, align);
+        long byWork = Math.max(1, (long) groups * align * workPerUnit / MIN_CHUNK_WORK);
+        int chunks = (int) Math.min(Math.min(groups, byWork), (long) threads * CHUNKS_PER_THREAD);
+        int per = Math.ceilDiv(groups, chunks) * align;
+        pool.forEach(Math.ceilDiv(units, per),
+                (worker, c) -> body.run(worker, c * per, Math.min(units, (c + 1) * per)));
+    }
+
+    /** Stops the helper threads; the instance is unusable afterwards. Idempotent. */
     @Override
     public void close() {
+        pool.close();
     }
 }

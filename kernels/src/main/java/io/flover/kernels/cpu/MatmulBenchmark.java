@@ -1,0 +1,106 @@
+package io.flover.kernels.cpu;
+
+import io.flover.model.DType;
+import io.flover.model.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/** Times {@link CpuKernels#matmul} on random off-heap weights; silent, for callers that print the numbers. */
+public final class MatmulBenchmark {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** The timed period is cut into this many slices; the median slice is reported, which shrugs off noise. */
+    private static final int SLICES = 7;
+
+    private MatmulBenchmark() {
+    }
+
+    /**
+     * One measurement: {@code gflops} counts {@code 2 * n * k * tokens} flops per call, {@code weightGBps} the
+     * weight bytes ({@code n * k * dtype.bytes()}) per call, both per second; {@code micros} is one call.
+     */
+    public record Result(DType dtype, int n, int k, int tokens, int threads, int copies, double micros,
+                         double gflops, double weightGBps) {
+    }
+
+    /**
+     * Times {@code out[tokens, n] = x[tokens, k] * w[n, k]^T} for about {@code seconds}, after a warm-up of at
+     * least a second (until C2 has compiled the vector loops they run many times slower). The same weight is
+     * reused on every call, so a weight that fits in the last-level cache is timed from there.
+     */
+    public static Result run(CpuKernels kernels, DType dtype, int n, int kDim, int tokens, double seconds) {
+        return run(kernels, dtype, n, kDim, tokens, seconds, 0);
+    }
+
+    /**
+     * Like {@link #run(CpuKernels, DType, int, int, int, double)}, but cycles through enough copies of the weight
+     * to cover {@code footprintBytes} (e.g. a few times the last-level cache), so that every call streams its
+     * weight from memory as a real forward pass over a large model does.
+     */
+    public static Result run(CpuKernels kernels, DType dtype, int n, int kDim, int tokens, double seconds,
+                             long footprintBytes) {
+        long weightBytes = (long) n * kDim * dtype.bytes();
+        int copies = (int) Math.max(1, Math.ceilDiv(footprintBytes, weightBytes));
+        SplittableRandom random = new SplittableRandom(42);
+        // Shared: the helper threads read the weights too.
+        try (Arena arena = Arena.ofShared()) {
+            Tensor[] weights = new Tensor[copies];
+            MemorySegment first = arena.allocate(weightBytes, 64);
+            fill(first, dtype, (long) n * kDim, random);
+            for (int c = 0; c < copies; c++) {
+                MemorySegment data = first;
+                if (c > 0) {
+                    data = arena.allocate(weightBytes, 64);
+                    data.copyFrom(first);
+                }
+                weights[c] = new Tensor("bench.weight" + c, dtype, new long[] {n, kDim}, data);
+            }
+            float[] x = new float[tokens * kDim];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) random.nextDouble(-1, 1);
+            }
+            float[] out = new float[tokens * n];
+
+            long warmupEnd = System.nanoTime() + (long) (Math.max(1.0, seconds / 2) * 1e9);
+            int calls = 0;
+            while (System.nanoTime() < warmupEnd || calls < 10) {
+                kernels.matmul(x, tokens, weights[calls++ % copies], out);
+            }
+
+            double[] slice = new double[SLICES];
+            long sliceNanos = (long) (seconds * 1e9 / SLICES);
+            for (int s = 0; s < SLICES; s++) {
+                long start = System.nanoTime();
+                long end = start + sliceNanos;
+                int sliceCalls = 0;
+                long now;
+                do {
+                    kernels.matmul(x, tokens, weights[calls++ % copies], out);
+                    sliceCalls++;
+                    now = System.nanoTime();
+                } while (now < end);
+                slice[s] = (now - start) / 1e3 / sliceCalls;
+            }
+            Arrays.sort(slice);
+            double micros = slice[SLICES / 2];
+            double gflops = 2.0 * n * kDim * tokens / micros / 1e3;
+            double weightGBps = weightBytes / micros / 1e3;
+            return new Result(dtype, n, kDim, tokens, kernels.threads(), copies, micros, gflops, weightGBps);
+        }
+    }
+
+    private static void fill(MemorySegment data, DType dtype, long count, SplittableRandom random) {
+        for (long i = 0; i < count; i++) {
+            float v = (float) random.nextDouble(-1, 1);
+            switch (dtype) {
+                case F32 -> data.setAtIndex(F32, i, v);
+                case BF16 -> data.setAtIndex(U16, i, (short) (Float.floatToRawIntBits(v) >>> 16));
+                case F16 -> data.setAtIndex(U16, i, Float.floatToFloat16(v));
+            }
+        }
+    }
+}

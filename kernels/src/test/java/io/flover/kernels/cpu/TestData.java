@@ -1,0 +1,72 @@
+package io.flover.kernels.cpu;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.flover.model.DType;
+import io.flover.model.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.SplittableRandom;
+
+/** Random inputs and tolerant comparisons for the kernel tests. */
+final class TestData {
+    static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private TestData() {
+    }
+
+    static float[] floats(SplittableRandom random, int n, double bound) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) random.nextDouble(-bound, bound);
+        }
+        return a;
+    }
+
+    /** A {@code rows x cols} tensor of {@code dtype} in {@code arena} holding {@code values} (rounded to dtype). */
+    static Tensor tensor(Arena arena, DType dtype, int rows, int cols, float[] values) {
+        MemorySegment data = arena.allocate((long) rows * cols * dtype.bytes(), 8);
+        for (int i = 0; i < values.length; i++) {
+            switch (dtype) {
+                case F32 -> data.setAtIndex(F32, i, values[i]);
+                case BF16 -> data.setAtIndex(U16, i, (short) (Float.floatToRawIntBits(values[i]) >>> 16));
+                case F16 -> data.setAtIndex(U16, i, Float.floatToFloat16(values[i]));
+            }
+        }
+        return new Tensor("test", dtype, new long[] {rows, cols}, data);
+    }
+
+    /** A {@code rows x cols} 16-bit tensor whose elements are the given raw bit patterns. */
+    static Tensor bits(Arena arena, DType dtype, int rows, int cols, short[] bits) {
+        MemorySegment data = arena.allocate((long) rows * cols * 2, 8);
+        for (int i = 0; i < bits.length; i++) {
+            data.setAtIndex(U16, i, bits[i]);
+        }
+        return new Tensor("bits", dtype, new long[] {rows, cols}, data);
+    }
+
+    /**
+     * Fails unless {@code |actual - expected| <= relative * scale + absolute} element-wise, where {@code scale}
+     * is {@code scales[i]} if given, else {@code |expected[i]|}. NaNs must match NaNs, infinities exactly.
+     */
+    static void assertClose(String what, float[] expected, float[] actual, int n, float[] scales, double relative,
+                            double absolute) {
+        for (int i = 0; i < n; i++) {
+            float e = expected[i];
+            float a = actual[i];
+            if (Float.isNaN(e) || Float.isInfinite(e)) {
+                if (Float.compare(e, a) != 0 && !(Float.isNaN(e) && Float.isNaN(a))) {
+                    fail(what + ": element " + i + " expected " + e + " but was " + a);
+                }
+                continue;
+            }
+            double scale = scales != null ? scales[i] : Math.abs(e);
+            if (!(Math.abs(a - e) <= relative * scale + absolute)) {
+                fail(what + ": element " + i + " expected " + e + " but was " + a + " (scale " + scale + ")");
+            }
+        }
+    }
+}
