@@ -112,6 +112,7 @@ final class BenchEngineCommand implements Callable<Integer> {
             }
             r.put("matmul", mm);
 
+            warmUp(lm);
             double prefill = prefillTokensPerSecond(lm);
             out.printf("prompt processing (%d tokens): %.0f tokens/s%n", promptLength, prefill);
             r.put("prompt_tokens_per_s", prefill);
@@ -119,7 +120,7 @@ final class BenchEngineCommand implements Callable<Integer> {
             out.printf("decode (limit for one sequence at %.1f GB/s: %.1f tokens/s):%n", bandwidth / 1e9, limit);
             List<Object> decode = new ArrayList<>();
             for (int batch : batches) {
-                double tps = decodeTokensPerSecond(lm, batch);
+                double tps = decodeTokensPerSecond(lm, batch, decodeSteps);
                 String vsLimit = batch == 1 ? String.format("  (%.0f%% of the bandwidth limit)", 100 * tps / limit) : "";
                 out.printf("  batch %3d: %8.1f tokens/s%s%n", batch, tps, vsLimit);
                 decode.add(Map.of("batch", batch, "tokens_per_s", tps));
@@ -129,6 +130,19 @@ final class BenchEngineCommand implements Callable<Integer> {
             out.println();
         }
         return r;
+    }
+
+    /**
+     * Runs every path to be timed until the JIT has compiled it: measured cold, the first model looks several
+     * times slower than the next one.
+     */
+    private void warmUp(CausalLm lm) {
+        long end = System.nanoTime() + 3_000_000_000L;
+        while (System.nanoTime() < end) {
+            prefillTokensPerSecond(lm);
+            decodeTokensPerSecond(lm, 1, 8);
+            decodeTokensPerSecond(lm, Arrays.stream(batches).max().orElse(1), 2);
+        }
     }
 
     private double prefillTokensPerSecond(CausalLm lm) {
@@ -145,12 +159,12 @@ final class BenchEngineCommand implements Callable<Integer> {
         return runs * promptLength / ((System.nanoTime() - start) / 1e9);
     }
 
-    /** {@code batch} sequences with 16-token prompts, then {@code decodeSteps} fused decode steps of all of them. */
-    private double decodeTokensPerSecond(CausalLm lm, int batch) {
+    /** {@code batch} sequences with 16-token prompts, then {@code steps} fused decode steps of all of them. */
+    private double decodeTokensPerSecond(CausalLm lm, int batch, int steps) {
         int vocab = lm.config().vocabSize();
         int promptLen = 16;
         int warmup = 4;
-        int perSeqBlocks = (promptLen + warmup + decodeSteps + BLOCK_SIZE) / BLOCK_SIZE;
+        int perSeqBlocks = (promptLen + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE;
         KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE);
         int[][] tables = new int[batch][perSeqBlocks];
         for (int s = 0; s < batch; s++) {
@@ -169,7 +183,7 @@ final class BenchEngineCommand implements Callable<Integer> {
         Arrays.fill(want, true);
         int[] tokens = randomTokens(batch, vocab, 99);
         long start = 0;
-        for (int step = 0; step < warmup + decodeSteps; step++) {
+        for (int step = 0; step < warmup + steps; step++) {
             if (step == warmup) {
                 start = System.nanoTime();
             }
@@ -177,7 +191,7 @@ final class BenchEngineCommand implements Callable<Integer> {
             Arrays.fill(positions, promptLen + step);
             lm.forward(new StepBatch(tokens, starts, ones, positions, tables, want), kv);
         }
-        return (double) batch * decodeSteps / ((System.nanoTime() - start) / 1e9);
+        return (double) batch * steps / ((System.nanoTime() - start) / 1e9);
     }
 
     private static int[] randomTokens(int n, int vocab, long seed) {

@@ -24,6 +24,11 @@ public final class MemoryBandwidth {
             MemorySegment buf = arena.allocate(per * threads, 64);
             buf.fill((byte) 1);
             float[] sink = new float[threads];
+            // Compile the loop first: run interpreted, one pass over the buffer takes seconds.
+            MemorySegment warm = buf.asSlice(0, Math.min(per, 1 << 20));
+            for (int i = 0; i < 5_000; i++) {
+                sink[0] += sum(warm);
+            }
             long deadline = System.nanoTime() + (long) (seconds * 1e9);
             long[] passes = new long[threads];
             Thread[] ts = new Thread[threads];
