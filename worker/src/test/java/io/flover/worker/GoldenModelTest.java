@@ -28,9 +28,15 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class GoldenModelTest {
     private static final double LOGIT_TOLERANCE = 1e-4;
+    /**
+     * Below this top-1 margin a greedy step may flip on float32 rounding alone, so ids are compared up to the first
+     * such step (all of them for the shared fixtures, whose smallest margin is 0.016).
+     */
+    private static final double DECISIVE_MARGIN = 1e-3;
     private static final int BLOCK_SIZE = 16;
     private static CpuKernels kernels;
 
+    /** {@code greedy} holds only the decisive prefix of the reference continuation. */
     record Case(int[] prompt, float[] lastLogits, int[] greedy) {
     }
 
@@ -45,7 +51,9 @@ class GoldenModelTest {
     }
 
     static Stream<String> checkpoints() {
-        return Stream.of("llama-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-f32", "gpt2-tiny-bf16");
+        // The "alt" fixtures (golden.py --alt) add float16 weights, 8 query heads on 2 KV heads, RoPE theta 5e5.
+        return Stream.of("llama-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-f32", "gpt2-tiny-bf16",
+                "llama-alt-f16", "gpt2-alt-f16");
     }
 
     static Path dir(String name) throws URISyntaxException {
@@ -56,7 +64,13 @@ class GoldenModelTest {
         JsonNode root = new ObjectMapper().readTree(dir(name).resolve("expected.json").toFile());
         List<Case> cases = new ArrayList<>();
         for (JsonNode c : root.get("cases")) {
-            cases.add(new Case(ints(c.get("prompt_ids")), floats(c.get("last_logits")), ints(c.get("greedy_ids"))));
+            int[] greedy = ints(c.get("greedy_ids"));
+            float[] margins = floats(c.get("greedy_top1_margin"));
+            int decisive = 0;
+            while (decisive < greedy.length && margins[decisive] >= DECISIVE_MARGIN) {
+                decisive++;
+            }
+            cases.add(new Case(ints(c.get("prompt_ids")), floats(c.get("last_logits")), Arrays.copyOf(greedy, decisive)));
         }
         return cases;
     }
@@ -103,7 +117,7 @@ class GoldenModelTest {
             }
             int[] produced = new int[n];
             int chunk = 5;
-            while (Arrays.stream(produced).anyMatch(p -> p < cases.getFirst().greedy.length)) {
+            while (java.util.stream.IntStream.range(0, n).anyMatch(s -> produced[s] < cases.get(s).greedy.length)) {
                 List<int[]> pieces = new ArrayList<>();
                 List<Integer> seqs = new ArrayList<>();
                 List<Integer> firsts = new ArrayList<>();
