@@ -84,6 +84,10 @@ final class BenchPoliciesCommand implements Callable<Integer> {
         Path dir = model != null ? model : ModelCache.get(Architecture.LLAMA, RandomCheckpoint.Preset.M110, DType.F32);
         try (CpuKernels kernels = new CpuKernels(threads); LoadedModel m = LoadedModel.open(dir, kernels)) {
             int[] lengths = parseRange(outputLength);
+            // Compile the hot paths before anything is timed, or the first run pays for the JIT.
+            List<Arrival> warmUp = workload("inf", new int[] {8, 16}, m.config().vocabSize());
+            run(m, new Policy.Fusion(), warmUp.subList(0, Math.min(8, warmUp.size())));
+            run(m, Policy.sequential(), warmUp.subList(0, Math.min(2, warmUp.size())));
             out.printf("%s, %d requests, prompt %d tokens, output %s tokens, max batch %d%n%n", dir.getFileName(),
                     requests, promptLength, outputLength, maxBatch);
             out.printf("| rate (req/s) | policy | total (s) | mean latency (s) | tokens/s | total vs fusion | latency vs fusion |%n");
