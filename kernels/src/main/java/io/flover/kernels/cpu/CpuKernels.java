@@ -124,10 +124,10 @@ public final class CpuKernels implements AutoCloseable {
                     int j2 = j + Math.min(2, tileRows - 1);
                     int j3 = j + Math.min(3, tileRows - 1);
                     if (direct != null && tileTokens == 1) {
-                        direct.tile4x1(w, rowBytes, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
+                        direct.tile4x1(w, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
                                 x, x0, kVec, sums);
                     } else if (direct != null) {
-                        direct.tile4x4(w, rowBytes, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
+                        direct.tile4x4(w, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
                                 x, x0, x1, x2, x3, kVec, sums);
                     } else if (tileTokens == 1) {
                         ArrayTiles.tile4x1(widened, (j - block) * k, (j1 - block) * k, (j2 - block) * k,

@@ -56,14 +56,16 @@ abstract sealed class WeightKernels {
      * the 4 weight rows at byte offsets {@code r0..r3} with the 4 x rows at offsets {@code x0..x3} over
      * {@code [0, kVec)}, into {@code sums[4 * token + row]}. Rows or tokens may repeat (the caller clamps a
      * partial tile to its last row). The sums go to a scratch array rather than to {@code out}: every value kept
-     * alive across the loop costs a register, and with 16 accumulators a spilled one slows the loop down.
+     * alive across the loop costs a register, and with 16 accumulators a spilled one slows the loop down. Rows
+     * are read at offsets into the whole segment, not through per-row slices: C2 does not scalar-replace a slice
+     * of a mapped segment, so slicing allocated four segments per tile and slowed down decoding.
      */
     abstract static sealed class Direct extends WeightKernels {
-        abstract void tile4x4(MemorySegment w, long rowBytes, long r0, long r1, long r2, long r3, float[] x, int x0,
+        abstract void tile4x4(MemorySegment w, long r0, long r1, long r2, long r3, float[] x, int x0,
                               int x1, int x2, int x3, int kVec, float[] sums);
 
         /** {@link #tile4x4} for the single x row at {@code x0}: {@code sums[0..3]}. */
-        abstract void tile4x1(MemorySegment w, long rowBytes, long r0, long r1, long r2, long r3, float[] x, int x0,
+        abstract void tile4x1(MemorySegment w, long r0, long r1, long r2, long r3, float[] x, int x0,
                               int kVec, float[] sums);
     }
 
@@ -85,13 +87,8 @@ abstract sealed class WeightKernels {
         }
 
         @Override
-        void tile4x4(MemorySegment w, long rowBytes, long r0, long r1, long r2, long r3, float[] x, int x0, int x1,
+        void tile4x4(MemorySegment w, long r0, long r1, long r2, long r3, float[] x, int x0, int x1,
                      int x2, int x3, int kVec, float[] sums) {
-            // One slice per row: C2 hoists the bounds checks of a zero-based offset out of the loop.
-            MemorySegment w0 = w.asSlice(r0, rowBytes);
-            MemorySegment w1 = w.asSlice(r1, rowBytes);
-            MemorySegment w2 = w.asSlice(r2, rowBytes);
-            MemorySegment w3 = w.asSlice(r3, rowBytes);
             // A zero made here: accumulators that start from a static constant vector get boxed by C2.
             FloatVector zero = FloatVector.zero(F);
             FloatVector a00 = zero, a01 = zero, a02 = zero, a03 = zero;
@@ -100,10 +97,10 @@ abstract sealed class WeightKernels {
             FloatVector a30 = zero, a31 = zero, a32 = zero, a33 = zero;
             for (int i = 0; i < kVec; i += LANES) {
                 long b = (long) i * BYTES;
-                FloatVector w0i = load(w0, b);
-                FloatVector w1i = load(w1, b);
-                FloatVector w2i = load(w2, b);
-                FloatVector w3i = load(w3, b);
+                FloatVector w0i = load(w, r0 + b);
+                FloatVector w1i = load(w, r1 + b);
+                FloatVector w2i = load(w, r2 + b);
+                FloatVector w3i = load(w, r3 + b);
                 FloatVector x0i = FloatVector.fromArray(F, x, x0 + i);
                 a00 = w0i.fma(x0i, a00); a10 = w1i.fma(x0i, a10); a20 = w2i.fma(x0i, a20); a30 = w3i.fma(x0i, a30);
                 FloatVector x1i = FloatVector.fromArray(F, x, x1 + i);
@@ -124,23 +121,18 @@ abstract sealed class WeightKernels {
         }
 
         @Override
-        void tile4x1(MemorySegment w, long rowBytes, long r0, long r1, long r2, long r3, float[] x, int x0,
+        void tile4x1(MemorySegment w, long r0, long r1, long r2, long r3, float[] x, int x0,
                      int kVec, float[] sums) {
-            // One slice per row: C2 hoists the bounds checks of a zero-based offset out of the loop.
-            MemorySegment w0 = w.asSlice(r0, rowBytes);
-            MemorySegment w1 = w.asSlice(r1, rowBytes);
-            MemorySegment w2 = w.asSlice(r2, rowBytes);
-            MemorySegment w3 = w.asSlice(r3, rowBytes);
             // A zero made here: accumulators that start from a static constant vector get boxed by C2.
             FloatVector zero = FloatVector.zero(F);
             FloatVector a00 = zero, a10 = zero, a20 = zero, a30 = zero;
             for (int i = 0; i < kVec; i += LANES) {
                 long b = (long) i * BYTES;
                 FloatVector x0i = FloatVector.fromArray(F, x, x0 + i);
-                a00 = load(w0, b).fma(x0i, a00);
-                a10 = load(w1, b).fma(x0i, a10);
-                a20 = load(w2, b).fma(x0i, a20);
-                a30 = load(w3, b).fma(x0i, a30);
+                a00 = load(w, r0 + b).fma(x0i, a00);
+                a10 = load(w, r1 + b).fma(x0i, a10);
+                a20 = load(w, r2 + b).fma(x0i, a20);
+                a30 = load(w, r3 + b).fma(x0i, a30);
             }
             sums[0] = a00.reduceLanes(ADD); sums[1] = a10.reduceLanes(ADD);
             sums[2] = a20.reduceLanes(ADD); sums[3] = a30.reduceLanes(ADD);
@@ -172,13 +164,8 @@ abstract sealed class WeightKernels {
         }
 
         @Override
-        void tile4x4(MemorySegment w, long rowBytes, long r0, long r1, long r2, long r3, float[] x, int x0, int x1,
+        void tile4x4(MemorySegment w, long r0, long r1, long r2, long r3, float[] x, int x0, int x1,
                      int x2, int x3, int kVec, float[] sums) {
-            // One slice per row: C2 hoists the bounds checks of a zero-based offset out of the loop.
-            MemorySegment w0 = w.asSlice(r0, rowBytes);
-            MemorySegment w1 = w.asSlice(r1, rowBytes);
-            MemorySegment w2 = w.asSlice(r2, rowBytes);
-            MemorySegment w3 = w.asSlice(r3, rowBytes);
             // A zero made here: accumulators that start from a static constant vector get boxed by C2.
             FloatVector zero = FloatVector.zero(F);
             FloatVector a00 = zero, a01 = zero, a02 = zero, a03 = zero;
@@ -187,10 +174,10 @@ abstract sealed class WeightKernels {
             FloatVector a30 = zero, a31 = zero, a32 = zero, a33 = zero;
             for (int i = 0; i < kVec; i += LANES) {
                 long b = (long) i * BYTES;
-                FloatVector w0i = load(w0, b);
-                FloatVector w1i = load(w1, b);
-                FloatVector w2i = load(w2, b);
-                FloatVector w3i = load(w3, b);
+                FloatVector w0i = load(w, r0 + b);
+                FloatVector w1i = load(w, r1 + b);
+                FloatVector w2i = load(w, r2 + b);
+                FloatVector w3i = load(w, r3 + b);
                 FloatVector x0i = FloatVector.fromArray(F, x, x0 + i);
                 a00 = w0i.fma(x0i, a00); a10 = w1i.fma(x0i, a10); a20 = w2i.fma(x0i, a20); a30 = w3i.fma(x0i, a30);
                 FloatVector x1i = FloatVector.fromArray(F, x, x1 + i);
@@ -211,23 +198,18 @@ abstract sealed class WeightKernels {
         }
 
         @Override
-        void tile4x1(MemorySegment w, long rowBytes, long r0, long r1, long r2, long r3, float[] x, int x0,
+        void tile4x1(MemorySegment w, long r0, long r1, long r2, long r3, float[] x, int x0,
                      int kVec, float[] sums) {
-            // One slice per row: C2 hoists the bounds checks of a zero-based offset out of the loop.
-            MemorySegment w0 = w.asSlice(r0, rowBytes);
-            MemorySegment w1 = w.asSlice(r1, rowBytes);
-            MemorySegment w2 = w.asSlice(r2, rowBytes);
-            MemorySegment w3 = w.asSlice(r3, rowBytes);
             // A zero made here: accumulators that start from a static constant vector get boxed by C2.
             FloatVector zero = FloatVector.zero(F);
             FloatVector a00 = zero, a10 = zero, a20 = zero, a30 = zero;
             for (int i = 0; i < kVec; i += LANES) {
                 long b = (long) i * BYTES;
                 FloatVector x0i = FloatVector.fromArray(F, x, x0 + i);
-                a00 = load(w0, b).fma(x0i, a00);
-                a10 = load(w1, b).fma(x0i, a10);
-                a20 = load(w2, b).fma(x0i, a20);
-                a30 = load(w3, b).fma(x0i, a30);
+                a00 = load(w, r0 + b).fma(x0i, a00);
+                a10 = load(w, r1 + b).fma(x0i, a10);
+                a20 = load(w, r2 + b).fma(x0i, a20);
+                a30 = load(w, r3 + b).fma(x0i, a30);
             }
             sums[0] = a00.reduceLanes(ADD); sums[1] = a10.reduceLanes(ADD);
             sums[2] = a20.reduceLanes(ADD); sums[3] = a30.reduceLanes(ADD);
