@@ -68,6 +68,8 @@ public final class Scheduler implements AutoCloseable {
     private long slotMoves;
     private long preemptions;
     private long generatedTokens;
+    /** Preempted sequences back in {@code waiting}: they do not count against {@code maxWaiting}. */
+    private int preemptedWaiting;
 
     /** {@code tokenizer} may be null (requests are then ids only, and carry no text). */
     public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config) {
@@ -103,16 +105,20 @@ public final class Scheduler implements AutoCloseable {
             throw new IllegalArgumentException("prompt (" + request.promptIds().length + " tokens) plus max_tokens ("
                     + request.maxTokens() + ") exceeds the KV cache of " + pool.total() * pool.blockSize() + " positions");
         }
-        if (closing) {
-            throw new IllegalStateException("the scheduler is shutting down");
-        }
         if (queued.incrementAndGet() > config.maxWaiting()) {
             queued.decrementAndGet();
             throw new QueueFullException("too many requests waiting (" + config.maxWaiting() + "); retry later");
         }
         Sequence seq = new Sequence(nextId.incrementAndGet(), request, listener,
                 new StopChecker(request, model, tokenizer), System.nanoTime());
-        inbox.add(() -> waiting.addLast(seq));
+        // Checked under the lock the loop takes for its final drain: a request is either drained or refused.
+        synchronized (inbox) {
+            if (closing) {
+                queued.decrementAndGet();
+                throw new IllegalStateException("the scheduler is shutting down");
+            }
+            inbox.add(() -> waiting.addLast(seq));
+        }
         return () -> {
             if (!seq.cancelled) {
                 seq.cancelled = true;
@@ -154,7 +160,10 @@ public final class Scheduler implements AutoCloseable {
         } catch (RuntimeException | Error e) {
             LOG.log(Level.SEVERE, "scheduler failed", e);
         } finally {
-            drainQuietly();
+            synchronized (inbox) {
+                closing = true; // also when the loop died: later submits are refused, not left unanswered
+                drainQuietly();
+            }
             for (Sequence s : List.copyOf(running)) {
                 finish(s, FinishReason.ERROR, "server shutting down");
             }
@@ -162,6 +171,7 @@ public final class Scheduler implements AutoCloseable {
                 notifyFinished(s, FinishReason.ERROR, "server shutting down");
             }
             waiting.clear();
+            queued.set(0);
             publishStats();
         }
     }
@@ -199,7 +209,11 @@ public final class Scheduler implements AutoCloseable {
             Sequence s = it.next();
             if (s.cancelled) {
                 it.remove();
-                queued.decrementAndGet();
+                if (s.preempted) {
+                    preemptedWaiting--;
+                } else {
+                    queued.decrementAndGet();
+                }
                 notifyFinished(s, FinishReason.CANCELLED, null);
             }
         }
@@ -216,13 +230,20 @@ public final class Scheduler implements AutoCloseable {
         int allowed = config.policy().admissible(running.size(), waiting.size(), oldestWait());
         while (allowed-- > 0 && !waiting.isEmpty() && running.size() < config.maxBatch()) {
             Sequence s = waiting.peekFirst();
-            // Blocks for the whole prompt up front, so an admitted prompt is not preempted halfway.
-            int[] blocks = pool.allocate(pool.blocksFor(s.length));
-            if (blocks == null) {
+            // Blocks for the whole prompt up front, and one spare per live sequence so that the decoders' next
+            // blocks do not have to come from preempting the newcomer straight away.
+            int need = pool.blocksFor(s.length);
+            if (pool.free() - need < running.size()) {
                 return;
             }
+            int[] blocks = pool.allocate(need);
             waiting.pollFirst();
-            queued.decrementAndGet();
+            if (s.preempted) {
+                s.preempted = false;
+                preemptedWaiting--;
+            } else {
+                queued.decrementAndGet();
+            }
             s.addBlocks(blocks);
             s.slot = running.size();
             running.add(s);
@@ -345,8 +366,9 @@ public final class Scheduler implements AutoCloseable {
         chunk[slot] = slot == last ? 0 : chunk[last];
         chunk[last] = 0;
         s.computed = 0;
+        s.preempted = true;
         waiting.addFirst(s);
-        queued.incrementAndGet();
+        preemptedWaiting++;
         LOG.fine(() -> "preempted sequence " + s.id + " (" + s.length + " tokens) for lack of KV blocks");
     }
 
@@ -357,7 +379,14 @@ public final class Scheduler implements AutoCloseable {
         if (s.firstTokenNanos < 0) {
             s.firstTokenNanos = now;
         }
-        StopChecker.Emitted out = s.stopChecker.accept(token, s.generated(), s.length);
+        StopChecker.Emitted out;
+        try {
+            out = s.stopChecker.accept(token, s.generated(), s.length);
+        } catch (RuntimeException e) {
+            LOG.log(Level.WARNING, "sequence " + s.id + " could not take token " + token, e);
+            finish(s, FinishReason.ERROR, "could not decode token " + token + ": " + e.getMessage());
+            return;
+        }
         safely(s, () -> s.listener.onTokens(new int[] {token}, out.text()), "tokens");
         if (out.finishReason() != null) {
             finish(s, out.finishReason(), null);
@@ -407,7 +436,7 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private void publishStats() {
-        stats = new Stats(running.size(), queued.get(), pool.free(), pool.total(), steps, slotMoves, preemptions,
+        stats = new Stats(running.size(), queued.get() + preemptedWaiting, pool.free(), pool.total(), steps, slotMoves, preemptions,
                 generatedTokens);
     }
 }

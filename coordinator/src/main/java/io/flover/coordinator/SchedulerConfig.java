@@ -9,8 +9,9 @@ package io.flover.coordinator;
  */
 public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting) {
     public SchedulerConfig {
-        if (maxBatch < 1 || maxWaiting < 0) {
-            throw new IllegalArgumentException("max batch must be at least 1 and max waiting not negative");
+        if (maxBatch < 1 || maxWaiting < 1) {
+            throw new IllegalArgumentException("max batch and max waiting must be at least 1 (every request waits "
+                    + "in the queue before its first step)");
         }
         if (maxStepTokens < maxBatch) {
             throw new IllegalArgumentException("the step token budget (" + maxStepTokens

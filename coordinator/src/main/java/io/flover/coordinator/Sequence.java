@@ -23,6 +23,8 @@ final class Sequence {
     int blockCount;
     /** Row of the live batch, or -1 while waiting. */
     int slot = -1;
+    /** Sent back to the queue for lack of KV blocks; it will be recomputed from its tokens. */
+    boolean preempted;
     long firstScheduledNanos = -1;
     long firstTokenNanos = -1;
     volatile boolean cancelled;

@@ -18,6 +18,7 @@ final class StopChecker {
     private final int contextLength;
     private final Set<Integer> stopIds;
     private final TextStream text;
+    private final int tokenizerVocab;
 
     /** {@code tokenizer} may be null: the request then produces ids only, and empty text. */
     StopChecker(GenerationRequest request, ModelConfig model, Tokenizer tokenizer) {
@@ -28,11 +29,13 @@ final class StopChecker {
             stopIds.addAll(model.eosTokenIds());
         }
         this.text = tokenizer == null ? null : new TextStream(tokenizer.newStreamDecoder(true), request.stopStrings());
+        this.tokenizerVocab = tokenizer == null ? 0 : tokenizer.vocabSize();
     }
 
     /** Takes the {@code generated}-th generated token, which brings the sequence to {@code length} tokens. */
     Emitted accept(int token, int generated, int length) {
-        String delta = text == null ? "" : text.push(token);
+        // Checkpoints often pad the vocabulary past the tokenizer's ids: such an id has no text.
+        String delta = text == null || token >= tokenizerVocab ? "" : text.push(token);
         FinishReason reason = null;
         if (stopIds.contains(token) || (text != null && text.stopped())) {
             reason = FinishReason.STOP;

@@ -247,6 +247,36 @@ class SchedulerTest {
         }
     }
 
+    /** A checkpoint whose vocabulary outgrows its tokenizer: padded ids produce no text and break nothing. */
+    @Test
+    void idsBeyondTheTokenizerProduceNoTextAndTheSchedulerGoesOn(@org.junit.jupiter.api.io.TempDir Path dir)
+            throws Exception {
+        io.flover.model.RandomCheckpoint.write(dir, io.flover.model.Architecture.LLAMA,
+                io.flover.model.RandomCheckpoint.Preset.TINY, io.flover.model.DType.F32, 2, x -> { });
+        io.flover.model.tokenizer.ByteLevelTokenizerWriter.write(dir, 300); // the model has 2048 ids
+        try (LoadedModel m = LoadedModel.open(dir, kernels);
+             Scheduler scheduler = EmbeddedEngine.start(m.lm(), io.flover.model.tokenizer.Tokenizer.load(dir), 64,
+                     SchedulerConfig.defaults(new Policy.Fusion()))) {
+            for (int round = 0; round < 2; round++) {
+                Collector c = new Collector();
+                scheduler.submit(GenerationRequest.greedy(new int[] {5, 6}, 32).withIgnoreEos(), c);
+                assertEquals(FinishReason.LENGTH, c.await().reason());
+                assertEquals(32, c.ids.size());
+            }
+            assertPoolWhole(scheduler);
+        }
+    }
+
+    @Test
+    void aClosedSchedulerRefusesRequests() {
+        Scheduler scheduler = EmbeddedEngine.start(models.get("llama-tiny-f32").lm(), null, 8,
+                SchedulerConfig.defaults(new Policy.Fusion()));
+        scheduler.close();
+        assertThrows(IllegalStateException.class,
+                () -> scheduler.submit(GenerationRequest.greedy(new int[] {9}, 4), new Collector()));
+        assertEquals(0, scheduler.stats().waiting());
+    }
+
     static void assertPoolWhole(Scheduler scheduler) throws InterruptedException {
         // the stats are published after the step in which the last request finished
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);

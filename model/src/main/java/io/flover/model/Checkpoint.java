@@ -134,7 +134,7 @@ public final class Checkpoint implements AutoCloseable {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             whole = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
         } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(file + " (listed in " + INDEX_FILE + ")");
+            throw new NoSuchFileException(expected == null ? file.toString() : file + " (listed in " + INDEX_FILE + ")");
         }
         long size = whole.byteSize();
         if (size < 8) {
@@ -200,7 +200,13 @@ public final class Checkpoint implements AutoCloseable {
             throw new IOException(file + ": tensor " + name + " spans bytes [" + begin + ", " + end
                     + ") but the file holds only " + dataLen + " data bytes (truncated file?)");
         }
-        long expectedBytes = Tensor.numElements(shape) * dtype.bytes();
+        long expectedBytes;
+        try {
+            expectedBytes = Math.multiplyExact(Tensor.numElements(shape), dtype.bytes());
+        } catch (ArithmeticException e) {
+            throw new IOException(file + ": tensor " + name + " has an impossibly large shape "
+                    + java.util.Arrays.toString(shape), e);
+        }
         if (end - begin != expectedBytes) {
             throw new IOException(file + ": tensor " + name + " has " + (end - begin) + " bytes, but its shape "
                     + java.util.Arrays.toString(shape) + " of " + dtype + " needs " + expectedBytes);

@@ -15,7 +15,6 @@ import java.util.List;
  * land in the same fields as Llama's {@code hidden_size}, {@code num_hidden_layers}….
  *
  * @param ropeScaling {@code llama3} frequency scaling, or null
- * @param weightsDtype the dtype the config declares ({@code torch_dtype}); the checkpoint's tensors decide in the end
  * @param eosTokenIds ids that end generation (generation_config.json wins over config.json); may be empty
  * @param bosTokenId the beginning-of-sequence id, or -1
  */
@@ -33,7 +32,6 @@ public record ModelConfig(
         double ropeTheta,
         RopeScaling ropeScaling,
         boolean tieWordEmbeddings,
-        DType weightsDtype,
         List<Integer> eosTokenIds,
         int bosTokenId) {
 
@@ -45,7 +43,8 @@ public record ModelConfig(
 
     public ModelConfig {
         eosTokenIds = List.copyOf(eosTokenIds);
-        if (hiddenSize <= 0 || numLayers <= 0 || numHeads <= 0 || vocabSize <= 0 || maxPositions <= 0) {
+        if (hiddenSize <= 0 || intermediateSize <= 0 || numLayers <= 0 || numHeads <= 0 || headDim <= 0
+                || vocabSize <= 0 || maxPositions <= 0) {
             throw new IllegalArgumentException("config has a non-positive size");
         }
         if (numKvHeads <= 0 || numHeads % numKvHeads != 0) {
@@ -81,16 +80,15 @@ public record ModelConfig(
             throw new IllegalArgumentException("no 'architectures' entry; supported: " + Architecture.supportedNames());
         }
         Architecture arch = Architecture.fromHfName(archs.get(0).asText());
-        List<Integer> eos = tokenIds(gen != null && gen.has("eos_token_id") ? gen.get("eos_token_id") : c.get("eos_token_id"));
-        int bos = (gen != null && gen.has("bos_token_id") ? gen : c).path("bos_token_id").asInt(-1);
-        DType dtype = c.hasNonNull("torch_dtype") ? DType.parse(c.get("torch_dtype").asText()) : DType.F32;
+        List<Integer> eos = tokenIds(gen != null && gen.hasNonNull("eos_token_id") ? gen.get("eos_token_id") : c.get("eos_token_id"));
+        int bos = (gen != null && gen.hasNonNull("bos_token_id") ? gen : c).path("bos_token_id").asInt(-1);
         return switch (arch) {
-            case LLAMA -> llama(c, eos, bos, dtype);
-            case GPT2 -> gpt2(c, eos, bos, dtype);
+            case LLAMA -> llama(c, eos, bos);
+            case GPT2 -> gpt2(c, eos, bos);
         };
     }
 
-    private static ModelConfig llama(JsonNode c, List<Integer> eos, int bos, DType dtype) {
+    private static ModelConfig llama(JsonNode c, List<Integer> eos, int bos) {
         int hidden = required(c, "hidden_size");
         int heads = required(c, "num_attention_heads");
         int maxPositions = required(c, "max_position_embeddings");
@@ -110,12 +108,15 @@ public record ModelConfig(
                 c.hasNonNull("head_dim") ? c.get("head_dim").asInt() : hidden / heads,
                 required(c, "vocab_size"), maxPositions, (float) c.path("rms_norm_eps").asDouble(1e-6),
                 c.path("rope_theta").asDouble(10000.0), ropeScaling(c.get("rope_scaling")),
-                c.path("tie_word_embeddings").asBoolean(false), dtype, eos, bos);
+                c.path("tie_word_embeddings").asBoolean(false), eos, bos);
     }
 
-    private static ModelConfig gpt2(JsonNode c, List<Integer> eos, int bos, DType dtype) {
+    private static ModelConfig gpt2(JsonNode c, List<Integer> eos, int bos) {
         int hidden = required(c, "n_embd");
         int heads = required(c, "n_head");
+        if (heads <= 0 || hidden % heads != 0) {
+            throw new IllegalArgumentException("n_embd " + hidden + " is not a multiple of n_head " + heads);
+        }
         String act = c.path("activation_function").asText("gelu_new");
         if (!act.equals("gelu_new")) {
             throw new IllegalArgumentException("activation_function '" + act + "' is not supported (only gelu_new)");
@@ -123,7 +124,7 @@ public record ModelConfig(
         return new ModelConfig(Architecture.GPT2, hidden, c.hasNonNull("n_inner") ? c.get("n_inner").asInt() : 4 * hidden,
                 required(c, "n_layer"), heads, heads, hidden / heads, required(c, "vocab_size"),
                 required(c, "n_positions"), (float) c.path("layer_norm_epsilon").asDouble(1e-5), 0, null,
-                true, dtype, eos, bos);
+                true, eos, bos);
     }
 
     private static RopeScaling ropeScaling(JsonNode s) {

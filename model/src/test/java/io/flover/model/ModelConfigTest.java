@@ -37,7 +37,6 @@ class ModelConfigTest {
         assertEquals(Architecture.LLAMA, c.architecture());
         assertEquals(4, c.queriesPerKvHead());
         assertEquals(64, c.headDim());
-        assertEquals(DType.BF16, c.weightsDtype());
         assertEquals(List.of(128001, 128008, 128009), c.eosTokenIds());
         assertEquals(128000, c.bosTokenId());
         assertEquals(new ModelConfig.RopeScaling(32, 1, 4, 8192), c.ropeScaling());
@@ -54,6 +53,15 @@ class ModelConfigTest {
         assertEquals(64, c.headDim());
         assertNull(c.ropeScaling());
         assertEquals(List.of(151643), c.eosTokenIds());
+    }
+
+    /** A null in generation_config.json means "not set here", and torch_dtype does not matter to loading. */
+    @Test
+    void nullEosInGenerationConfigFallsBackToConfig() throws IOException {
+        ModelConfig c = ModelConfig.parse(json("{\"architectures\": [\"GPT2LMHeadModel\"], \"n_embd\": 64, "
+                + "\"n_layer\": 1, \"n_head\": 4, \"n_positions\": 32, \"vocab_size\": 100, \"eos_token_id\": 7, "
+                + "\"torch_dtype\": \"float64\"}"), json("{\"eos_token_id\": null}"));
+        assertEquals(List.of(7), c.eosTokenIds());
     }
 
     @Test
@@ -75,7 +83,6 @@ class ModelConfigTest {
         assertEquals(3072, c.intermediateSize());
         assertEquals(12, c.numKvHeads());
         assertTrue(c.tieWordEmbeddings());
-        assertEquals(DType.F32, c.weightsDtype());
     }
 
     @Test

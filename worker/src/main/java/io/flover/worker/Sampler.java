@@ -37,10 +37,17 @@ public final class Sampler {
             return argmax(l, 0, vocab);
         }
         float invT = 1f / p.temperature();
+        if (Float.isInfinite(invT)) {
+            return argmax(l, 0, vocab); // a temperature too small to divide by is greedy
+        }
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) {
-            l[i] *= invT;
+            // A NaN logit (a broken checkpoint) must not poison the whole distribution: it is never chosen.
+            l[i] = Float.isNaN(l[i]) ? Float.NEGATIVE_INFINITY : l[i] * invT;
             max = Math.max(max, l[i]);
+        }
+        if (max == Float.NEGATIVE_INFINITY) {
+            return argmax(l, 0, vocab);
         }
         // Candidates sorted by logit, best first: the float bits of a logit ordered as an int, index below.
         int n = 0;
@@ -90,11 +97,11 @@ public final class Sampler {
         return tokenAt(n - count);
     }
 
-    /** Index of the largest logit; the lowest index wins a tie. */
+    /** Index of the largest logit; the lowest index wins a tie, and NaN never wins. */
     public static int argmax(float[] x, int offset, int n) {
         int best = 0;
-        float bestValue = x[offset];
-        for (int i = 1; i < n; i++) {
+        float bestValue = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
             if (x[offset + i] > bestValue) {
                 bestValue = x[offset + i];
                 best = i;

@@ -99,6 +99,16 @@ class SamplerTest {
     }
 
     @Test
+    void nanLogitsAreNeverChosenAndTinyTemperaturesAreGreedy() {
+        float[] logits = {Float.NaN, 1f, 3f, Float.NaN};
+        for (int step = 0; step < 50; step++) {
+            int t = sampler.sample(logits, 0, 4, params(1, 0, 1, 0.1f, 1, 3), new int[0], 0, step);
+            assertTrue(t == 1 || t == 2, "sampled " + t);
+        }
+        assertEquals(2, sampler.sample(logits, 0, 4, params(1e-39f, 0, 1, 0, 1, 3), new int[0], 0, 0));
+    }
+
+    @Test
     void badParametersNameTheField() {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> params(Float.NaN, 0, 1, 0, 1, 0))
                 .getMessage().contains("temperature"));
