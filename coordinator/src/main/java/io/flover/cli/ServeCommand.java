@@ -102,7 +102,7 @@ final class ServeCommand implements Callable<Integer> {
         require(maxBatch >= 1, "--max-batch must be at least 1, got " + maxBatch);
         require(maxStepTokens >= maxBatch, "--max-step-tokens (" + maxStepTokens
                 + ") must be at least --max-batch (" + maxBatch + "): every live sequence decodes a token per step");
-        require(maxWaiting >= 0, "--max-waiting must not be negative, got " + maxWaiting);
+        require(maxWaiting >= 1, "--max-waiting must be at least 1, got " + maxWaiting);
         require(maxQueueDelayMs >= 0, "--max-queue-delay must not be negative, got " + maxQueueDelayMs);
         Policy p;
         try {
