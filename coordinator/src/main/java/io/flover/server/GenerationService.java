@@ -116,11 +116,9 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("prompt is empty");
         }
-        long maxTokens = r.getMaxTokens() == 0 ? DEFAULT_MAX_TOKENS : Integer.toUnsignedLong(r.getMaxTokens());
-        if (prompt.length + maxTokens > config.maxPositions()) {
-            throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) plus max_tokens (" + maxTokens
-                    + ") exceeds the context length " + config.maxPositions());
-        }
+        // uint32 read unsigned; anything past int range is past every context length, which the scheduler reports.
+        int maxTokens = r.getMaxTokens() == 0 ? DEFAULT_MAX_TOKENS
+                : (int) Math.min(Integer.toUnsignedLong(r.getMaxTokens()), Integer.MAX_VALUE);
         List<String> stop = r.getStopList();
         if (stop.size() > MAX_STOP_STRINGS) {
             throw new IllegalArgumentException("stop has " + stop.size() + " strings; at most " + MAX_STOP_STRINGS);
@@ -137,7 +135,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         for (int id : ids(r.getStopTokenIdsList(), vocab, "stop_token_ids")) {
             stopIds.add(id);
         }
-        return new GenerationRequest(prompt, (int) maxTokens, sampling(r.getSampling()), stop, stopIds, r.getIgnoreEos());
+        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling()), stop, stopIds, r.getIgnoreEos());
     }
 
     /** Unset fields take their neutral values; SamplingParams rejects the rest, naming the field. */
