@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** The {@code flover} command line. */
 @Command(name = "flover", mixinStandardHelpOptions = true, versionProvider = Flover.Version.class,
         description = "Serve and run autoregressive transformer models (Llama family, GPT-2).",
-        subcommands = {ServeCommand.class, GenerateCommand.class, MakeModelCommand.class, BenchEngineCommand.class,
+        subcommands = {ServeCommand.class, CoordinatorCommand.class, WorkerCommand.class, GenerateCommand.class, MakeModelCommand.class, BenchEngineCommand.class,
                 BenchPoliciesCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Flover {

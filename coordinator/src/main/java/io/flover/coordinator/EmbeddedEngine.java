@@ -5,7 +5,6 @@ import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.CausalLm;
 import io.flover.worker.ShardExecutor;
-import io.flover.worker.Step;
 
 /**
  * The coordinator with an in-process worker: what {@code flover serve} runs on one machine and what most tests
@@ -20,7 +19,11 @@ public final class EmbeddedEngine {
 
     /** Blocks that fit {@code kvMemoryBytes} for this model. */
     public static int blocksFor(ModelConfig c, long kvMemoryBytes) {
-        long perBlock = KvCache.bytesPerBlock(c.numLayers(), BLOCK_SIZE, c.numKvHeads(), c.headDim());
+        return blocksFor(KvCache.bytesPerBlock(c.numLayers(), BLOCK_SIZE, c.numKvHeads(), c.headDim()), kvMemoryBytes);
+    }
+
+    /** Blocks of {@code perBlock} bytes that fit {@code kvMemoryBytes}. */
+    public static int blocksFor(long perBlock, long kvMemoryBytes) {
         long blocks = kvMemoryBytes / perBlock;
         if (blocks < 1) {
             throw new IllegalArgumentException("a KV memory of " + kvMemoryBytes + " bytes holds no block of "
@@ -32,17 +35,6 @@ public final class EmbeddedEngine {
     /** Starts a scheduler over an in-process shard of {@code lm} with {@code numBlocks} KV blocks. */
     public static Scheduler start(CausalLm lm, Tokenizer tokenizer, int numBlocks, SchedulerConfig config) {
         ShardExecutor shard = new ShardExecutor(lm, numBlocks, BLOCK_SIZE, config.maxBatch());
-        StepRunner runner = new StepRunner() {
-            @Override
-            public int[] run(Step step) {
-                return shard.execute(step);
-            }
-
-            @Override
-            public void reset() {
-                shard.reset();
-            }
-        };
-        return new Scheduler(runner, lm.config(), tokenizer, new BlockPool(numBlocks, BLOCK_SIZE), config);
+        return new Scheduler(shard, lm.config(), tokenizer, new BlockPool(numBlocks, BLOCK_SIZE), config);
     }
 }

@@ -11,7 +11,9 @@ public enum FinishReason {
     /** The client cancelled or went away. */
     CANCELLED,
     /** The server could not finish the request. */
-    ERROR;
+    ERROR,
+    /** No worker group was left to finish the request; a retry may succeed once workers are back. */
+    UNAVAILABLE;
 
     /** The lower-case name clients see, as in OpenAI-style APIs. */
     public String apiName() {

@@ -2,8 +2,10 @@ package io.flover.coordinator;
 
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
+import io.flover.worker.GroupLostException;
 import io.flover.worker.SlotOp;
 import io.flover.worker.Step;
+import io.flover.worker.StepRunner;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -13,6 +15,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -23,6 +26,10 @@ import java.util.logging.Logger;
  * Finished and cancelled sequences leave at once: their blocks return to the pool and the last live slot moves
  * into the hole, so the batch stays dense. When blocks run out, the newest sequence is preempted and later
  * recomputed. Other threads only submit and cancel, through the inbox.
+ *
+ * <p>When the runner is lost (a worker of its group died), the scheduler stops and hands every sequence it holds,
+ * running or waiting, to its {@code orphans} handler, which resumes them on another scheduler: they are recomputed
+ * from their prompt and the tokens already streamed, so clients see neither a gap nor a repeat.
  */
 public final class Scheduler implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Scheduler.class.getName());
@@ -47,6 +54,7 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private final StepRunner runner;
+    private final BiConsumer<Scheduler, List<Sequence>> orphans;
     private final ModelConfig model;
     private final Tokenizer tokenizer;
     private final SchedulerConfig config;
@@ -57,6 +65,8 @@ public final class Scheduler implements AutoCloseable {
     private final AtomicInteger queued = new AtomicInteger();
     private final AtomicLong nextId = new AtomicLong();
     private volatile boolean closing;
+    /** Why the runner was lost, once it was. */
+    private volatile RuntimeException lost;
     private volatile Stats stats;
 
     // Scheduler-thread state.
@@ -71,9 +81,18 @@ public final class Scheduler implements AutoCloseable {
     /** Preempted sequences back in {@code waiting}: they do not count against {@code maxWaiting}. */
     private int preemptedWaiting;
 
-    /** {@code tokenizer} may be null (requests are then ids only, and carry no text). */
+    /**
+     * {@code tokenizer} may be null (requests are then ids only, and carry no text). Sequences of a lost runner
+     * end with UNAVAILABLE.
+     */
     public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config) {
+        this(runner, model, tokenizer, pool, config, (self, orphaned) -> endUnavailable(orphaned));
+    }
+
+    Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config,
+              BiConsumer<Scheduler, List<Sequence>> orphans) {
         this.runner = runner;
+        this.orphans = orphans;
         this.model = model;
         this.tokenizer = tokenizer;
         this.pool = pool;
@@ -111,6 +130,7 @@ public final class Scheduler implements AutoCloseable {
         }
         Sequence seq = new Sequence(nextId.incrementAndGet(), request, listener,
                 new StopChecker(request, model, tokenizer), System.nanoTime());
+        seq.owner = this;
         // Checked under the lock the loop takes for its final drain: a request is either drained or refused.
         synchronized (inbox) {
             if (closing) {
@@ -122,9 +142,46 @@ public final class Scheduler implements AutoCloseable {
         return () -> {
             if (!seq.cancelled) {
                 seq.cancelled = true;
-                inbox.add(() -> { }); // wake the loop; it sweeps cancelled sequences every iteration
+                seq.owner.wake(); // the loop sweeps cancelled sequences every iteration
             }
         };
+    }
+
+    /**
+     * Takes over sequences of a lost scheduler, ahead of this one's waiting requests (they arrived earlier). Returns
+     * false, taking none, if this scheduler is closing too.
+     */
+    boolean adopt(List<Sequence> orphaned) {
+        synchronized (inbox) {
+            if (closing) {
+                return false;
+            }
+            inbox.add(() -> {
+                for (Sequence s : orphaned.reversed()) {
+                    s.owner = this;
+                    s.preempted = true;
+                    waiting.addFirst(s);
+                    preemptedWaiting++;
+                }
+            });
+        }
+        return true;
+    }
+
+    /** Treats the runner as lost: the loop stops and hands its sequences to the orphans handler. */
+    void retire(RuntimeException why) {
+        lost = why;
+        wake();
+    }
+
+    /** Load, for choosing among replicas: sequences running and waiting. */
+    int load() {
+        Stats s = stats;
+        return s.running() + s.waiting();
+    }
+
+    private void wake() {
+        inbox.add(() -> { });
     }
 
     /** A consistent snapshot, published after every step. */
@@ -146,7 +203,7 @@ public final class Scheduler implements AutoCloseable {
 
     private void loop() {
         try {
-            while (!closing) {
+            while (!closing && lost == null) {
                 drainInbox(running.isEmpty());
                 sweepCancelled();
                 admit();
@@ -164,6 +221,9 @@ public final class Scheduler implements AutoCloseable {
                 closing = true; // also when the loop died: later submits are refused, not left unanswered
                 drainQuietly();
             }
+            if (lost != null) {
+                handOver();
+            }
             for (Sequence s : List.copyOf(running)) {
                 finish(s, FinishReason.ERROR, "server shutting down");
             }
@@ -173,7 +233,42 @@ public final class Scheduler implements AutoCloseable {
             waiting.clear();
             queued.set(0);
             publishStats();
+            runner.close();
         }
+    }
+
+    /** Gives every sequence to the orphans handler, as if preempted: none of its KV survives the runner. */
+    private void handOver() {
+        List<Sequence> orphaned = new ArrayList<>();
+        for (Sequence s : List.copyOf(running)) {
+            leaveBatch(s);
+            s.computed = 0;
+            orphaned.add(s);
+        }
+        orphaned.addAll(waiting);
+        waiting.clear();
+        orphaned.removeIf(s -> {
+            if (s.cancelled) {
+                notifyFinished(s, FinishReason.CANCELLED, null);
+            }
+            return s.cancelled;
+        });
+        LOG.warning(() -> "lost the runner (" + lost.getMessage() + "); handing over " + orphaned.size()
+                + " requests");
+        if (!orphaned.isEmpty()) {
+            orphans.accept(this, orphaned);
+        }
+    }
+
+    /** The orphans handler of a scheduler that stands alone. */
+    static void endUnavailable(List<Sequence> orphaned) {
+        for (Sequence s : orphaned) {
+            endUnavailable(s, "no worker group is left to finish the request");
+        }
+    }
+
+    static void endUnavailable(Sequence s, String why) {
+        notifyFinished(s, FinishReason.UNAVAILABLE, why);
     }
 
     /** Runs submitted actions; blocks for the first one when idle (or until the policy's delay is up). */
@@ -302,6 +397,9 @@ public final class Scheduler implements AutoCloseable {
         int[] sampled;
         try {
             sampled = runner.run(step);
+        } catch (GroupLostException e) {
+            lost = e; // the loop ends and hands every sequence over
+            return;
         } catch (RuntimeException e) {
             LOG.log(Level.SEVERE, "step " + step.id() + " failed; failing its " + running.size() + " sequences", e);
             runner.reset();
@@ -416,7 +514,7 @@ public final class Scheduler implements AutoCloseable {
         s.slot = -1;
     }
 
-    private void notifyFinished(Sequence s, FinishReason reason, String error) {
+    private static void notifyFinished(Sequence s, FinishReason reason, String error) {
         long now = System.nanoTime();
         double queue = ((s.firstScheduledNanos < 0 ? now : s.firstScheduledNanos) - s.arrivalNanos) / 1e9;
         double ttft = s.firstTokenNanos < 0 ? 0 : (s.firstTokenNanos - s.arrivalNanos) / 1e9;

@@ -25,6 +25,10 @@ final class Sequence {
     int slot = -1;
     /** Sent back to the queue for lack of KV blocks; it will be recomputed from its tokens. */
     boolean preempted;
+    /** The scheduler it is in: it changes when a lost group's sequences resume on another. */
+    volatile Scheduler owner;
+    /** Times it was handed over from a lost group. */
+    int resumes;
     long firstScheduledNanos = -1;
     long firstTokenNanos = -1;
     volatile boolean cancelled;

@@ -1,14 +1,20 @@
 package io.flover.server;
 
 import io.flover.coordinator.EmbeddedEngine;
-import io.flover.coordinator.Scheduler;
+import io.flover.coordinator.Replicas;
 import io.flover.coordinator.SchedulerConfig;
 import io.flover.kernels.cpu.CpuKernels;
+import io.flover.model.Checkpoint;
+import io.flover.model.DType;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.worker.LoadedModel;
+import io.flover.worker.LocalTensorParallel;
+import io.flover.worker.ShardExecutor;
+import io.flover.worker.ShardLayout;
+import io.flover.worker.StepRunner;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -19,91 +25,108 @@ import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
- * A Flover server in one process: the model, an embedded scheduler over it, and a gRPC server with the client
- * API, the standard health service and server reflection (so grpcurl and load-balancer probes work as usual).
+ * A Flover server: the client API over a model's replicas, with the standard health service and server
+ * reflection (so grpcurl and load-balancer probes work as usual). In one process ({@link #start}) the replicas are
+ * one embedded group; a cluster coordinator feeds them groups of remote workers ({@link #serve}).
  */
 public final class FloverServer implements AutoCloseable {
     /** The largest request accepted; prompts and stop lists are far smaller. */
     public static final int MAX_REQUEST_BYTES = 4 << 20;
     private static final long SHUTDOWN_GRACE_SECONDS = 5;
+    private static final Logger LOG = Logger.getLogger(FloverServer.class.getName());
+    /** Ranks in one process only wait for each other's compute, never a network. */
+    private static final Duration LOCAL_COLLECTIVE_TIMEOUT = Duration.ofMinutes(1);
 
     /**
-     * What to serve and how.
+     * What to serve and how, in one process.
      *
      * @param host the address to bind, e.g. 0.0.0.0 or 127.0.0.1
      * @param port 0 binds a free port; {@link #port()} tells which
+     * @param tensorParallel ranks of the in-process tensor-parallel group (1: no tensor parallelism)
+     * @param kvMemoryBytes KV cache of the whole group
      */
-    public record Options(Path modelDir, String host, int port, int threads, long kvMemoryBytes,
+    public record Options(Path modelDir, String host, int port, int threads, int tensorParallel, long kvMemoryBytes,
                           SchedulerConfig scheduler) {
     }
 
-    private final CpuKernels kernels;
-    private final LoadedModel model;
-    private final Scheduler scheduler;
+    private final Replicas replicas;
     private final HealthStatusManager health;
     private final Server server;
+    private final AutoCloseable resources;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private FloverServer(CpuKernels kernels, LoadedModel model, Scheduler scheduler, HealthStatusManager health,
-                         Server server) {
-        this.kernels = kernels;
-        this.model = model;
-        this.scheduler = scheduler;
+    private FloverServer(Replicas replicas, HealthStatusManager health, Server server, AutoCloseable resources) {
+        this.replicas = replicas;
         this.health = health;
         this.server = server;
+        this.resources = resources;
     }
 
-    /** Loads the model, starts the scheduler and binds the server; the health service says SERVING from then on. */
+    /**
+     * Loads the model, in {@code tensorParallel} shards if asked, starts its scheduler and binds the server; the
+     * health service says SERVING from then on.
+     */
     public static FloverServer start(Options o) throws IOException {
-        InetSocketAddress address = new InetSocketAddress(o.host(), o.port());
-        if (address.isUnresolved()) {
-            throw new UnknownHostException("cannot listen on " + o.host() + ": unknown host");
-        }
-        CpuKernels kernels = new CpuKernels(o.threads());
-        LoadedModel model = null;
-        Scheduler scheduler = null;
+        InetSocketAddress address = resolve(o.host(), o.port());
+        int tp = o.tensorParallel();
+        ModelConfig config = ModelConfig.load(o.modelDir());
+        ShardLayout shard = ShardLayout.of(config, 0, tp); // checks that the model splits before anything loads
+        int blocks = EmbeddedEngine.blocksFor(shard.kvBytesPerBlock(config, EmbeddedEngine.BLOCK_SIZE) * tp,
+                o.kvMemoryBytes());
+        int maxSlots = o.scheduler().maxBatch();
+        List<AutoCloseable> opened = new ArrayList<>();
         try {
-            model = LoadedModel.open(o.modelDir(), kernels);
-            Tokenizer tokenizer = Files.isRegularFile(o.modelDir().resolve("tokenizer.json"))
-                    ? Tokenizer.load(o.modelDir()) : null;
-            int blocks = EmbeddedEngine.blocksFor(model.config(), o.kvMemoryBytes());
-            scheduler = EmbeddedEngine.start(model.lm(), tokenizer, blocks, o.scheduler());
-            HealthStatusManager health = new HealthStatusManager();
-            Server server = NettyServerBuilder.forAddress(address)
-                    .addService(new GenerationService(scheduler, info(model)))
-                    .addService(health.getHealthService())
-                    .addService(ProtoReflectionServiceV1.newInstance())
-                    .maxInboundMessageSize(MAX_REQUEST_BYTES)
-                    .build();
-            return new FloverServer(kernels, model, scheduler, health, server).bind(address);
+            StepRunner runner;
+            if (tp == 1) {
+                CpuKernels kernels = new CpuKernels(o.threads());
+                opened.add(kernels);
+                LoadedModel model = LoadedModel.open(o.modelDir(), kernels);
+                opened.add(model);
+                runner = new ShardExecutor(model.lm(), blocks, EmbeddedEngine.BLOCK_SIZE, maxSlots);
+            } else {
+                runner = LocalTensorParallel.open(o.modelDir(), tp, Math.max(1, o.threads() / tp), blocks,
+                        EmbeddedEngine.BLOCK_SIZE, maxSlots, LOCAL_COLLECTIVE_TIMEOUT);
+            }
+            Replicas replicas = new Replicas(config, tokenizer(o.modelDir()));
+            opened.addFirst(replicas); // schedulers stop (and close their runner) before the model is unmapped
+            replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, o.scheduler());
+            FloverServer server = serve(replicas, info(o.modelDir(), config), address, closeAll(opened));
+            server.setServing(true);
+            return server;
         } catch (IOException | RuntimeException e) {
-            if (scheduler != null) {
-                scheduler.close();
+            try {
+                closeAll(opened).close();
+            } catch (Exception suppressed) {
+                e.addSuppressed(suppressed);
             }
-            if (model != null) {
-                model.close();
-            }
-            kernels.close();
             throw e;
         }
     }
 
-    private static ModelInfo info(LoadedModel model) {
-        ModelConfig c = model.config();
-        return ModelInfo.newBuilder()
-                .setName(model.dir().toAbsolutePath().normalize().getFileName().toString())
-                .setArchitecture(c.architecture().hfName())
-                .setContextLength(c.maxPositions())
-                .setDtype(model.weightsDtype().name())
-                .setVocabSize(c.vocabSize())
+    /**
+     * Binds a server over {@code replicas}; it says NOT_SERVING until {@link #setServing} says otherwise.
+     * {@code resources} are closed after the server stops.
+     */
+    public static FloverServer serve(Replicas replicas, ModelInfo model, InetSocketAddress address,
+                                     AutoCloseable resources) throws IOException {
+        HealthStatusManager health = new HealthStatusManager();
+        Server server = NettyServerBuilder.forAddress(address)
+                .addService(new GenerationService(replicas, model))
+                .addService(health.getHealthService())
+                .addService(ProtoReflectionServiceV1.newInstance())
+                .maxInboundMessageSize(MAX_REQUEST_BYTES)
                 .build();
-    }
-
-    private FloverServer bind(InetSocketAddress address) throws IOException {
+        FloverServer s = new FloverServer(replicas, health, server, resources);
+        s.setServing(false);
         try {
             server.start();
         } catch (IOException e) {
@@ -111,9 +134,44 @@ public final class FloverServer implements AutoCloseable {
             String why = e.getCause() != null && e.getCause().getMessage() != null ? e.getCause().getMessage() : e.toString();
             throw new IOException("cannot listen on " + address.getHostString() + ":" + address.getPort() + ": " + why, e);
         }
-        health.setStatus("", ServingStatus.SERVING);
-        health.setStatus(GenerationGrpc.SERVICE_NAME, ServingStatus.SERVING);
-        return this;
+        return s;
+    }
+
+    /** What the health service answers, for the server and for the Generation service. */
+    public void setServing(boolean serving) {
+        if (closed.get()) {
+            return;
+        }
+        ServingStatus status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+        health.setStatus("", status);
+        health.setStatus(GenerationGrpc.SERVICE_NAME, status);
+    }
+
+    public static InetSocketAddress resolve(String host, int port) throws UnknownHostException {
+        InetSocketAddress address = new InetSocketAddress(host, port);
+        if (address.isUnresolved()) {
+            throw new UnknownHostException("cannot listen on " + host + ": unknown host");
+        }
+        return address;
+    }
+
+    /** What ListModels says about the model in {@code dir}. */
+    public static ModelInfo info(Path dir, ModelConfig c) throws IOException {
+        DType dtype;
+        try (Checkpoint ck = Checkpoint.open(dir)) {
+            dtype = ck.tensor(ck.names().iterator().next()).dtype();
+        }
+        return ModelInfo.newBuilder()
+                .setName(dir.toAbsolutePath().normalize().getFileName().toString())
+                .setArchitecture(c.architecture().hfName())
+                .setContextLength(c.maxPositions())
+                .setDtype(dtype.name())
+                .setVocabSize(c.vocabSize())
+                .build();
+    }
+
+    public static Tokenizer tokenizer(Path dir) throws IOException {
+        return Files.isRegularFile(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
     }
 
     /** The bound port (the chosen one when started with port 0). */
@@ -121,12 +179,8 @@ public final class FloverServer implements AutoCloseable {
         return server.getPort();
     }
 
-    public LoadedModel model() {
-        return model;
-    }
-
-    public Scheduler scheduler() {
-        return scheduler;
+    public Replicas replicas() {
+        return replicas;
     }
 
     /** Blocks until the server has shut down. */
@@ -145,7 +199,7 @@ public final class FloverServer implements AutoCloseable {
         }
         health.enterTerminalState();
         server.shutdown();
-        scheduler.close();
+        replicas.close();
         try {
             if (!server.awaitTermination(SHUTDOWN_GRACE_SECONDS, TimeUnit.SECONDS)) {
                 server.shutdownNow();
@@ -154,8 +208,32 @@ public final class FloverServer implements AutoCloseable {
             server.shutdownNow();
             Thread.currentThread().interrupt();
         } finally {
-            model.close();
-            kernels.close();
+            try {
+                resources.close();
+            } catch (Exception e) {
+                LOG.log(Level.WARNING, "releasing the server's resources failed", e);
+            }
         }
+    }
+
+    /** Closes in list order, every one even if some fail. */
+    private static AutoCloseable closeAll(List<AutoCloseable> resources) {
+        return () -> {
+            Exception first = null;
+            for (AutoCloseable r : resources) {
+                try {
+                    r.close();
+                } catch (Exception e) {
+                    if (first == null) {
+                        first = e;
+                    } else {
+                        first.addSuppressed(e);
+                    }
+                }
+            }
+            if (first != null) {
+                throw first;
+            }
+        };
     }
 }

@@ -3,6 +3,7 @@ package io.flover.server;
 import io.flover.coordinator.FinishReason;
 import io.flover.coordinator.GenerationListener;
 import io.flover.coordinator.GenerationRequest;
+import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
@@ -32,7 +33,7 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The client API, {@code flover.v1.Generation}, over one scheduler: requests are validated and submitted, and each
+ * The client API, {@code flover.v1.Generation}, over a model's replicas: requests are validated and submitted, and each
  * step's output goes to the client as it comes. The scheduler thread writes to the client streams, so nothing
  * here blocks it: messages for a slow client are buffered by gRPC. A client that cancels or disconnects
  * cancels its request, which frees its slot and KV blocks at the next step boundary.
@@ -45,13 +46,13 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
     static final int MAX_STOP_STRINGS = 16;
     static final int MAX_STOP_LENGTH = 256;
 
-    private final Scheduler scheduler;
+    private final Replicas replicas;
     private final ModelInfo model;
     private final AtomicLong requests = new AtomicLong();
 
-    /** {@code model} is what ListModels reports about the scheduler's model. */
-    public GenerationService(Scheduler scheduler, ModelInfo model) {
-        this.scheduler = scheduler;
+    /** {@code model} is what ListModels reports about the replicas' model. */
+    public GenerationService(Replicas replicas, ModelInfo model) {
+        this.replicas = replicas;
         this.model = model;
     }
 
@@ -82,7 +83,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         try {
             // Set while the method runs, as gRPC requires; it fires only after the method has returned.
             observer.setOnCancelHandler(call::cancel);
-            call.attach(scheduler.submit(toRequest(request), call));
+            call.attach(replicas.submit(toRequest(request), call));
             return;
         } catch (IllegalArgumentException e) {
             refusal = Status.INVALID_ARGUMENT.withDescription(e.getMessage());
@@ -97,9 +98,9 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
 
     /** The scheduler's request for a client's, or IllegalArgumentException naming the field that is wrong. */
     private GenerationRequest toRequest(GenerateRequest r) {
-        ModelConfig config = scheduler.model();
+        ModelConfig config = replicas.model();
         int vocab = config.vocabSize();
-        Tokenizer tokenizer = scheduler.tokenizer();
+        Tokenizer tokenizer = replicas.tokenizer();
         int[] prompt = switch (r.getPromptCase()) {
             case TEXT -> {
                 if (r.getText().isEmpty()) {
@@ -178,7 +179,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
             case STOP -> io.flover.proto.v1.FinishReason.FINISH_REASON_STOP;
             case LENGTH -> io.flover.proto.v1.FinishReason.FINISH_REASON_LENGTH;
             case CANCELLED -> io.flover.proto.v1.FinishReason.FINISH_REASON_CANCELLED;
-            case ERROR -> io.flover.proto.v1.FinishReason.FINISH_REASON_ERROR;
+            case ERROR, UNAVAILABLE -> io.flover.proto.v1.FinishReason.FINISH_REASON_ERROR;
         };
     }
 
@@ -211,6 +212,15 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
             if (h != null) {
                 h.cancel();
             }
+        }
+
+        /** A request no worker group is left to finish ends with the UNAVAILABLE status, which clients retry on. */
+        final boolean endedUnavailable(Outcome outcome) {
+            if (outcome.reason() != FinishReason.UNAVAILABLE) {
+                return false;
+            }
+            send(o -> o.onError(Status.UNAVAILABLE.withDescription(outcome.error()).asRuntimeException()));
+            return true;
         }
 
         final void send(Consumer<ServerCallStreamObserver<T>> write) {
@@ -247,6 +257,9 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
 
         @Override
         public void onFinished(Outcome outcome) {
+            if (endedUnavailable(outcome)) {
+                return;
+            }
             GenerateResponse message = GenerateResponse.newBuilder().setFinished(finished(outcome, requestId)).build();
             send(o -> {
                 o.onNext(message);
@@ -274,6 +287,9 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
 
         @Override
         public void onFinished(Outcome outcome) {
+            if (endedUnavailable(outcome)) {
+                return;
+            }
             GenerateResult result = GenerateResult.newBuilder().addAllTokenIds(ids).setText(text.toString())
                     .setFinished(finished(outcome, requestId)).build();
             send(o -> {

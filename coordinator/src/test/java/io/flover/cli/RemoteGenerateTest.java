@@ -63,7 +63,7 @@ class RemoteGenerateTest {
         assertEquals("length", got.get("finish_reason").asText());
         assertEquals(goldenCase.prompt().length, got.get("usage").get("prompt_tokens").asInt());
         assertEquals(24, got.get("usage").get("completion_tokens").asInt());
-        ServerTesting.assertPoolWhole(golden.scheduler());
+        ServerTesting.assertPoolWhole(golden.replicas());
     }
 
     @Test

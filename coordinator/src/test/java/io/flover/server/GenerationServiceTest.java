@@ -107,8 +107,8 @@ class GenerationServiceTest {
 
     @AfterEach
     void poolsAreWhole() throws Exception {
-        assertPoolWhole(golden.scheduler());
-        assertPoolWhole(text.scheduler());
+        assertPoolWhole(golden.replicas());
+        assertPoolWhole(text.replicas());
     }
 
     static GenerationGrpc.GenerationBlockingStub stub(ManagedChannel channel) {
@@ -239,14 +239,14 @@ class GenerationServiceTest {
                     }
                 });
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-                while (server.scheduler().stats().waiting() < 2 && System.nanoTime() < deadline) {
+                while (server.replicas().stats().waiting() < 2 && System.nanoTime() < deadline) {
                     Thread.sleep(1);
                 }
                 StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
                         () -> stub(channel).generate(ids(new int[] {1}, 4).build()).hasNext());
                 assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode(), e.getStatus().toString());
                 waiting.cancel(null);
-                assertIdleWithin(server.scheduler(), 1_000);
+                assertIdleWithin(server.replicas(), 1_000);
             } finally {
                 waiting.cancel(null);
                 ServerTesting.close(channel);
@@ -299,14 +299,14 @@ class GenerationServiceTest {
 
     /** Reads a few deltas of a long generation, lets the client go, and checks the server stopped generating. */
     private static void assertCancelledMidStream(Iterator<GenerateResponse> stream, Runnable goAway) throws Exception {
-        long before = text.scheduler().stats().generatedTokens();
+        long before = text.replicas().stats().generatedTokens();
         for (int i = 0; i < 3; i++) {
             assertTrue(stream.next().hasDelta());
         }
-        assertEquals(1, text.scheduler().stats().running());
+        assertEquals(1, text.replicas().stats().running());
         goAway.run();
-        assertIdleWithin(text.scheduler(), 1_000);
-        long generated = text.scheduler().stats().generatedTokens() - before;
+        assertIdleWithin(text.replicas(), 1_000);
+        long generated = text.replicas().stats().generatedTokens() - before;
         assertTrue(generated < 2000, "the request ran to its end: " + generated + " tokens");
     }
 

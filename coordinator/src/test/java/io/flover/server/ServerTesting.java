@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flover.coordinator.Policy;
+import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
 import io.flover.proto.v1.Finished;
@@ -48,7 +49,7 @@ public final class ServerTesting {
 
     /** A server on a free loopback port with 2 compute threads and 16 MiB of KV cache. */
     public static FloverServer start(Path model, SchedulerConfig config) throws Exception {
-        return FloverServer.start(new FloverServer.Options(model, "127.0.0.1", 0, 2, 16 << 20, config));
+        return FloverServer.start(new FloverServer.Options(model, "127.0.0.1", 0, 2, 1, 16 << 20, config));
     }
 
     public static FloverServer start(Path model) throws Exception {
@@ -98,11 +99,11 @@ public final class ServerTesting {
     }
 
     /** Once nothing runs, every KV block is back in the pool (waits for the step that ended the last request). */
-    public static void assertPoolWhole(Scheduler scheduler) throws InterruptedException {
+    public static void assertPoolWhole(Replicas scheduler) throws InterruptedException {
         assertIdleWithin(scheduler, 5_000);
     }
 
-    public static void assertIdleWithin(Scheduler scheduler, long millis) throws InterruptedException {
+    public static void assertIdleWithin(Replicas scheduler, long millis) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         while (!idle(scheduler.stats()) && System.nanoTime() < deadline) {
             Thread.sleep(1);

@@ -1,5 +1,6 @@
 package io.flover.model;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -70,9 +71,35 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data)
 
     /** The whole tensor as a new float array; meant for small tensors such as norms and biases. */
     public float[] toFloatArray() {
-        float[] out = new float[Math.toIntExact(numElements())];
-        copyTo(0, out, 0, out.length);
+        return toFloatArray(0, numElements());
+    }
+
+    /** Elements {@code [from, from + count)} of the flattened tensor as a new float array. */
+    public float[] toFloatArray(long from, long count) {
+        float[] out = new float[Math.toIntExact(count)];
+        copyTo(from, out, 0, out.length);
         return out;
+    }
+
+    /** Rows {@code [from, from + count)} of a 2-D tensor, sharing this tensor's memory. */
+    public Tensor rowRange(long from, long count) {
+        long rowBytes = (long) cols() * dtype.bytes();
+        return new Tensor(name, dtype, new long[] {count, cols()}, data.asSlice(from * rowBytes, count * rowBytes));
+    }
+
+    /**
+     * Columns {@code [from, from + count)} of a 2-D tensor, copied into {@code arena} (they are strided in this
+     * one): only those bytes of a memory-mapped tensor are read.
+     */
+    public Tensor columnRange(long from, long count, Arena arena) {
+        int size = dtype.bytes();
+        long rowBytes = (long) cols() * size;
+        long sliceBytes = count * size;
+        MemorySegment copy = arena.allocate(rows() * sliceBytes, 64);
+        for (long r = 0; r < rows(); r++) {
+            MemorySegment.copy(data, r * rowBytes + from * size, copy, r * sliceBytes, sliceBytes);
+        }
+        return new Tensor(name, dtype, new long[] {rows(), count}, copy);
     }
 
     /** Fails with a message naming this tensor unless its shape is exactly {@code expected}. */

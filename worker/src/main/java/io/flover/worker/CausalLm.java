@@ -3,14 +3,20 @@ package io.flover.worker;
 import io.flover.kernels.cpu.KvCache;
 import io.flover.model.ModelConfig;
 
-/** A causal language model that runs fused steps over a paged KV cache: one implementation per architecture. */
+/**
+ * A causal language model, or one tensor-parallel rank's shard of it, that runs fused steps over a paged KV cache:
+ * one implementation per architecture. The ranks of a group run every step together and all return the same logits.
+ */
 public interface CausalLm {
     ModelConfig config();
 
-    /** A KV cache of {@code numBlocks} blocks of {@code blockSize} positions shaped for this model. */
+    /** The part of the model this instance holds: all of it, or one tensor-parallel rank's shard. */
+    ShardLayout shard();
+
+    /** A KV cache of {@code numBlocks} blocks of {@code blockSize} positions for this shard's KV heads. */
     default KvCache newKvCache(int numBlocks, int blockSize) {
         ModelConfig c = config();
-        return new KvCache(c.numLayers(), numBlocks, blockSize, c.numKvHeads(), c.headDim());
+        return new KvCache(c.numLayers(), numBlocks, blockSize, shard().kvHeads(), c.headDim());
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.flover.worker;
 
+import io.flover.collectives.Communicator;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.kernels.cpu.KvCache;
 import io.flover.model.Checkpoint;
@@ -14,42 +15,62 @@ import java.lang.foreign.ValueLayout;
  * fused {@code c_attn}, a {@code gelu_new} MLP and an LM head tied to the token embedding.
  */
 final class Gpt2Model implements CausalLm {
-    private record Layer(float[] ln1Weight, float[] ln1Bias, Tensor qkv, float[] qkvBias, Tensor proj, float[] projBias,
+    private record Layer(float[] ln1Weight, float[] ln1Bias, Tensor q, Tensor k, Tensor v,
+                         float[] qBias, float[] kBias, float[] vBias, Tensor proj, float[] projBias,
                          float[] ln2Weight, float[] ln2Bias, Tensor fc, float[] fcBias, Tensor fcProj, float[] fcProjBias) {
     }
 
     private final ModelConfig c;
+    private final ShardLayout shard;
     private final CpuKernels k;
+    private final Communicator comm;
+    private final VocabParallel vocab;
     private final Tensor wte;
     private final Tensor wpe;
     private final Layer[] layers;
     private final float[] lnfWeight;
     private final float[] lnfBias;
 
-    /** {@code weights} holds the transposed copies of the {@code Conv1D} matrices for as long as the model lives. */
-    Gpt2Model(ModelConfig c, Checkpoint ck, CpuKernels kernels, Arena weights) {
+    /**
+     * Reads rank {@code comm.rank()}'s shard: the heads' columns of the fused {@code c_attn}, the MLP's slice of
+     * {@code c_fc}, the matching input rows of both {@code c_proj}, and a vocabulary slice of the tied embedding.
+     * {@code weights} holds the transposed copies of the {@code Conv1D} matrices for as long as the model lives.
+     */
+    Gpt2Model(ModelConfig c, Checkpoint ck, CpuKernels kernels, Communicator comm, Arena weights) {
         this.c = c;
+        this.shard = ShardLayout.of(c, comm.rank(), comm.size());
         this.k = kernels;
+        this.comm = comm;
+        this.vocab = new VocabParallel(kernels, comm, shard, c.vocabSize());
         long d = c.hiddenSize();
         long f = c.intermediateSize();
+        long from = (long) shard.firstHead() * c.headDim();
+        long width = (long) shard.heads() * c.headDim();
         String p0 = ck.contains("transformer.wte.weight") ? "transformer." : "";
-        this.wte = ck.tensor(p0 + "wte.weight", c.vocabSize(), d);
+        this.wte = vocab.slice(ck.tensor(p0 + "wte.weight", c.vocabSize(), d));
         this.wpe = ck.tensor(p0 + "wpe.weight", c.maxPositions(), d);
         this.layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = p0 + "h." + i + ".";
+            Tensor qkv = ck.tensor(p + "attn.c_attn.weight", d, 3 * d);
+            Tensor qkvBias = ck.tensor(p + "attn.c_attn.bias", 3 * d);
             layers[i] = new Layer(
                     ck.tensor(p + "ln_1.weight", d).toFloatArray(),
                     ck.tensor(p + "ln_1.bias", d).toFloatArray(),
-                    transposed(ck.tensor(p + "attn.c_attn.weight", d, 3 * d), weights),
-                    ck.tensor(p + "attn.c_attn.bias", 3 * d).toFloatArray(),
-                    transposed(ck.tensor(p + "attn.c_proj.weight", d, d), weights),
+                    transposed(qkv, from, width, weights),
+                    transposed(qkv, d + from, width, weights),
+                    transposed(qkv, 2 * d + from, width, weights),
+                    qkvBias.toFloatArray(from, width),
+                    qkvBias.toFloatArray(d + from, width),
+                    qkvBias.toFloatArray(2 * d + from, width),
+                    transposed(ck.tensor(p + "attn.c_proj.weight", d, d).rowRange(from, width), 0, d, weights),
                     ck.tensor(p + "attn.c_proj.bias", d).toFloatArray(),
                     ck.tensor(p + "ln_2.weight", d).toFloatArray(),
                     ck.tensor(p + "ln_2.bias", d).toFloatArray(),
-                    transposed(ck.tensor(p + "mlp.c_fc.weight", d, f), weights),
-                    ck.tensor(p + "mlp.c_fc.bias", f).toFloatArray(),
-                    transposed(ck.tensor(p + "mlp.c_proj.weight", f, d), weights),
+                    transposed(ck.tensor(p + "mlp.c_fc.weight", d, f), shard.firstFfn(), shard.ffn(), weights),
+                    ck.tensor(p + "mlp.c_fc.bias", f).toFloatArray(shard.firstFfn(), shard.ffn()),
+                    transposed(ck.tensor(p + "mlp.c_proj.weight", f, d).rowRange(shard.firstFfn(), shard.ffn()), 0, d,
+                            weights),
                     ck.tensor(p + "mlp.c_proj.bias", d).toFloatArray());
         }
         this.lnfWeight = ck.tensor(p0 + "ln_f.weight", d).toFloatArray();
@@ -62,35 +83,46 @@ final class Gpt2Model implements CausalLm {
     }
 
     @Override
+    public ShardLayout shard() {
+        return shard;
+    }
+
+    @Override
     public float[] forward(StepBatch batch, KvCache kv) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
-        int heads = c.numHeads();
-        int f = c.intermediateSize();
+        int heads = shard.heads();
+        int width = heads * c.headDim();
+        int f = shard.ffn();
         int[] positions = batch.positions();
         int[][] tables = batch.tokenBlockTables();
 
         float[] x = new float[t * d];
         float[] h = new float[t * d];
-        float[] qkv = new float[t * 3 * d];
-        float[] q = new float[t * d];
-        float[] attn = new float[t * d];
+        float[] q = new float[t * width];
+        float[] kk = new float[t * width];
+        float[] vv = new float[t * width];
+        float[] attn = new float[t * width];
         float[] mlp = new float[t * f];
 
-        k.embedding(wte, batch.tokens(), t, x);
-        k.embedding(wpe, positions, t, h);
+        vocab.embed(wte, batch.tokens(), t, x);
+        k.embedding(wpe, 0, positions, t, h);
         k.add(x, h, t * d);
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
             k.layerNorm(x, h, t, l.ln1Weight, l.ln1Bias, c.normEps());
-            k.matmul(h, t, l.qkv, qkv);
-            k.addBias(qkv, t, l.qkvBias);
+            k.matmul(h, t, l.q, q);
+            k.matmul(h, t, l.k, kk);
+            k.matmul(h, t, l.v, vv);
+            k.addBias(q, t, l.qBias);
+            k.addBias(kk, t, l.kBias);
+            k.addBias(vv, t, l.vBias);
             for (int i = 0; i < t; i++) {
-                System.arraycopy(qkv, i * 3 * d, q, i * d, d);
-                kv.write(li, tables[i], positions[i], qkv, i * 3 * d + d, qkv, i * 3 * d + 2 * d);
+                kv.write(li, tables[i], positions[i], kk, i * width, vv, i * width);
             }
             k.attention(q, attn, t, positions, tables, kv, li, heads);
             k.matmul(attn, t, l.proj, h);
+            comm.allReduceSum(h, 0, t * d);
             k.addBias(h, t, l.projBias);
             k.add(x, h, t * d);
 
@@ -99,37 +131,36 @@ final class Gpt2Model implements CausalLm {
             k.addBias(mlp, t, l.fcBias);
             k.geluNew(mlp, t * f);
             k.matmul(mlp, t, l.fcProj, h);
+            comm.allReduceSum(h, 0, t * d);
             k.addBias(h, t, l.fcProjBias);
             k.add(x, h, t * d);
         }
         int rows = LogitRows.gather(batch, x, d, h);
         k.layerNorm(h, h, rows, lnfWeight, lnfBias, c.normEps());
-        float[] logits = new float[rows * c.vocabSize()];
-        k.matmul(h, rows, wte, logits);
-        return logits;
+        return vocab.logits(h, rows, wte);
     }
 
     /**
      * GPT-2 stores its projections as {@code Conv1D} weights {@code [in, out]}; the kernels read {@code [out, in]}.
-     * The copy keeps the dtype and lives off-heap in {@code arena}.
+     * Copies output columns {@code [from, from + count)} transposed, in the same dtype, off-heap into {@code arena}.
      */
-    static Tensor transposed(Tensor w, Arena arena) {
+    static Tensor transposed(Tensor w, long from, long count, Arena arena) {
         int in = w.rows();
         int out = w.cols();
         int size = w.dtype().bytes();
         MemorySegment src = w.data();
-        MemorySegment dst = arena.allocate(src.byteSize(), 64);
+        MemorySegment dst = arena.allocate(count * in * size, 64);
         for (int i = 0; i < in; i++) {
-            for (int o = 0; o < out; o++) {
-                long from = ((long) i * out + o) * size;
-                long to = ((long) o * in + i) * size;
+            for (long o = 0; o < count; o++) {
+                long at = ((long) i * out + from + o) * size;
+                long to = (o * in + i) * size;
                 if (size == 4) {
-                    dst.set(ValueLayout.JAVA_INT_UNALIGNED, to, src.get(ValueLayout.JAVA_INT_UNALIGNED, from));
+                    dst.set(ValueLayout.JAVA_INT_UNALIGNED, to, src.get(ValueLayout.JAVA_INT_UNALIGNED, at));
                 } else {
-                    dst.set(ValueLayout.JAVA_SHORT_UNALIGNED, to, src.get(ValueLayout.JAVA_SHORT_UNALIGNED, from));
+                    dst.set(ValueLayout.JAVA_SHORT_UNALIGNED, to, src.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
                 }
             }
         }
-        return new Tensor(w.name(), w.dtype(), new long[] {out, in}, dst);
+        return new Tensor(w.name(), w.dtype(), new long[] {count, in}, dst);
     }
 }

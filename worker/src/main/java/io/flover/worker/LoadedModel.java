@@ -1,5 +1,6 @@
 package io.flover.worker;
 
+import io.flover.collectives.Communicator;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
@@ -25,15 +26,23 @@ public final class LoadedModel implements AutoCloseable {
         this.lm = lm;
     }
 
-    /** Opens the model in {@code dir}; errors name the file and what is wrong with it. */
+    /** Opens the whole model in {@code dir}; errors name the file and what is wrong with it. */
     public static LoadedModel open(Path dir, CpuKernels kernels) throws IOException {
+        return open(dir, kernels, Communicator.solo());
+    }
+
+    /**
+     * Opens rank {@code comm.rank()}'s tensor-parallel shard of the model in {@code dir}, reading only that
+     * shard's part of the weights; its forward runs the group's collectives through {@code comm}.
+     */
+    public static LoadedModel open(Path dir, CpuKernels kernels, Communicator comm) throws IOException {
         ModelConfig config = ModelConfig.load(dir);
         Checkpoint ck = Checkpoint.open(dir);
         Arena derived = Arena.ofShared();
         try {
             CausalLm lm = switch (config.architecture()) {
-                case LLAMA -> new LlamaModel(config, ck, kernels);
-                case GPT2 -> new Gpt2Model(config, ck, kernels, derived);
+                case LLAMA -> new LlamaModel(config, ck, kernels, comm, derived);
+                case GPT2 -> new Gpt2Model(config, ck, kernels, comm, derived);
             };
             return new LoadedModel(dir, ck, derived, lm);
         } catch (RuntimeException e) {

@@ -8,7 +8,7 @@ import java.util.Arrays;
  * the tokens seen so far), applies slot operations, runs the forward over the paged KV cache and samples. Steps
  * arrive one at a time from one thread.
  */
-public final class ShardExecutor {
+public final class ShardExecutor implements StepRunner {
     /** What a worker keeps per live sequence. */
     private static final class Slot {
         SamplingParams sampling;
@@ -52,7 +52,8 @@ public final class ShardExecutor {
     }
 
     /** Applies the step's slot operations, runs it and returns the sampled ids in entry order. */
-    public int[] execute(Step step) {
+    @Override
+    public int[] run(Step step) {
         for (SlotOp op : step.slotOps()) {
             apply(op);
         }
@@ -85,8 +86,13 @@ public final class ShardExecutor {
     }
 
     /** Forgets every slot, after a failed step left them in an unknown state. */
+    @Override
     public void reset() {
         Arrays.fill(slots, null);
+    }
+
+    @Override
+    public void close() {
     }
 
     private void apply(SlotOp op) {

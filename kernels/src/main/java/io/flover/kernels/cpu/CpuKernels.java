@@ -8,6 +8,7 @@ import static jdk.incubator.vector.VectorOperators.TANH;
 
 import io.flover.model.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -154,13 +155,21 @@ public final class CpuKernels implements AutoCloseable {
         }
     }
 
-    /** Copies row {@code ids[t]} of {@code table} into row {@code t} of {@code out}. */
-    public void embedding(Tensor table, int[] ids, int tokens, float[] out) {
+    /**
+     * Copies row {@code ids[t] - firstId} of {@code table} into row {@code t} of {@code out}, and zeros for ids the
+     * table does not hold: with a vocabulary split across ranks, each rank holds rows {@code [firstId, firstId +
+     * rows)} and a sum over ranks completes the lookup.
+     */
+    public void embedding(Tensor table, int firstId, int[] ids, int tokens, float[] out) {
         int d = table.cols();
         WeightKernels kernels = WeightKernels.of(table.dtype());
         for (int t = 0; t < tokens; t++) {
-            Objects.checkIndex(ids[t], table.rows());
-            kernels.widen(table.data(), (long) ids[t] * d, out, t * d, d);
+            int row = ids[t] - firstId;
+            if (row >= 0 && row < table.rows()) {
+                kernels.widen(table.data(), (long) row * d, out, t * d, d);
+            } else {
+                Arrays.fill(out, t * d, (t + 1) * d, 0f);
+            }
         }
     }
 

@@ -131,7 +131,7 @@ class CpuKernelsTest {
                 float[] expected = new float[rows * d];
                 ScalarKernels.embedding(table, ids, rows, expected);
                 float[] actual = new float[rows * d];
-                kernels.embedding(table, ids, rows, actual);
+                kernels.embedding(table, 0, ids, rows, actual);
                 for (int i = 0; i < expected.length; i++) {
                     boolean same = Float.floatToRawIntBits(expected[i]) == Float.floatToRawIntBits(actual[i])
                             || Float.isNaN(expected[i]) && Float.isNaN(actual[i]);
@@ -152,12 +152,20 @@ class CpuKernelsTest {
                     float[] expected = new float[ids.length * d];
                     ScalarKernels.embedding(table, ids, ids.length, expected);
                     float[] actual = new float[ids.length * d];
-                    kernels.embedding(table, ids, ids.length, actual);
+                    kernels.embedding(table, 0, ids, ids.length, actual);
                     assertArrayEquals(expected, actual, dtype + " d=" + d);
                 }
-                Tensor table = TestData.tensor(arena, dtype, 4, 8, floats(random, 32, 1));
-                assertThrows(IndexOutOfBoundsException.class,
-                        () -> kernels.embedding(table, new int[] {4}, 1, new float[8]));
+                // A slice of a vocabulary, rows [10, 14): its own ids are looked up, all others give zeros.
+                Tensor slice = TestData.tensor(arena, dtype, 4, 8, floats(random, 32, 1));
+                int[] ids = {9, 10, 13, 14, 0};
+                float[] actual = new float[ids.length * 8];
+                Arrays.fill(actual, Float.NaN);
+                kernels.embedding(slice, 10, ids, ids.length, actual);
+                float[] expected = new float[ids.length * 8];
+                ScalarKernels.embedding(slice, new int[] {0, 3}, 2, expected);
+                System.arraycopy(expected, 0, expected, 8, 16);
+                Arrays.fill(expected, 0, 8, 0f);
+                assertArrayEquals(expected, actual, dtype + " vocabulary slice");
             }
         }
     }

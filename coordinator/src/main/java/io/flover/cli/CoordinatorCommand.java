@@ -1,0 +1,72 @@
+package io.flover.cli;
+
+import io.flover.cluster.Coordinator;
+import io.flover.cluster.WorkerGroups;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ScheduledExecutorService;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "coordinator", mixinStandardHelpOptions = true,
+        description = {"Serve a model over gRPC with tensor-parallel groups of worker processes (flover worker) "
+                + "that join the same cluster.", "Groups of --tp workers form as workers join; each is a "
+                + "data-parallel replica. Ready (gRPC health SERVING) once a group serves."})
+final class CoordinatorCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true,
+            description = "Hugging Face model directory, at the same path on the workers")
+    Path model;
+
+    @Option(names = "--tp", defaultValue = "1", description = "workers per tensor-parallel group (default: ${DEFAULT-VALUE})")
+    int tensorParallel;
+
+    @Option(names = "--host", defaultValue = "0.0.0.0", description = "address to listen on (default: ${DEFAULT-VALUE})")
+    String host;
+
+    @Option(names = "--port", defaultValue = "50051", description = "client API port, 0 for any (default: ${DEFAULT-VALUE})")
+    int port;
+
+    @Option(names = "--advertise-host", description = "address the workers reach this process at (default: --host, "
+            + "or this machine's address if that is a wildcard)")
+    String advertiseHost;
+
+    @Option(names = "--step-timeout", paramLabel = "MS", defaultValue = "30000",
+            description = "a worker that takes longer to answer a step loses its group (default: ${DEFAULT-VALUE})")
+    long stepTimeoutMs;
+
+    @Option(names = "--load-timeout", paramLabel = "S", defaultValue = "600",
+            description = "seconds a worker may take to load its shard (default: ${DEFAULT-VALUE})")
+    long loadTimeoutSeconds;
+
+    @Mixin
+    SchedulerFlags scheduler;
+
+    @Mixin
+    ClusterFlags cluster;
+
+    @Override
+    public Integer call() throws Exception {
+        Flags.requirePort("--port", port);
+        Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
+        Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
+        Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");
+        Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port,
+                cluster.options(Flags.advertised(advertiseHost, host)),
+                new WorkerGroups.Options(model.toAbsolutePath(), tensorParallel, Duration.ofSeconds(loadTimeoutSeconds),
+                        Duration.ofMillis(stepTimeoutMs), scheduler.config()));
+        Flags.oneLineLogs();
+        Coordinator coordinator = Coordinator.start(options);
+        Flags.log("listening on " + host + ":" + coordinator.port() + " (policy " + scheduler.policy + "); waiting for "
+                + tensorParallel + " worker" + (tensorParallel == 1 ? "" : "s") + " per group to join cluster '"
+                + cluster.name + "'");
+        ScheduledExecutorService ticker = BusyLine.start(coordinator.replicas());
+        Flags.onShutdown(() -> {
+            ticker.shutdownNow();
+            coordinator.close();
+        });
+        coordinator.awaitTermination();
+        return 0;
+    }
+}

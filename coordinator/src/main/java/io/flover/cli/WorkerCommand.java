@@ -1,0 +1,57 @@
+package io.flover.cli;
+
+import io.flover.worker.server.WorkerNode;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+@Command(name = "worker", mixinStandardHelpOptions = true,
+        description = {"Run a worker: join the cluster and hold a tensor-parallel shard of the coordinator's model "
+                + "when it puts this worker in a group."})
+final class WorkerCommand implements Callable<Integer> {
+    @Option(names = "--host", defaultValue = "0.0.0.0", description = "address to listen on (default: ${DEFAULT-VALUE})")
+    String host;
+
+    @Option(names = "--advertise-host", description = "address the coordinator and peers reach this worker at "
+            + "(default: --host, or this machine's address if that is a wildcard)")
+    String advertiseHost;
+
+    @Option(names = "--port", defaultValue = "0", description = "worker service port, 0 for any (default: ${DEFAULT-VALUE})")
+    int port;
+
+    @Option(names = "--collective-port", defaultValue = "0",
+            description = "port of the all-reduce connections between ranks, 0 for any (default: ${DEFAULT-VALUE})")
+    int collectivePort;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "where the shard runs: cpu (default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
+            description = "memory for this worker's KV cache, e.g. 512m or 2g (default: ${DEFAULT-VALUE})")
+    String kvMemory;
+
+    @Option(names = "--threads", description = "compute threads (default: all cores)")
+    int threads = Runtime.getRuntime().availableProcessors();
+
+    @Mixin
+    ClusterFlags cluster;
+
+    @Override
+    public Integer call() throws Exception {
+        Flags.require(device.equals("cpu"), "--device: only cpu is supported by this build, not " + device);
+        Flags.requirePort("--port", port);
+        Flags.requirePort("--collective-port", collectivePort);
+        Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
+        long kvBytes = ByteSize.parse("--kv-memory", kvMemory);
+        String advertise = Flags.advertised(advertiseHost, host);
+        Flags.oneLineLogs();
+        WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, threads, kvBytes,
+                cluster.options(advertise)));
+        Flags.log("worker at " + advertise + ":" + node.port() + " (collectives on port " + node.collectivePort()
+                + ") joined cluster '" + cluster.name + "'");
+        Flags.onShutdown(node::close);
+        node.awaitTermination();
+        return 0;
+    }
+}

@@ -1,0 +1,85 @@
+package io.flover.worker.server;
+
+import io.flover.proto.v1.StepRequest;
+import io.flover.proto.v1.StepSampling;
+import io.flover.worker.SamplingParams;
+import io.flover.worker.SlotOp;
+import io.flover.worker.Step;
+import java.util.ArrayList;
+import java.util.List;
+
+/** A {@link Step} on the wire ({@code flover.v1.StepRequest}) and back. */
+public final class StepCodec {
+    private StepCodec() {
+    }
+
+    public static StepRequest encode(Step step) {
+        StepRequest.Builder b = StepRequest.newBuilder().setStepId(step.id());
+        for (SlotOp op : step.slotOps()) {
+            var o = io.flover.proto.v1.SlotOp.newBuilder();
+            switch (op) {
+                case SlotOp.Admit a -> o.setAdmit(io.flover.proto.v1.Admit.newBuilder().setSlot(a.slot())
+                        .setSampling(encode(a.sampling())).addAllBlocks(list(a.blocks())));
+                case SlotOp.AppendBlocks a -> o.setAppendBlocks(io.flover.proto.v1.AppendBlocks.newBuilder()
+                        .setSlot(a.slot()).addAllBlocks(list(a.blocks())));
+                case SlotOp.Evict e -> o.setEvict(io.flover.proto.v1.Evict.newBuilder().setSlot(e.slot()));
+                case SlotOp.Move m -> o.setMove(io.flover.proto.v1.Move.newBuilder().setFrom(m.from()).setTo(m.to()));
+            }
+            b.addSlotOps(o);
+        }
+        b.addAllTokens(list(step.tokens())).addAllSlots(list(step.slots())).addAllLengths(list(step.lengths()))
+                .addAllFirstPositions(list(step.firstPositions()));
+        for (boolean s : step.sample()) {
+            b.addSample(s);
+        }
+        return b.build();
+    }
+
+    /** The step a request describes; IllegalArgumentException if its fields disagree. */
+    public static Step decode(StepRequest r) {
+        List<SlotOp> ops = new ArrayList<>(r.getSlotOpsCount());
+        for (io.flover.proto.v1.SlotOp o : r.getSlotOpsList()) {
+            ops.add(switch (o.getOpCase()) {
+                case ADMIT -> new SlotOp.Admit(o.getAdmit().getSlot(), decode(o.getAdmit().getSampling()),
+                        array(o.getAdmit().getBlocksList()));
+                case APPEND_BLOCKS -> new SlotOp.AppendBlocks(o.getAppendBlocks().getSlot(),
+                        array(o.getAppendBlocks().getBlocksList()));
+                case EVICT -> new SlotOp.Evict(o.getEvict().getSlot());
+                case MOVE -> new SlotOp.Move(o.getMove().getFrom(), o.getMove().getTo());
+                case OP_NOT_SET -> throw new IllegalArgumentException("slot_ops: an operation with no kind set");
+            });
+        }
+        boolean[] sample = new boolean[r.getSampleCount()];
+        for (int i = 0; i < sample.length; i++) {
+            sample[i] = r.getSample(i);
+        }
+        return new Step(r.getStepId(), ops, array(r.getTokensList()), array(r.getSlotsList()), array(r.getLengthsList()),
+                array(r.getFirstPositionsList()), sample);
+    }
+
+    private static StepSampling encode(SamplingParams p) {
+        return StepSampling.newBuilder().setTemperature(p.temperature()).setTopK(p.topK()).setTopP(p.topP())
+                .setMinP(p.minP()).setRepetitionPenalty(p.repetitionPenalty()).setSeed(p.seed()).build();
+    }
+
+    private static SamplingParams decode(StepSampling s) {
+        return new SamplingParams(s.getTemperature(), s.getTopK(), s.getTopP(), s.getMinP(), s.getRepetitionPenalty(),
+                s.getSeed());
+    }
+
+    private static List<Integer> list(int[] values) {
+        List<Integer> l = new ArrayList<>(values.length);
+        for (int v : values) {
+            l.add(v);
+        }
+        return l;
+    }
+
+    private static int[] array(List<Integer> values) {
+        int[] a = new int[values.size()];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = values.get(i);
+        }
+        return a;
+    }
+}

@@ -1,0 +1,260 @@
+package io.flover.worker.server;
+
+import io.flover.collectives.CollectiveException;
+import io.flover.collectives.Communicator;
+import io.flover.kernels.cpu.CpuKernels;
+import io.flover.proto.v1.LoadShardRequest;
+import io.flover.proto.v1.LoadShardResponse;
+import io.flover.proto.v1.StepRequest;
+import io.flover.proto.v1.StepResponse;
+import io.flover.proto.v1.WorkerGrpc;
+import io.flover.worker.LoadedModel;
+import io.flover.worker.ShardExecutor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The worker side of {@code flover.v1.Worker}: holds at most one shard (a rank's slice of a model, its KV cache and
+ * its group's collectives) and runs the steps the coordinator streams to it.
+ */
+public final class WorkerService extends WorkerGrpc.WorkerImplBase {
+    private static final Logger LOG = Logger.getLogger(WorkerService.class.getName());
+
+    /** Connects this worker to the other ranks of a group. */
+    @FunctionalInterface
+    public interface Collectives {
+        Communicator join(String groupId, int rank, List<InetSocketAddress> peers, Duration timeout);
+    }
+
+    /** A loaded shard. Steps run under {@code running}, so dropping it never unmaps weights under a forward. */
+    private record Shard(String groupId, int rank, TimedCommunicator comm, LoadedModel model, ShardExecutor executor,
+                         ReentrantLock running) {
+        void drop() {
+            comm.close(); // first: a step blocked in a collective fails at once and releases the lock
+            running.lock();
+            try {
+                model.close();
+            } finally {
+                running.unlock();
+            }
+        }
+    }
+
+    private final CpuKernels kernels;
+    private final Collectives collectives;
+    private final Object loading = new Object();
+    private volatile Shard shard;
+
+    public WorkerService(CpuKernels kernels, Collectives collectives) {
+        this.kernels = kernels;
+        this.collectives = collectives;
+    }
+
+    /** The group of the loaded shard, or null. */
+    public String groupId() {
+        Shard s = shard;
+        return s == null ? null : s.groupId();
+    }
+
+    @Override
+    public void loadShard(LoadShardRequest request, StreamObserver<LoadShardResponse> responses) {
+        try {
+            responses.onNext(load(request));
+            responses.onCompleted();
+        } catch (StatusRuntimeException e) {
+            responses.onError(e);
+        }
+    }
+
+    private LoadShardResponse load(LoadShardRequest r) {
+        require(!r.getModelDir().isEmpty(), "model_dir is empty");
+        require(r.getWorldSize() >= 1, "world_size must be at least 1");
+        require(r.getRank() < r.getWorldSize(), "rank " + r.getRank() + " is not below world_size " + r.getWorldSize());
+        require(r.getPeerAddressesCount() == r.getWorldSize(), "peer_addresses has " + r.getPeerAddressesCount()
+                + " entries for a world_size of " + r.getWorldSize());
+        require(r.getNumKvBlocks() >= 1, "num_kv_blocks must be at least 1");
+        require(r.getBlockSize() >= 1, "block_size must be at least 1");
+        require(r.getMaxSlots() >= 1, "max_slots must be at least 1");
+        require(r.getCollectiveTimeoutMs() >= 1, "collective_timeout_ms must be at least 1");
+        List<InetSocketAddress> peers = new ArrayList<>();
+        for (String a : r.getPeerAddressesList()) {
+            peers.add(parseAddress(a));
+        }
+        synchronized (loading) {
+            drop(shard);
+            TimedCommunicator comm = null;
+            LoadedModel model = null;
+            try {
+                comm = new TimedCommunicator(collectives.join(r.getGroupId(), r.getRank(), peers,
+                        Duration.ofMillis(r.getCollectiveTimeoutMs())));
+                model = LoadedModel.open(Path.of(r.getModelDir()), kernels, comm);
+                ShardExecutor executor = new ShardExecutor(model.lm(), r.getNumKvBlocks(), r.getBlockSize(),
+                        r.getMaxSlots());
+                Shard loaded = new Shard(r.getGroupId(), r.getRank(), comm, model, executor, new ReentrantLock());
+                synchronized (this) {
+                    shard = loaded;
+                }
+                LOG.info(() -> "loaded rank " + r.getRank() + " of " + r.getWorldSize() + " of " + r.getModelDir()
+                        + " for group " + r.getGroupId());
+                return LoadShardResponse.newBuilder().setWeightBytes(model.weightBytes() / r.getWorldSize())
+                        .setKvCacheBytes(r.getNumKvBlocks() * model.lm().shard().kvBytesPerBlock(model.config(),
+                                r.getBlockSize()))
+                        .build();
+            } catch (NoSuchFileException e) {
+                close(comm, model);
+                throw Status.FAILED_PRECONDITION.withDescription("model_dir: no such file " + e.getMessage())
+                        .asRuntimeException();
+            } catch (IOException | IllegalArgumentException e) {
+                close(comm, model);
+                throw Status.FAILED_PRECONDITION.withDescription("model_dir " + r.getModelDir() + ": " + e.getMessage())
+                        .asRuntimeException();
+            } catch (CollectiveException e) {
+                close(comm, model);
+                throw Status.UNAVAILABLE.withDescription("peers of group " + r.getGroupId() + ": " + e.getMessage())
+                        .asRuntimeException();
+            } catch (RuntimeException e) {
+                close(comm, model);
+                throw e;
+            }
+        }
+    }
+
+    @Override
+    public StreamObserver<StepRequest> runSteps(StreamObserver<StepResponse> responses) {
+        Shard s = shard;
+        if (s == null) {
+            responses.onError(Status.FAILED_PRECONDITION.withDescription("no shard is loaded").asRuntimeException());
+            return new Ignoring();
+        }
+        return new StreamObserver<>() {
+            private boolean failed;
+
+            @Override
+            public void onNext(StepRequest request) {
+                if (failed) {
+                    return;
+                }
+                StepResponse response;
+                s.running().lock();
+                try {
+                    if (shard != s) {
+                        throw Status.ABORTED.withDescription("the shard of group " + s.groupId() + " was dropped")
+                                .asRuntimeException();
+                    }
+                    long t0 = System.nanoTime();
+                    int[] sampled = s.executor().run(StepCodec.decode(request));
+                    StepResponse.Builder b = StepResponse.newBuilder().setStepId(request.getStepId())
+                            .setComputeNanos(System.nanoTime() - t0).setCollectiveNanos(s.comm().takeNanos());
+                    for (int id : sampled) {
+                        b.addSampled(id);
+                    }
+                    response = b.build();
+                } catch (RuntimeException e) {
+                    failed = true;
+                    s.running().unlock();
+                    LOG.log(Level.WARNING, "step " + request.getStepId() + " of group " + s.groupId() + " failed", e);
+                    drop(s);
+                    responses.onError(status(e).asRuntimeException());
+                    return;
+                }
+                s.running().unlock();
+                responses.onNext(response);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                LOG.fine(() -> "step stream of group " + s.groupId() + " ended: " + t);
+                drop(s);
+            }
+
+            @Override
+            public void onCompleted() {
+                drop(s);
+                responses.onCompleted();
+            }
+        };
+    }
+
+    /** Drops the loaded shard; the worker is free for another group. */
+    public void close() {
+        drop(shard);
+    }
+
+    private void drop(Shard s) {
+        if (s == null) {
+            return;
+        }
+        synchronized (this) {
+            if (shard == s) {
+                shard = null;
+            } else if (shard != null) {
+                return; // already replaced, and dropped by whoever replaced it
+            }
+        }
+        s.drop();
+        LOG.info(() -> "dropped rank " + s.rank() + " of group " + s.groupId());
+    }
+
+    private static Status status(RuntimeException e) {
+        if (e instanceof StatusRuntimeException s) {
+            return s.getStatus();
+        }
+        Status base = e instanceof CollectiveException ? Status.UNAVAILABLE
+                : e instanceof IllegalArgumentException || e instanceof IllegalStateException ? Status.INVALID_ARGUMENT
+                : Status.INTERNAL;
+        return base.withDescription(e.getMessage());
+    }
+
+    private static void close(Communicator comm, LoadedModel model) {
+        if (model != null) {
+            model.close();
+        }
+        if (comm != null) {
+            comm.close();
+        }
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw Status.INVALID_ARGUMENT.withDescription(message).asRuntimeException();
+        }
+    }
+
+    /** {@code host:port}, as the coordinator sends them. */
+    static InetSocketAddress parseAddress(String a) {
+        int colon = a.lastIndexOf(':');
+        try {
+            if (colon > 0) {
+                return new InetSocketAddress(a.substring(0, colon), Integer.parseInt(a.substring(colon + 1)));
+            }
+        } catch (IllegalArgumentException e) {
+            // fall through to the same message
+        }
+        throw Status.INVALID_ARGUMENT.withDescription("peer_addresses: '" + a + "' is not host:port").asRuntimeException();
+    }
+
+    private static final class Ignoring implements StreamObserver<StepRequest> {
+        @Override
+        public void onNext(StepRequest value) {
+        }
+
+        @Override
+        public void onError(Throwable t) {
+        }
+
+        @Override
+        public void onCompleted() {
+        }
+    }
+}
