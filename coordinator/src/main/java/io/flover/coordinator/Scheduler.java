@@ -174,10 +174,12 @@ public final class Scheduler implements AutoCloseable {
         wake();
     }
 
-    /** Load, for choosing among replicas: sequences running and waiting. */
+    /**
+     * Load, for choosing among replicas: sequences running (as of the last step) and requests queued (counted at
+     * once, so a burst of submits spreads instead of piling onto whichever replica looked idle first).
+     */
     int load() {
-        Stats s = stats;
-        return s.running() + s.waiting();
+        return stats.running() + queued.get();
     }
 
     private void wake() {
@@ -207,6 +209,7 @@ public final class Scheduler implements AutoCloseable {
                 drainInbox(running.isEmpty());
                 sweepCancelled();
                 admit();
+                publishStats(); // the admitted count as running while their first step runs
                 if (!running.isEmpty()) {
                     step();
                 }

@@ -7,6 +7,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A fixed team of {@code size} participants for fork-join loops whose tasks take tens to hundreds of
@@ -34,6 +35,7 @@ final class WorkerPool implements AutoCloseable {
     private static final long YIELD_AFTER_NANOS = TimeUnit.MICROSECONDS.toNanos(10);
 
     private final Helper[] helpers;
+    private final ReentrantLock turn = new ReentrantLock();
     private final AtomicInteger nextChunk = new AtomicInteger();
     private final AtomicInteger running = new AtomicInteger();
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
@@ -70,6 +72,16 @@ final class WorkerPool implements AutoCloseable {
             }
             return;
         }
+        // Callers on several threads (e.g. two schedulers over one model) take turns: the pool runs one loop at a time.
+        turn.lock();
+        try {
+            runLoop(chunks, task);
+        } finally {
+            turn.unlock();
+        }
+    }
+
+    private void runLoop(int chunks, Task task) {
         this.task = task;
         this.chunks = chunks;
         nextChunk.set(0);

@@ -382,6 +382,38 @@ class CpuKernelsTest {
         }
     }
 
+    /** Two schedulers over one model call one instance from two threads: they take turns, never deadlock. */
+    @Test
+    void oneInstanceSharedByThreadsGivesEachItsResult() throws Exception {
+        int n = 257;
+        int k = 300;
+        int tokens = 5;
+        SplittableRandom random = new SplittableRandom(37);
+        ExecutorService callers = Executors.newFixedThreadPool(3);
+        try (Arena arena = Arena.ofShared(); CpuKernels kernels = new CpuKernels(2)) {
+            Tensor w = TestData.tensor(arena, DType.F32, n, k, floats(random, n * k, 1));
+            float[] x = floats(random, tokens * k, 1);
+            float[] expected = new float[tokens * n];
+            ScalarKernels.matmul(x, tokens, w, expected);
+            List<Future<?>> done = new ArrayList<>();
+            for (int c = 0; c < 3; c++) {
+                done.add(callers.submit(() -> {
+                    for (int rep = 0; rep < 200; rep++) {
+                        float[] out = new float[tokens * n];
+                        kernels.matmul(x, tokens, w, out);
+                        assertClose("shared matmul", expected, out, out.length, null, 1e-4, 1e-4);
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) {
+                f.get(60, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        } finally {
+            callers.shutdownNow();
+        }
+    }
+
     @Test
     void closeEndsTheHelperThreads() throws InterruptedException {
         CpuKernels kernels = new CpuKernels(3);

@@ -1,0 +1,152 @@
+package io.flover.it;
+
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+
+/**
+ * A coordinator and workers as real JVMs on loopback, started from the runnable jar, in a cluster of their own
+ * (a fresh cluster name and ports). Each process logs to its own file. Closing kills every process, and a shutdown
+ * hook does too, so no test leaves one behind, whatever happens to it.
+ */
+final class ProcessCluster implements AutoCloseable {
+    /** A started process and its log. */
+    record Node(String name, Process process, Path log) {
+        String output() {
+            try {
+                return Files.readString(log);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        /** SIGKILL: the process gets no chance to say goodbye. */
+        void kill() throws InterruptedException {
+            process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+        }
+
+        void signal(String signal) throws IOException, InterruptedException {
+            new ProcessBuilder("kill", "-" + signal, Long.toString(process.pid())).inheritIO().start().waitFor();
+        }
+    }
+
+    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../coordinator/target/flover-build.jar"));
+    private static final Path LOGS = Path.of(System.getProperty("flover.it.logs", "target/it-logs"));
+
+    private final String clusterName = "it-" + UUID.randomUUID();
+    private final int clusterPort = freePort();
+    private final Path logs;
+    private final List<Node> nodes = new ArrayList<>();
+    private final Thread reaper = new Thread(this::killAll);
+    private int workers;
+
+    ProcessCluster(String test) throws IOException {
+        if (!Files.isRegularFile(JAR)) {
+            throw new IllegalStateException("no runnable jar at " + JAR.toAbsolutePath() + ": build the coordinator module first");
+        }
+        this.logs = Files.createDirectories(LOGS.resolve(test));
+        Runtime.getRuntime().addShutdownHook(reaper);
+    }
+
+    /** Starts a coordinator serving {@code model} with groups of {@code tp} workers; returns its client port. */
+    int startCoordinator(Path model, int tp, String... flags) throws IOException {
+        int port = freePort();
+        List<String> args = new ArrayList<>(List.of("coordinator", "--model", model.toString(), "--tp", Integer.toString(tp),
+                "--host", "127.0.0.1", "--port", Integer.toString(port), "--cluster-port", Integer.toString(clusterPort)));
+        args.addAll(List.of(flags));
+        start("coordinator", args);
+        return port;
+    }
+
+    Node startWorker() throws IOException {
+        return start("worker-" + (++workers), List.of("worker", "--host", "127.0.0.1", "--threads", "1",
+                "--kv-memory", "16m", "--cluster-port", Integer.toString(clusterPort + 1)));
+    }
+
+    private Node start(String name, List<String> args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow", "-Xmx384m", "-XX:+UseSerialGC", "-jar", JAR.toString()));
+        command.addAll(args);
+        command.addAll(List.of("--cluster", "127.0.0.1:" + clusterPort, "--cluster-name", clusterName));
+        Path log = logs.resolve(name + ".log");
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Node node = new Node(name, p, log);
+        nodes.add(node);
+        return node;
+    }
+
+    Node node(String name) {
+        return nodes.stream().filter(n -> n.name().equals(name)).findFirst().orElseThrow();
+    }
+
+    /** Waits until the coordinator's health service says SERVING: a group has formed and loaded. */
+    static void awaitServing(ManagedChannel channel, Duration timeout) throws InterruptedException {
+        var health = HealthGrpc.newBlockingStub(channel);
+        await("the coordinator to serve", timeout, () -> {
+            try {
+                return health.withDeadlineAfter(1, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance())
+                        .getStatus() == HealthCheckResponse.ServingStatus.SERVING;
+            } catch (RuntimeException e) {
+                return false;
+            }
+        });
+    }
+
+    static void await(String what, Duration timeout, BooleanSupplier done) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!done.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out after " + timeout.toSeconds() + " s waiting for " + what);
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    static ManagedChannel channel(int port) {
+        return Grpc.newChannelBuilder("127.0.0.1:" + port, InsecureChannelCredentials.create()).build();
+    }
+
+    @Override
+    public void close() {
+        killAll();
+        Runtime.getRuntime().removeShutdownHook(reaper);
+    }
+
+    private void killAll() {
+        for (Node n : nodes) {
+            n.process().destroyForcibly();
+        }
+        for (Node n : nodes) {
+            try {
+                n.process().waitFor(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    private static int freePort() {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+package io.flover.it;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.proto.v1.GenerateRequest;
+import io.flover.proto.v1.GenerateResponse;
+import io.flover.proto.v1.GenerationGrpc;
+import io.flover.proto.v1.TokenIds;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * A coordinator and worker processes on loopback: tensor-parallel groups give the golden greedy ids to concurrent
+ * clients; groups form as workers join; a worker killed mid-generation loses its group, whose requests finish on
+ * the other group with the right tokens; with no group left, requests are refused with UNAVAILABLE.
+ */
+class TensorParallelClusterIT {
+    private static final Duration START = Duration.ofSeconds(90);
+
+    record Golden(int[] prompt, int[] greedy) {
+    }
+
+    @ParameterizedTest(name = "{0} on {1} workers")
+    @CsvSource({"gpt2-tiny-f32, 2", "llama-tiny-f32, 4"})
+    void groupsOfWorkerProcessesGiveTheGoldenIds(String name, int tp) throws Exception {
+        List<Golden> cases = cases(name);
+        try (ProcessCluster cluster = new ProcessCluster("tp-" + name + "-" + tp)) {
+            int port = cluster.startCoordinator(golden(name), tp);
+            for (int i = 0; i < tp; i++) {
+                cluster.startWorker();
+            }
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.awaitServing(channel, START);
+            ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+            List<Future<int[]>> got = new ArrayList<>();
+            for (int i = 0; i < 16; i++) {
+                Golden g = cases.get(i % cases.size());
+                int max = 1 + (i * 7) % 24;
+                got.add(clients.submit(() -> generate(channel, g.prompt(), max)));
+            }
+            for (int i = 0; i < 16; i++) {
+                int[] want = Arrays.copyOf(cases.get(i % cases.size()).greedy(), 1 + (i * 7) % 24);
+                assertArrayEquals(want, got.get(i).get(60, TimeUnit.SECONDS), name + " tp " + tp + " stream " + i);
+            }
+            clients.shutdownNow();
+            channel.shutdownNow();
+        }
+    }
+
+    @Test
+    void groupsFormAsWorkersJoinAndALostGroupsRequestsFinishOnAnother() throws Exception {
+        List<Golden> cases = cases("llama-tiny-f32");
+        try (ProcessCluster cluster = new ProcessCluster("scaling")) {
+            int port = cluster.startCoordinator(golden("llama-tiny-f32"), 2, "--max-batch", "4");
+            ProcessCluster.Node first = cluster.startWorker();
+            cluster.startWorker();
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.awaitServing(channel, START);
+            assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
+
+            ProcessCluster.Node coordinator = cluster.node("coordinator");
+            cluster.startWorker();
+            cluster.startWorker();
+            ProcessCluster.await("a second group to form", START, () -> coordinator.output().contains("group g2 serves"));
+
+            // Small batches keep most requests queued on both groups while one of them loses a worker.
+            int n = 96;
+            AtomicInteger finished = new AtomicInteger();
+            ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+            List<Future<int[]>> got = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                Golden g = cases.get(i % cases.size());
+                got.add(clients.submit(() -> {
+                    int[] ids = generate(channel, g.prompt(), 24);
+                    finished.incrementAndGet();
+                    return ids;
+                }));
+            }
+            ProcessCluster.await("some requests to finish", START, () -> finished.get() >= 8);
+            assertTrue(finished.get() < n / 2, "the kill must come mid-load, but " + finished.get() + " had finished");
+            first.kill();
+            for (int i = 0; i < n; i++) {
+                assertArrayEquals(cases.get(i % cases.size()).greedy(), got.get(i).get(120, TimeUnit.SECONDS),
+                        "request " + i);
+            }
+            assertTrue(coordinator.output().contains("retiring group g1"), "the killed worker's group was retired");
+
+            // The last group goes too: requests are refused, not left waiting.
+            cluster.node("worker-3").kill();
+            ProcessCluster.await("the coordinator to notice", START, () -> coordinator.output().contains("retiring group g2"));
+            StatusRuntimeException refused = org.junit.jupiter.api.Assertions.assertThrows(StatusRuntimeException.class,
+                    () -> generate(channel, cases.getFirst().prompt(), 4));
+            assertEquals(Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.getStatus().toString());
+            clients.shutdownNow();
+            channel.shutdownNow();
+        }
+    }
+
+    private static int[] generate(ManagedChannel channel, int[] prompt, int maxTokens) {
+        GenerateRequest request = GenerateRequest.newBuilder()
+                .setTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(prompt).boxed().toList()))
+                .setMaxTokens(maxTokens).setIgnoreEos(true).build();
+        List<Integer> ids = new ArrayList<>();
+        Iterator<GenerateResponse> stream = GenerationGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(120, TimeUnit.SECONDS).generate(request);
+        while (stream.hasNext()) {
+            GenerateResponse r = stream.next();
+            if (r.hasFinished()) {
+                assertTrue(r.getFinished().getError().isEmpty(), r.getFinished().getError());
+            }
+            ids.addAll(r.getDelta().getTokenIdsList());
+        }
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static Path golden(String name) throws Exception {
+        return Path.of(TensorParallelClusterIT.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
+    }
+
+    private static List<Golden> cases(String name) throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        List<Golden> out = new ArrayList<>();
+        for (JsonNode c : json.readTree(golden(name).resolve("expected.json").toFile()).get("cases")) {
+            out.add(new Golden(json.treeToValue(c.get("prompt_ids"), int[].class),
+                    json.treeToValue(c.get("greedy_ids"), int[].class)));
+        }
+        return out;
+    }
+}
