@@ -8,6 +8,11 @@ package io.flover.collectives;
  * that the communicator is unusable and the group must be formed again.
  */
 public interface Communicator extends AutoCloseable {
+    /** A group of one (no tensor parallelism): every operation is a local copy at most. */
+    static Communicator solo() {
+        return new SoloCommunicator();
+    }
+
     int rank();
 
     int size();
