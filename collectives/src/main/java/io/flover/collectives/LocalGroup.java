@@ -9,9 +9,9 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A group whose ranks are threads of one process (embedded mode). Ranks share memory, so an operation moves each
- * float once: every rank publishes its arrays, and after a barrier each reads what it needs straight from its
- * peers' arrays. An all-reduce splits the range into one slice per rank; each rank sums its slice over all ranks
+ * A group whose ranks are threads of one process (embedded mode). Ranks share memory, so nothing goes through
+ * an intermediate buffer: every rank publishes its arrays, and after a barrier each reads what it needs straight
+ * from its peers' arrays. An all-reduce splits the range into one slice per rank; each rank sums its slice over all ranks
  * in rank order 0..n-1 and writes the sum into every rank's array, so every element is computed exactly once and
  * the results are bitwise identical everywhere. A second barrier keeps the arrays in place until all are done.
  *
@@ -20,7 +20,7 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class LocalGroup {
     private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(10);
-    private static final long YIELD_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
+    private static final long YIELD_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
     /** Floats summed per pass of an all-reduce slice: the partial sums stay in L1. */
     private static final int BLOCK = 2048;
     /** Slices start on 64-byte multiples, so ranks rarely write the same cache line. */
@@ -60,7 +60,7 @@ public final class LocalGroup {
     }
 
     /** What a rank asked for; the others read its arrays from here between the two barriers. */
-    private record Call(String op, float[] data, int offset, float[] target, int targetOffset, int length, int root) {
+    private record Call(String op, float[] data, int offset, int length, int root) {
         boolean sameAs(Call other) {
             return op.equals(other.op) && length == other.length && root == other.root;
         }
@@ -98,7 +98,7 @@ public final class LocalGroup {
         @Override
         public void allReduceSum(float[] data, int offset, int length) {
             Arguments.range(data, offset, length);
-            enter(new Call("allReduceSum", data, offset, null, 0, length, 0));
+            enter(new Call("allReduceSum", data, offset, length, 0));
             int slice = Math.ceilDiv(Math.ceilDiv(length, size), ALIGN) * ALIGN;
             int end = (int) Math.min(length, (long) (rank + 1) * slice);
             for (int start = rank * slice; start < end; start += BLOCK) {
@@ -125,7 +125,7 @@ public final class LocalGroup {
         @Override
         public void allGather(float[] send, int sendOffset, int length, float[] recv, int recvOffset) {
             Arguments.gather(send, sendOffset, length, recv, recvOffset, size);
-            enter(new Call("allGather", send, sendOffset, recv, recvOffset, length, 0));
+            enter(new Call("allGather", send, sendOffset, length, 0));
             for (int r = 0; r < size; r++) {
                 System.arraycopy(calls[r].data, calls[r].offset, recv, recvOffset + r * length, length);
             }
@@ -136,7 +136,7 @@ public final class LocalGroup {
         public void broadcast(float[] data, int offset, int length, int root) {
             Arguments.range(data, offset, length);
             Arguments.root(root, size);
-            enter(new Call("broadcast", data, offset, null, 0, length, root));
+            enter(new Call("broadcast", data, offset, length, root));
             if (rank != root) {
                 System.arraycopy(calls[root].data, calls[root].offset, data, offset, length);
             }
@@ -146,7 +146,7 @@ public final class LocalGroup {
         /** Two waits like every operation, so that the calls it checks stay in place until all have read them. */
         @Override
         public void barrier() {
-            enter(new Call("barrier", null, 0, null, 0, 0, 0));
+            enter(new Call("barrier", null, 0, 0, 0));
             await(rank);
         }
 

@@ -23,23 +23,30 @@ import java.util.function.Consumer;
  * off-heap buffers; each region is split only where the buffers or the socket force it, so a region is forwarded
  * while its tail is still arriving (the chunks of a large message pipeline around the ring).
  *
- * <p>An all-reduce of more than {@code smallFloats} floats is a ring reduce-scatter then all-gather: each rank
- * sends {@code 2 (n - 1) / n} of the vector, and each segment's final sum is computed by one rank and copied to
- * the rest. A smaller one is latency-bound: every rank's whole vector goes around the ring once ({@code n - 1}
- * hops rather than {@code 2 (n - 1)}) and each rank sums them in rank order itself. Either way the ranks end with
+ * <p>A large all-reduce is a ring reduce-scatter then all-gather: each rank sends {@code 2 (n - 1) / n} of the
+ * vector, and each segment's final sum is computed by one rank and copied to the rest. A small one is bound by the
+ * latency of a hop, so every rank's whole vector goes around the ring once instead ({@code n - 1} hops rather than
+ * {@code 2 (n - 1)}) and each rank sums the vectors in rank order itself. Either way the ranks end with
  * bitwise-identical floats.
  *
  * <p>Every operation starts with a header (operation, length, root) that the receiver checks, so ranks that
  * disagree on the sequence of operations fail instead of exchanging garbage.
  */
 final class TcpCommunicator implements Communicator {
-    static final int SMALL_FLOATS = Integer.getInteger("small", 32 << 10);
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /**
+     * All-reduces in which a rank receives at most this many floats of its peers' whole vectors take the gather
+     * path. Gathering moves {@code (n - 1) L} floats per rank against the ring's {@code 2 (n - 1) L / n} (the same
+     * for two ranks), and a hop on loopback costs about as much as moving tens of kilobytes: this covers a hidden
+     * state or a vocabulary-sized vector on two ranks, and a quarter of that on four.
+     */
+    static final int GATHER_FLOATS = 32 << 10;
+    private static final ValueLayout.OfFloat FLOAT =
+            ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Bytes per socket call at most: big enough to amortise the call, small enough to stay in L2. */
     private static final int BUFFER_BYTES = 256 << 10;
     private static final int HEADER_BYTES = 3 * Integer.BYTES;
-    private static final long SPIN_NANOS = Long.getLong("spin", 10_000);
-    private static final long YIELD_NANOS = Long.getLong("yield", 100_000);
+    private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(10);
+    private static final long YIELD_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
 
     private static final int ALL_REDUCE_SUM = 1;
     private static final int ALL_GATHER = 2;
@@ -49,7 +56,7 @@ final class TcpCommunicator implements Communicator {
     private final int rank;
     private final int size;
     private final long timeoutNanos;
-    private final int smallFloats;
+    private final int gatherFloats;
     private final SocketChannel toNext;
     private final SocketChannel fromPrev;
     private final Selector selector;
@@ -57,9 +64,9 @@ final class TcpCommunicator implements Communicator {
     private final SelectionKey prevKey;
     private final Consumer<Communicator> onClose;
     /** Bytes {@code [position, limit)} are still to be written. */
-    private final ByteBuffer out = ByteBuffer.allocateDirect(BUFFER_BYTES);
+    private final ByteBuffer out = ByteBuffer.allocateDirect(BUFFER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
     /** Bytes {@code [0, position)} are received and not yet applied; they may already belong to the next operation. */
-    private final ByteBuffer in = ByteBuffer.allocateDirect(BUFFER_BYTES);
+    private final ByteBuffer in = ByteBuffer.allocateDirect(BUFFER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
     private final MemorySegment outBytes = MemorySegment.ofBuffer(out);
     private final MemorySegment inBytes = MemorySegment.ofBuffer(in);
     private final float[] addends = new float[BUFFER_BYTES / Float.BYTES];
@@ -69,12 +76,12 @@ final class TcpCommunicator implements Communicator {
     /** Why the last operation failed; set and read by the rank's own thread. */
     private String failure;
 
-    TcpCommunicator(int rank, int size, Duration timeout, int smallFloats, SocketChannel fromPrev,
+    TcpCommunicator(int rank, int size, Duration timeout, int gatherFloats, SocketChannel fromPrev,
                     SocketChannel toNext, Consumer<Communicator> onClose) throws IOException {
         this.rank = rank;
         this.size = size;
         this.timeoutNanos = timeout.toNanos();
-        this.smallFloats = smallFloats;
+        this.gatherFloats = gatherFloats;
         this.fromPrev = fromPrev;
         this.toNext = toNext;
         this.onClose = onClose;
@@ -104,7 +111,7 @@ final class TcpCommunicator implements Communicator {
         if (length == 0) {
             return;
         }
-        if (length <= smallFloats) {
+        if ((long) (size - 1) * length <= gatherFloats) {
             gatherAndSum(data, offset, length);
             return;
         }
@@ -113,7 +120,8 @@ final class TcpCommunicator implements Communicator {
         for (int step = 0; step < received.length; step++) {
             received[step] = segment(data, offset, length, rank - step - 1);
         }
-        transfer(ALL_REDUCE_SUM, length, 0, segment(data, offset, length, rank), received, size - 1, received.length - 1);
+        transfer(new Header(ALL_REDUCE_SUM, length, 0), segment(data, offset, length, rank), received, size - 1,
+                received.length - 1);
     }
 
     private Region segment(float[] data, int offset, int length, int k) {
@@ -130,7 +138,7 @@ final class TcpCommunicator implements Communicator {
             gathered = new float[total];
         }
         System.arraycopy(data, offset, gathered, rank * length, length);
-        gather(ALL_REDUCE_SUM, gathered, 0, length);
+        gather(new Header(ALL_REDUCE_SUM, length, 0), gathered, 0, length);
         System.arraycopy(gathered, 0, data, offset, length);
         for (int r = 1; r < size; r++) {
             int from = r * length;
@@ -148,17 +156,16 @@ final class TcpCommunicator implements Communicator {
             return;
         }
         System.arraycopy(send, sendOffset, recv, recvOffset + rank * length, length);
-        gather(ALL_GATHER, recv, recvOffset, length);
+        gather(new Header(ALL_GATHER, length, 0), recv, recvOffset, length);
     }
 
     /** Passes this rank's block of {@code recv} (already in place) around the ring and receives everyone else's. */
-    private void gather(int op, float[] recv, int recvOffset, int length) {
+    private void gather(Header header, float[] recv, int recvOffset, int length) {
         Region[] received = new Region[size - 1];
         for (int step = 0; step < received.length; step++) {
             received[step] = new Region(recv, recvOffset + Math.floorMod(rank - step - 1, size) * length, length);
         }
-        transfer(op, length, 0, new Region(recv, recvOffset + rank * length, length), received, 0,
-                received.length - 1);
+        transfer(header, new Region(recv, recvOffset + rank * length, length), received, 0, received.length - 1);
     }
 
     @Override
@@ -170,12 +177,13 @@ final class TcpCommunicator implements Communicator {
             return;
         }
         // A chain from the root along the ring: the rank just before the root only receives.
+        Header header = new Header(BROADCAST, length, root);
         int hops = Math.floorMod(rank - root, size);
         Region all = new Region(data, offset, length);
         if (hops == 0) {
-            transfer(BROADCAST, length, root, all, new Region[0], 0, 0);
+            transfer(header, all, new Region[0], 0, 0);
         } else {
-            transfer(BROADCAST, length, root, null, new Region[] {all}, 0, hops < size - 1 ? 1 : 0);
+            transfer(header, null, new Region[] {all}, 0, hops < size - 1 ? 1 : 0);
         }
     }
 
@@ -183,7 +191,21 @@ final class TcpCommunicator implements Communicator {
     @Override
     public void barrier() {
         ensureUsable();
-        gather(BARRIER, barrierTokens, 0, 1);
+        gather(new Header(BARRIER, 1, 0), barrierTokens, 0, 1);
+    }
+
+    /** What every operation sends first, so that the receiver can check that both are in the same operation. */
+    private record Header(int op, int length, int root) {
+        @Override
+        public String toString() {
+            return switch (op) {
+                case ALL_REDUCE_SUM -> "allReduceSum of " + length + " floats";
+                case ALL_GATHER -> "allGather of " + length + " floats per rank";
+                case BROADCAST -> "broadcast of " + length + " floats from rank " + root;
+                case BARRIER -> "barrier";
+                default -> "unknown operation " + op;
+            };
+        }
     }
 
     private record Region(float[] array, int offset, int length) {
@@ -238,7 +260,7 @@ final class TcpCommunicator implements Communicator {
      * Sends {@code lead}, receives {@code received} in order, adding the first {@code added} of them into their
      * floats and copying the rest over theirs, and forwards the first {@code forwarded} as they complete.
      */
-    private void transfer(int op, int length, int root, Region lead, Region[] received, int added, int forwarded) {
+    private void transfer(Header header, Region lead, Region[] received, int added, int forwarded) {
         Region[] sent = new Region[(lead == null ? 0 : 1) + forwarded];
         if (lead != null) {
             sent[0] = lead;
@@ -256,7 +278,7 @@ final class TcpCommunicator implements Communicator {
                 if (!out.hasRemaining()) {
                     out.clear();
                     if (headerToSend) {
-                        out.putInt(op).putInt(length).putInt(root);
+                        out.putInt(header.op).putInt(header.length).putInt(header.root);
                         headerToSend = false;
                     }
                     fill(sending, leadFloats + receiving.done);
@@ -269,13 +291,13 @@ final class TcpCommunicator implements Communicator {
                 if (reading) {
                     int read = fromPrev.read(in);
                     if (read < 0) {
-                        throw fail("rank " + prev() + " closed the connection during " + describe(op, length, root), null);
+                        throw fail("rank " + prev() + " closed the connection during " + header, null);
                     }
                     progress |= read > 0;
                 }
                 in.flip();
                 if (headerToCheck && in.remaining() >= HEADER_BYTES) {
-                    checkHeader(op, length, root);
+                    checkHeader(header);
                     headerToCheck = false;
                 }
                 if (!headerToCheck) {
@@ -288,13 +310,12 @@ final class TcpCommunicator implements Communicator {
                 if (progress) {
                     idleSince = System.nanoTime();
                 } else {
-                    idle(idleSince, reading, out.hasRemaining(), describe(op, length, root));
+                    idle(idleSince, reading, out.hasRemaining(), header);
                 }
             }
         } catch (IOException | ClosedSelectorException | CancelledKeyException e) {
-            throw fail(closed ? "communicator closed during " + describe(op, length, root)
-                    : "connection to rank " + prev() + " or " + next() + " failed during " + describe(op, length, root)
-                    + ": " + e, e);
+            throw fail(closed ? "communicator closed during " + header
+                    : "connection to rank " + prev() + " or " + next() + " failed during " + header + ": " + e, e);
         }
     }
 
@@ -328,14 +349,11 @@ final class TcpCommunicator implements Communicator {
         }
     }
 
-    private void checkHeader(int op, int length, int root) {
-        int theirOp = in.getInt();
-        int theirLength = in.getInt();
-        int theirRoot = in.getInt();
-        if (theirOp != op || theirLength != length || theirRoot != root) {
-            throw fail("ranks disagree on the operation: rank " + prev() + " is in "
-                    + describe(theirOp, theirLength, theirRoot) + ", rank " + rank + " in " + describe(op, length, root),
-                    null);
+    private void checkHeader(Header ours) {
+        Header theirs = new Header(in.getInt(), in.getInt(), in.getInt());
+        if (!theirs.equals(ours)) {
+            throw fail("ranks disagree on the operation: rank " + prev() + " is in " + theirs + ", rank " + rank
+                    + " in " + ours, null);
         }
     }
 
@@ -343,7 +361,7 @@ final class TcpCommunicator implements Communicator {
      * Waits for the sockets after a pass that moved nothing: spins first, since the peer is usually a few
      * microseconds behind, then yields, then blocks in the selector until the peer's data or the timeout.
      */
-    private void idle(long idleSince, boolean reading, boolean writing, String what) throws IOException {
+    private void idle(long idleSince, boolean reading, boolean writing, Header what) throws IOException {
         long idle = System.nanoTime() - idleSince;
         if (idle < SPIN_NANOS) {
             Thread.onSpinWait();
@@ -361,22 +379,13 @@ final class TcpCommunicator implements Communicator {
         }
         if (idle >= timeoutNanos) {
             String peer = reading ? "data from rank " + prev() : "rank " + next() + " to take data";
-            throw fail("timed out after " + Duration.ofNanos(timeoutNanos) + " in " + what + " waiting for " + peer, null);
+            throw fail("timed out after " + Duration.ofNanos(timeoutNanos) + " in " + what + " waiting for " + peer,
+                    null);
         }
         prevKey.interestOps(reading ? SelectionKey.OP_READ : 0);
         nextKey.interestOps(writing ? SelectionKey.OP_WRITE : 0);
         selector.select(Math.max(1, TimeUnit.NANOSECONDS.toMillis(timeoutNanos - idle)));
         selector.selectedKeys().clear();
-    }
-
-    private static String describe(int op, int length, int root) {
-        return switch (op) {
-            case ALL_REDUCE_SUM -> "allReduceSum of " + length + " floats";
-            case ALL_GATHER -> "allGather of " + length + " floats per rank";
-            case BROADCAST -> "broadcast of " + length + " floats from rank " + root;
-            case BARRIER -> "barrier";
-            default -> "unknown operation " + op;
-        };
     }
 
     private int prev() {

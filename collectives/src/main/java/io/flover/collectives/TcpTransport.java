@@ -16,6 +16,7 @@ import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -87,11 +88,11 @@ public final class TcpTransport implements AutoCloseable {
      * @throws CollectiveException if the ring does not close within {@code timeout}
      */
     public Communicator join(String groupId, int rank, List<InetSocketAddress> peers, Duration timeout) {
-        return join(groupId, rank, peers, timeout, TcpCommunicator.SMALL_FLOATS);
+        return join(groupId, rank, peers, timeout, TcpCommunicator.GATHER_FLOATS);
     }
 
-    /** {@link #join}, with the all-reduce length up to which the whole vectors are gathered (tests force the ring). */
-    Communicator join(String groupId, int rank, List<InetSocketAddress> peers, Duration timeout, int smallFloats) {
+    /** {@link #join} with another limit for the gather path of small all-reduces (0 makes every all-reduce a ring). */
+    Communicator join(String groupId, int rank, List<InetSocketAddress> peers, Duration timeout, int gatherFloats) {
         int size = peers.size();
         if (rank < 0 || rank >= size) {
             throw new IllegalArgumentException("rank " + rank + " is not in a group of " + size);
@@ -113,7 +114,7 @@ public final class TcpTransport implements AutoCloseable {
         try {
             next = connect(peers.get((rank + 1) % size), groupId, rank, size, deadline);
             previous = awaitPrevious(p, groupId, rank, size, deadline);
-            TcpCommunicator c = new TcpCommunicator(rank, size, timeout, smallFloats, previous, next, formed::remove);
+            TcpCommunicator c = new TcpCommunicator(rank, size, timeout, gatherFloats, previous, next, formed::remove);
             formed.add(c);
             if (closed) {
                 c.close();
@@ -130,9 +131,8 @@ public final class TcpTransport implements AutoCloseable {
                 pending.remove(key);
             }
             // A connection handed over after the wait gave up is nobody's.
-            SocketChannel late = p.previous.getNow(null);
-            if (late != null && late != previous) {
-                closeQuietly(late);
+            if (p.previous.state() == Future.State.SUCCESS && p.previous.resultNow() != previous) {
+                closeQuietly(p.previous.resultNow());
             }
         }
     }
@@ -219,7 +219,8 @@ public final class TcpTransport implements AutoCloseable {
             int from = in.readInt();
             String refusal;
             synchronized (pending) {
-                Pending p = size > 1 && from >= 0 && from < size ? pending.get(new Key(groupId, (from + 1) % size)) : null;
+                boolean valid = size > 1 && from >= 0 && from < size;
+                Pending p = valid ? pending.get(new Key(groupId, (from + 1) % size)) : null;
                 if (p == null) {
                     refusal = "no rank of group '" + groupId + "' waits here for rank " + from + " of " + size;
                 } else if (p.size != size) {
