@@ -1,0 +1,196 @@
+package io.flover.worker.server;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.flover.collectives.Communicator;
+import io.flover.kernels.cpu.CpuKernels;
+import io.flover.proto.v1.LoadShardRequest;
+import io.flover.proto.v1.StepRequest;
+import io.flover.proto.v1.StepResponse;
+import io.flover.proto.v1.WorkerGrpc;
+import io.flover.worker.SamplingParams;
+import io.flover.worker.SlotOp;
+import io.flover.worker.Step;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.stub.StreamObserver;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The worker protocol from the coordinator's side: a loaded shard runs encoded steps (slot ops, chunks, sampling)
+ * to the golden greedy ids; bad loads and bad steps get a status naming what is wrong, and a bad step drops the
+ * shard rather than leaving it half-updated.
+ */
+class WorkerServiceTest {
+    private CpuKernels kernels;
+    private WorkerService service;
+    private Server server;
+    private ManagedChannel channel;
+
+    @BeforeEach
+    void start() throws Exception {
+        kernels = new CpuKernels(2);
+        service = new WorkerService(kernels, (group, rank, peers, timeout) -> Communicator.solo());
+        server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0)).addService(service).build().start();
+        channel = Grpc.newChannelBuilder("127.0.0.1:" + server.getPort(), InsecureChannelCredentials.create()).build();
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        service.close();
+        kernels.close();
+    }
+
+    private static Path golden(String name) throws Exception {
+        return Path.of(WorkerServiceTest.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
+    }
+
+    private static LoadShardRequest.Builder load() throws Exception {
+        return LoadShardRequest.newBuilder().setModelDir(golden("llama-tiny-f32").toString()).setGroupId("g")
+                .setRank(0).setWorldSize(1).addPeerAddresses("127.0.0.1:1").setNumKvBlocks(16).setBlockSize(16)
+                .setMaxSlots(4).setCollectiveTimeoutMs(1000);
+    }
+
+    @Test
+    void aLoadedShardRunsEncodedStepsToTheGoldenIds() throws Exception {
+        WorkerGrpc.newBlockingStub(channel).loadShard(load().build());
+        int[] prompt = {369};
+        int[] golden = {39, 509, 116, 464, 356, 317};
+        Steps steps = new Steps(channel);
+        // the prompt in two sequences at once, one of them evicted halfway and the other moved into its slot
+        StepResponse first = steps.run(new Step(0, List.of(new SlotOp.Admit(0, SamplingParams.GREEDY, new int[] {0}),
+                new SlotOp.Admit(1, SamplingParams.GREEDY, new int[] {1})), new int[] {prompt[0], prompt[0]},
+                new int[] {0, 1}, new int[] {1, 1}, new int[] {0, 0}, new boolean[] {true, true}));
+        assertEquals(List.of(golden[0], golden[0]), first.getSampledList());
+        int position = 1;
+        int last = golden[0];
+        for (int i = 1; i < golden.length; i++) {
+            List<SlotOp> ops = i == 3 ? List.of(new SlotOp.Evict(0), new SlotOp.Move(1, 0)) : List.of();
+            boolean both = i < 3;
+            StepResponse r = steps.run(new Step(i, ops, both ? new int[] {last, last} : new int[] {last},
+                    both ? new int[] {0, 1} : new int[] {0}, both ? new int[] {1, 1} : new int[] {1},
+                    both ? new int[] {position, position} : new int[] {position}, both ? new boolean[] {true, true}
+                    : new boolean[] {true}));
+            assertEquals(i, r.getStepId());
+            assertEquals(golden[i], r.getSampled(0), "step " + i);
+            last = r.getSampled(0);
+            position++;
+        }
+        steps.close();
+    }
+
+    static Stream<Arguments> badLoads() {
+        return Stream.of(
+                Arguments.of("model_dir is empty", (UnaryOperator<LoadShardRequest.Builder>) b -> b.setModelDir("")),
+                Arguments.of("rank 2 is not below world_size 2",
+                        (UnaryOperator<LoadShardRequest.Builder>) b -> b.setRank(2).setWorldSize(2)),
+                Arguments.of("peer_addresses has 1 entries",
+                        (UnaryOperator<LoadShardRequest.Builder>) b -> b.setWorldSize(2)),
+                Arguments.of("num_kv_blocks", (UnaryOperator<LoadShardRequest.Builder>) b -> b.setNumKvBlocks(0)),
+                Arguments.of("peer_addresses: 'nowhere' is not host:port",
+                        (UnaryOperator<LoadShardRequest.Builder>) b -> b.setPeerAddresses(0, "nowhere")));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("badLoads")
+    void badLoadsAreInvalidArgumentNamingTheField(String message, UnaryOperator<LoadShardRequest.Builder> bad) throws Exception {
+        StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+                () -> WorkerGrpc.newBlockingStub(channel).loadShard(bad.apply(load()).build()));
+        assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+        assertTrue(e.getStatus().getDescription().contains(message), e.getStatus().getDescription());
+    }
+
+    @Test
+    void aModelTheWorkerCannotReadIsAFailedPrecondition() throws Exception {
+        StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> WorkerGrpc.newBlockingStub(channel)
+                .loadShard(load().setModelDir("/nonexistent/model").build()));
+        assertEquals(Status.Code.FAILED_PRECONDITION, e.getStatus().getCode());
+        assertTrue(e.getStatus().getDescription().contains("model_dir"), e.getStatus().getDescription());
+    }
+
+    @Test
+    void stepsNeedAShardAndABadStepDropsIt() throws Exception {
+        Steps none = new Steps(channel);
+        assertEquals(Status.Code.FAILED_PRECONDITION, none.error().getCode());
+
+        WorkerGrpc.newBlockingStub(channel).loadShard(load().build());
+        Steps steps = new Steps(channel);
+        steps.send(new Step(0, List.of(), new int[] {1}, new int[] {3}, new int[] {1}, new int[] {0},
+                new boolean[] {true}));
+        Status status = steps.error();
+        assertEquals(Status.Code.INVALID_ARGUMENT, status.getCode());
+        assertTrue(status.getDescription().contains("slot 3 holds no sequence"), status.getDescription());
+        assertEquals(null, service.groupId(), "the shard is dropped");
+    }
+
+    /** One RunSteps stream, read a reply at a time. */
+    private static final class Steps {
+        private final LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
+        private final StreamObserver<StepRequest> requests;
+
+        Steps(ManagedChannel channel) {
+            requests = WorkerGrpc.newStub(channel).runSteps(new StreamObserver<>() {
+                @Override
+                public void onNext(StepResponse r) {
+                    replies.add(r);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    replies.add(Status.fromThrowable(t));
+                }
+
+                @Override
+                public void onCompleted() {
+                }
+            });
+        }
+
+        void send(Step step) {
+            requests.onNext(StepCodec.encode(step));
+        }
+
+        StepResponse run(Step step) throws InterruptedException {
+            send(step);
+            Object r = replies.poll(30, TimeUnit.SECONDS);
+            if (r instanceof StepResponse s) {
+                return s;
+            }
+            throw new AssertionError("step " + step.id() + " got " + r);
+        }
+
+        Status error() throws InterruptedException {
+            Object r = replies.poll(30, TimeUnit.SECONDS);
+            if (r instanceof Status s) {
+                return s;
+            }
+            throw new AssertionError("expected an error, got " + r);
+        }
+
+        void close() {
+            requests.onCompleted();
+        }
+    }
+}
