@@ -17,6 +17,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -351,12 +352,23 @@ class CpuKernelsTest {
 
     @Test
     void instancesUsedFromSeveralThreadsAtOnceStayIndependent() throws Exception {
+        matmulsFromThreeThreads(false);
+    }
+
+    /** Two schedulers over one model call one instance from two threads: they take turns, never deadlock. */
+    @Test
+    void oneInstanceSharedByThreadsGivesEachItsResult() throws Exception {
+        matmulsFromThreeThreads(true);
+    }
+
+    /** 200 matmuls on each of 3 threads, on one shared instance or on one instance per thread. */
+    private static void matmulsFromThreeThreads(boolean shared) throws Exception {
         int n = 257;
         int k = 300;
         int tokens = 5;
         SplittableRandom random = new SplittableRandom(31);
         ExecutorService callers = Executors.newFixedThreadPool(3);
-        try (Arena arena = Arena.ofShared()) {
+        try (Arena arena = Arena.ofShared(); CpuKernels common = new CpuKernels(2)) {
             Tensor w = TestData.tensor(arena, DType.BF16, n, k, floats(random, n * k, 1));
             float[] x = floats(random, tokens * k, 1);
             float[] expected = new float[tokens * n];
@@ -364,50 +376,23 @@ class CpuKernelsTest {
             List<Future<?>> done = new ArrayList<>();
             for (int c = 0; c < 3; c++) {
                 done.add(callers.submit(() -> {
-                    try (CpuKernels kernels = new CpuKernels(2)) {
+                    CpuKernels kernels = shared ? common : new CpuKernels(2);
+                    try {
                         for (int rep = 0; rep < 200; rep++) {
                             float[] out = new float[tokens * n];
                             kernels.matmul(x, tokens, w, out);
-                            assertClose("concurrent matmul", expected, out, out.length, null, 1e-4, 1e-4);
+                            assertClose("matmul from threads", expected, out, out.length, null, 1e-4, 1e-4);
+                        }
+                    } finally {
+                        if (!shared) {
+                            kernels.close();
                         }
                     }
                     return null;
                 }));
             }
             for (Future<?> f : done) {
-                f.get();
-            }
-        } finally {
-            callers.shutdown();
-        }
-    }
-
-    /** Two schedulers over one model call one instance from two threads: they take turns, never deadlock. */
-    @Test
-    void oneInstanceSharedByThreadsGivesEachItsResult() throws Exception {
-        int n = 257;
-        int k = 300;
-        int tokens = 5;
-        SplittableRandom random = new SplittableRandom(37);
-        ExecutorService callers = Executors.newFixedThreadPool(3);
-        try (Arena arena = Arena.ofShared(); CpuKernels kernels = new CpuKernels(2)) {
-            Tensor w = TestData.tensor(arena, DType.F32, n, k, floats(random, n * k, 1));
-            float[] x = floats(random, tokens * k, 1);
-            float[] expected = new float[tokens * n];
-            ScalarKernels.matmul(x, tokens, w, expected);
-            List<Future<?>> done = new ArrayList<>();
-            for (int c = 0; c < 3; c++) {
-                done.add(callers.submit(() -> {
-                    for (int rep = 0; rep < 200; rep++) {
-                        float[] out = new float[tokens * n];
-                        kernels.matmul(x, tokens, w, out);
-                        assertClose("shared matmul", expected, out, out.length, null, 1e-4, 1e-4);
-                    }
-                    return null;
-                }));
-            }
-            for (Future<?> f : done) {
-                f.get(60, java.util.concurrent.TimeUnit.SECONDS);
+                f.get(60, TimeUnit.SECONDS);
             }
         } finally {
             callers.shutdownNow();
