@@ -7,8 +7,8 @@ import picocli.CommandLine.Command;
 /** The {@code flover} command line. */
 @Command(name = "flover", mixinStandardHelpOptions = true, versionProvider = Flover.Version.class,
         description = "Serve and run autoregressive transformer models (Llama family, GPT-2).",
-        subcommands = {ServeCommand.class, CoordinatorCommand.class, WorkerCommand.class, GenerateCommand.class, MakeModelCommand.class, BenchEngineCommand.class,
-                BenchPoliciesCommand.class,
+        subcommands = {ServeCommand.class, CoordinatorCommand.class, WorkerCommand.class, GenerateCommand.class,
+                MakeModelCommand.class, BenchCommand.class, BenchEngineCommand.class, BenchPoliciesCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Flover {
     /** Exit status of bad flags, bad input files and other errors a user can fix. */
@@ -31,7 +31,7 @@ public final class Flover {
         if (e instanceof java.nio.file.NoSuchFileException) {
             message = "no such file: " + message;
         }
-        err.println("flover " + cmd.getCommandName() + ": " + message.lines().findFirst().orElse(""));
+        err.println(cmd.getCommandSpec().qualifiedName() + ": " + message.lines().findFirst().orElse(""));
         if (Boolean.getBoolean("flover.debug")) {
             e.printStackTrace(err);
         }

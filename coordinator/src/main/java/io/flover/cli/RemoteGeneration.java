@@ -66,21 +66,26 @@ final class RemoteGeneration {
                 out.println();
             }
         } catch (StatusRuntimeException e) {
-            // Transport failures carry the useful part ("Connection refused") in the cause, not the description.
-            Status s = e.getStatus();
-            String why = s.getDescription() == null ? "" : s.getDescription();
-            String cause = s.getCause() == null ? null : s.getCause().getMessage();
-            if (cause != null) {
-                why = why.isEmpty() ? cause : why + " (" + cause + ")";
-            }
-            throw new IllegalStateException(s.getCode() + ": " + why, e);
+            throw failure(e);
         } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
     }
 
+    /** A gRPC error as one line, {@code STATUS: description}. */
+    static IllegalStateException failure(StatusRuntimeException e) {
+        // Transport failures carry the useful part ("Connection refused") in the cause, not the description.
+        Status s = e.getStatus();
+        String why = s.getDescription() == null ? "" : s.getDescription();
+        String cause = s.getCause() == null ? null : s.getCause().getMessage();
+        if (cause != null) {
+            why = why.isEmpty() ? cause : why + " (" + cause + ")";
+        }
+        return new IllegalStateException(s.getCode() + ": " + why, e);
+    }
+
     /** Checks {@code HOST:PORT} (IPv6 hosts in brackets), so a typo fails here rather than as a DNS error. */
-    private static String target(String server) {
+    static String target(String server) {
         int colon = server.lastIndexOf(':');
         try {
             int port = Integer.parseInt(server.substring(colon + 1));
