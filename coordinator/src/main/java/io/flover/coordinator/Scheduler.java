@@ -228,7 +228,9 @@ public final class Scheduler implements AutoCloseable {
                 handOver();
             }
             for (Sequence s : List.copyOf(running)) {
-                finish(s, FinishReason.ERROR, "server shutting down");
+                if (!s.dead) {
+                    finish(s, FinishReason.ERROR, "server shutting down");
+                }
             }
             for (Sequence s : waiting) {
                 notifyFinished(s, FinishReason.ERROR, "server shutting down");
@@ -245,6 +247,9 @@ public final class Scheduler implements AutoCloseable {
         List<Sequence> orphaned = new ArrayList<>();
         for (Sequence s : List.copyOf(running)) {
             leaveBatch(s);
+            if (s.dead) {
+                continue; // finished already
+            }
             s.computed = 0;
             orphaned.add(s);
         }
@@ -317,7 +322,7 @@ public final class Scheduler implements AutoCloseable {
         }
         for (int slot = running.size() - 1; slot >= 0; slot--) {
             Sequence s = running.get(slot);
-            if (s.cancelled) {
+            if (s.cancelled && !s.dead) {
                 finish(s, FinishReason.CANCELLED, null);
             }
         }
@@ -391,7 +396,7 @@ public final class Scheduler implements AutoCloseable {
             slots[i] = s.slot;
             lengths[i] = chunk[s.slot];
             first[i] = s.computed;
-            sample[i] = s.computed + lengths[i] == s.length;
+            sample[i] = !s.dead && s.computed + lengths[i] == s.length;
             System.arraycopy(s.tokens, s.computed, tokens, at, lengths[i]);
             at += lengths[i];
         }
@@ -407,7 +412,9 @@ public final class Scheduler implements AutoCloseable {
             LOG.log(Level.SEVERE, "step " + step.id() + " failed; failing its " + running.size() + " sequences", e);
             runner.reset();
             for (Sequence s : List.copyOf(running)) {
-                finish(s, FinishReason.ERROR, "step failed: " + e.getMessage());
+                if (!s.dead) {
+                    finish(s, FinishReason.ERROR, "step failed: " + e.getMessage());
+                }
             }
             pendingOps.clear(); // the runner forgot every slot already
             return;
@@ -415,6 +422,9 @@ public final class Scheduler implements AutoCloseable {
         long now = System.nanoTime();
         for (int i = 0, row = 0; i < n; i++) {
             Sequence s = entries.get(i);
+            if (s.dead) {
+                continue; // its row is recomputed in place, step after step: the cost of not reordering
+            }
             s.computed += lengths[i];
             if (sample[i]) {
                 accept(s, sampled[row++], now);
@@ -448,9 +458,9 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private Sequence newest() {
-        Sequence newest = running.getFirst();
+        Sequence newest = running.getLast(); // the last row is never dead
         for (Sequence s : running) {
-            if (s.id > newest.id) {
+            if (!s.dead && s.id > newest.id) {
                 newest = s;
             }
         }
@@ -495,7 +505,14 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private void finish(Sequence s, FinishReason reason, String error) {
-        leaveBatch(s);
+        if (config.reorder()) {
+            leaveBatch(s);
+        } else {
+            s.dead = true;
+            while (!running.isEmpty() && running.getLast().dead) {
+                leaveBatch(running.getLast());
+            }
+        }
         notifyFinished(s, reason, error);
     }
 

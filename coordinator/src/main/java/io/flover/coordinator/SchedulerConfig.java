@@ -6,8 +6,15 @@ package io.flover.coordinator;
  * @param maxBatch live sequences at most (the slots of the dense batch)
  * @param maxStepTokens tokens one fused step may carry: all decode tokens plus prefill chunks up to this budget
  * @param maxWaiting requests that may wait for admission before new ones are refused
+ * @param reorder buffer reordering: a finished sequence's slot is filled at once by the last one. Without it (the
+ *     paper's no-shuffle variant, for comparison) a finished row stays in the batch, still computed, until every
+ *     row after it has finished too.
  */
-public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting) {
+public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting, boolean reorder) {
+    public SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting) {
+        this(policy, maxBatch, maxStepTokens, maxWaiting, true);
+    }
+
     public SchedulerConfig {
         if (maxBatch < 1 || maxWaiting < 1) {
             throw new IllegalArgumentException("max batch and max waiting must be at least 1 (every request waits "
@@ -21,5 +28,9 @@ public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, in
 
     public static SchedulerConfig defaults(Policy policy) {
         return new SchedulerConfig(policy, 64, 256, 1024);
+    }
+
+    public SchedulerConfig withoutReordering() {
+        return new SchedulerConfig(policy, maxBatch, maxStepTokens, maxWaiting, false);
     }
 }

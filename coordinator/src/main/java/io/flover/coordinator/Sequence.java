@@ -23,6 +23,8 @@ final class Sequence {
     int blockCount;
     /** Row of the live batch, or -1 while waiting. */
     int slot = -1;
+    /** Finished, but its row stays in the batch (only without buffer reordering) until the rows after it finish. */
+    boolean dead;
     /** Sent back to the queue for lack of KV blocks; it will be recomputed from its tokens. */
     boolean preempted;
     /** The scheduler it is in: it changes when a lost group's sequences resume on another. */

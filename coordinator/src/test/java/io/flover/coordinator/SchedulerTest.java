@@ -95,7 +95,7 @@ class SchedulerTest {
     static Stream<Object[]> modelsAndPolicies() {
         List<Object[]> all = new ArrayList<>();
         for (String m : List.of("llama-tiny-f32", "gpt2-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-bf16")) {
-            for (String p : List.of("fusion", "dynamic-batching", "sequential")) {
+            for (String p : List.of("fusion", "fusion-no-reorder", "dynamic-batching", "sequential")) {
                 all.add(new Object[] {m, p});
             }
         }
@@ -128,7 +128,9 @@ class SchedulerTest {
                 expected[i] = Arrays.copyOf(g.greedy, max);
             }
         }
-        SchedulerConfig config = new SchedulerConfig(Policy.parse(policy, 8, Duration.ofMillis(5)), 16, 48, 256);
+        boolean reorder = !policy.endsWith("-no-reorder");
+        SchedulerConfig config = new SchedulerConfig(Policy.parse(policy.replace("-no-reorder", ""), 8,
+                Duration.ofMillis(5)), 16, 48, 256, reorder);
         try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 64, config)) {
             Collector[] out = new Collector[n];
             Scheduler.Handle[] handles = new Scheduler.Handle[n];
@@ -154,6 +156,9 @@ class SchedulerTest {
                 }
             }
             assertPoolWhole(scheduler);
+            if (!reorder) {
+                assertEquals(0, scheduler.stats().slotMoves(), "without reordering no slot moves");
+            }
         }
     }
 
