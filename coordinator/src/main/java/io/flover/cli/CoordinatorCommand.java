@@ -2,6 +2,8 @@ package io.flover.cli;
 
 import io.flover.cluster.Coordinator;
 import io.flover.cluster.WorkerGroups;
+import io.flover.coordinator.ServingMetrics;
+import io.flover.worker.server.Membership;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -46,17 +48,22 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Mixin
     ClusterFlags cluster;
 
+    @Mixin
+    MetricsFlags metrics;
+
     @Override
     public Integer call() throws Exception {
         Flags.requirePort("--port", port);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
         Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");
-        Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port,
-                cluster.options(Flags.advertised(advertiseHost, host)),
-                new WorkerGroups.Options(model.toAbsolutePath(), tensorParallel, Duration.ofSeconds(loadTimeoutSeconds),
-                        Duration.ofMillis(stepTimeoutMs), scheduler.config()));
+        Membership.Options membership = cluster.options(Flags.advertised(advertiseHost, host));
+        WorkerGroups.Options groups = new WorkerGroups.Options(model.toAbsolutePath(), tensorParallel,
+                Duration.ofSeconds(loadTimeoutSeconds), Duration.ofMillis(stepTimeoutMs), scheduler.config());
         Flags.oneLineLogs();
+        metrics.start(host);
+        Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port, membership, groups,
+                new ServingMetrics(metrics.registry()));
         Coordinator coordinator = Coordinator.start(options);
         Flags.log("listening on " + host + ":" + coordinator.port() + " (policy " + scheduler.policy + "); waiting for "
                 + tensorParallel + " worker" + (tensorParallel == 1 ? "" : "s") + " per group to join cluster '"
@@ -65,6 +72,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         Flags.onShutdown(() -> {
             ticker.shutdownNow();
             coordinator.close();
+            metrics.stop();
         });
         coordinator.awaitTermination();
         return 0;

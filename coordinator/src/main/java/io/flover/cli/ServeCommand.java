@@ -3,6 +3,7 @@ package io.flover.cli;
 import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
+import io.flover.coordinator.ServingMetrics;
 import io.flover.model.ModelConfig;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.server.FloverServer;
@@ -33,6 +34,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     SchedulerFlags scheduler;
 
+    @Mixin
+    MetricsFlags metrics;
+
     @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
             description = "memory for the KV cache, e.g. 512m or 2g (default: ${DEFAULT-VALUE})")
     String kvMemory;
@@ -51,13 +55,15 @@ final class ServeCommand implements Callable<Integer> {
         if (model == null) {
             Flags.log((demo ? "" : "no --model given: ") + "serving the random-weight demo model " + options.modelDir());
         }
-        FloverServer server = FloverServer.start(options);
+        metrics.start(host);
+        FloverServer server = FloverServer.start(options, new ServingMetrics(metrics.registry()));
         logModel(options, server);
         Flags.log("listening on " + host + ":" + server.port() + " (policy " + scheduler.policy + ")");
         ScheduledExecutorService ticker = BusyLine.start(server.replicas());
         Flags.onShutdown(() -> {
             ticker.shutdownNow();
             server.close();
+            metrics.stop();
         });
         server.awaitTermination();
         return 0;

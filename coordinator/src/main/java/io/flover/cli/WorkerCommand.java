@@ -1,5 +1,6 @@
 package io.flover.cli;
 
+import io.flover.worker.server.Membership;
 import io.flover.worker.server.WorkerNode;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -37,6 +38,9 @@ final class WorkerCommand implements Callable<Integer> {
     @Mixin
     ClusterFlags cluster;
 
+    @Mixin
+    MetricsFlags metrics;
+
     @Override
     public Integer call() throws Exception {
         Flags.require(device.equals("cpu"), "--device: only cpu is supported by this build, not " + device);
@@ -45,12 +49,17 @@ final class WorkerCommand implements Callable<Integer> {
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         long kvBytes = ByteSize.parse("--kv-memory", kvMemory);
         String advertise = Flags.advertised(advertiseHost, host);
+        Membership.Options membership = cluster.options(advertise);
         Flags.oneLineLogs();
+        metrics.start(host);
         WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, threads, kvBytes,
-                cluster.options(advertise)));
+                membership, metrics.registry()));
         Flags.log("worker at " + advertise + ":" + node.port() + " (collectives on port " + node.collectivePort()
                 + ") joined cluster '" + cluster.name + "'");
-        Flags.onShutdown(node::close);
+        Flags.onShutdown(() -> {
+            node.close();
+            metrics.stop();
+        });
         node.awaitTermination();
         return 0;
     }

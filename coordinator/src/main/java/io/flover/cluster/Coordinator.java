@@ -1,6 +1,7 @@
 package io.flover.cluster;
 
 import io.flover.coordinator.Replicas;
+import io.flover.coordinator.ServingMetrics;
 import io.flover.model.ModelConfig;
 import io.flover.server.FloverServer;
 import io.flover.worker.server.Membership;
@@ -19,7 +20,8 @@ public final class Coordinator implements AutoCloseable {
      * @param host the client API's bind address
      * @param port the client API's port, 0 for any
      */
-    public record Options(Path modelDir, String host, int port, Membership.Options cluster, WorkerGroups.Options groups) {
+    public record Options(Path modelDir, String host, int port, Membership.Options cluster, WorkerGroups.Options groups,
+                          ServingMetrics metrics) {
     }
 
     private final FloverServer server;
@@ -34,7 +36,7 @@ public final class Coordinator implements AutoCloseable {
 
     public static Coordinator start(Options o) throws IOException {
         ModelConfig config = ModelConfig.load(o.modelDir());
-        Replicas replicas = new Replicas(config, FloverServer.tokenizer(o.modelDir()));
+        Replicas replicas = new Replicas(config, FloverServer.tokenizer(o.modelDir()), o.metrics());
         FloverServer server = FloverServer.serve(replicas, FloverServer.info(o.modelDir(), config),
                 FloverServer.resolve(o.host(), o.port()), () -> { });
         try {

@@ -20,12 +20,15 @@ public final class Replicas implements AutoCloseable {
 
     private final ModelConfig model;
     private final Tokenizer tokenizer;
+    private final ServingMetrics metrics;
     private final List<Scheduler> live = new CopyOnWriteArrayList<>();
 
     /** {@code tokenizer} may be null (requests are then ids only). */
-    public Replicas(ModelConfig model, Tokenizer tokenizer) {
+    public Replicas(ModelConfig model, Tokenizer tokenizer, ServingMetrics metrics) {
         this.model = model;
         this.tokenizer = tokenizer;
+        this.metrics = metrics;
+        metrics.watch(this);
     }
 
     public ModelConfig model() {
@@ -36,10 +39,14 @@ public final class Replicas implements AutoCloseable {
         return tokenizer;
     }
 
+    public ServingMetrics metrics() {
+        return metrics;
+    }
+
     /** Starts serving with a new replica: a scheduler over {@code runner} with a pool of {@code numBlocks}. */
     public Scheduler add(StepRunner runner, int numBlocks, int blockSize, SchedulerConfig config) {
         Scheduler s = new Scheduler(runner, model, tokenizer, new BlockPool(numBlocks, blockSize), config,
-                this::resume);
+                this::resume, metrics);
         live.add(s);
         return s;
     }
@@ -62,9 +69,10 @@ public final class Replicas implements AutoCloseable {
      */
     public Scheduler.Handle submit(GenerationRequest request, GenerationListener listener)
             throws Scheduler.QueueFullException {
+        GenerationListener metered = metrics.metered(listener);
         for (Scheduler s : byLoad()) {
             try {
-                return s.submit(request, listener);
+                return s.submit(request, metered);
             } catch (IllegalStateException e) {
                 live.remove(s); // it stopped between the choice and the submit: try the next
             }

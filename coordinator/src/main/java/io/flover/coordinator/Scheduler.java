@@ -55,6 +55,7 @@ public final class Scheduler implements AutoCloseable {
 
     private final StepRunner runner;
     private final BiConsumer<Scheduler, List<Sequence>> orphans;
+    private final ServingMetrics metrics;
     private final ModelConfig model;
     private final Tokenizer tokenizer;
     private final SchedulerConfig config;
@@ -86,13 +87,14 @@ public final class Scheduler implements AutoCloseable {
      * end with UNAVAILABLE.
      */
     public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config) {
-        this(runner, model, tokenizer, pool, config, (self, orphaned) -> endUnavailable(orphaned));
+        this(runner, model, tokenizer, pool, config, (self, orphaned) -> endUnavailable(orphaned), ServingMetrics.none());
     }
 
     Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config,
-              BiConsumer<Scheduler, List<Sequence>> orphans) {
+              BiConsumer<Scheduler, List<Sequence>> orphans, ServingMetrics metrics) {
         this.runner = runner;
         this.orphans = orphans;
+        this.metrics = metrics;
         this.model = model;
         this.tokenizer = tokenizer;
         this.pool = pool;
@@ -403,8 +405,10 @@ public final class Scheduler implements AutoCloseable {
         Step step = new Step(steps++, pendingOps, tokens, slots, lengths, first, sample);
         pendingOps.clear();
         int[] sampled;
+        long started = System.nanoTime();
         try {
             sampled = runner.run(step);
+            metrics.stepped(System.nanoTime() - started, totalTokens);
         } catch (GroupLostException e) {
             lost = e; // the loop ends and hands every sequence over
             return;
@@ -470,6 +474,7 @@ public final class Scheduler implements AutoCloseable {
     /** Frees a sequence's blocks and sends it back to the front of the queue, to be recomputed later. */
     private void preempt(Sequence s, int[] chunk) {
         preemptions++;
+        metrics.preempted();
         int slot = s.slot;
         int last = running.size() - 1;
         leaveBatch(s);

@@ -3,6 +3,7 @@ package io.flover.server;
 import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Replicas;
 import io.flover.coordinator.SchedulerConfig;
+import io.flover.coordinator.ServingMetrics;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
@@ -76,6 +77,11 @@ public final class FloverServer implements AutoCloseable {
      * health service says SERVING from then on.
      */
     public static FloverServer start(Options o) throws IOException {
+        return start(o, ServingMetrics.none());
+    }
+
+    /** {@link #start(Options)}, recording the serving meters in {@code metrics}. */
+    public static FloverServer start(Options o, ServingMetrics metrics) throws IOException {
         InetSocketAddress address = resolve(o.host(), o.port());
         int tp = o.tensorParallel();
         ModelConfig config = ModelConfig.load(o.modelDir());
@@ -96,7 +102,7 @@ public final class FloverServer implements AutoCloseable {
                 runner = LocalTensorParallel.open(o.modelDir(), tp, Math.max(1, o.threads() / tp), blocks,
                         EmbeddedEngine.BLOCK_SIZE, maxSlots, LOCAL_COLLECTIVE_TIMEOUT);
             }
-            Replicas replicas = new Replicas(config, tokenizer(o.modelDir()));
+            Replicas replicas = new Replicas(config, tokenizer(o.modelDir()), metrics);
             opened.addFirst(replicas); // schedulers stop (and close their runner) before the model is unmapped
             replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, o.scheduler());
             FloverServer server = serve(replicas, info(o.modelDir(), config), address, closeAll(opened));

@@ -93,6 +93,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
             refusal = Status.UNAVAILABLE.withDescription(e.getMessage());
         }
         LOG.fine(() -> "refused " + call.requestId + ": " + refusal);
+        replicas.metrics().rejected(refusal.getCode().name());
         observer.onError(refusal.asRuntimeException());
     }
 

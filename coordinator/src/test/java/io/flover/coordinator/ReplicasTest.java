@@ -75,7 +75,7 @@ class ReplicasTest {
     @Test
     void requestsOfALostGroupFinishOnAnotherWithTheirGoldenTokens() throws Exception {
         List<SchedulerTest.Golden> golden = SchedulerTest.cases("llama-tiny-f32");
-        try (Replicas replicas = new Replicas(model.config(), null)) {
+        try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             Fragile doomed = new Fragile(6);
             Scheduler first = replicas.add(doomed, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             replicas.add(new Fragile(-1), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
@@ -110,7 +110,7 @@ class ReplicasTest {
     @Test
     void withNoGroupLeftRequestsEndUnavailableAndNewOnesAreRefused() throws Exception {
         List<SchedulerTest.Golden> golden = SchedulerTest.cases("llama-tiny-f32");
-        try (Replicas replicas = new Replicas(model.config(), null)) {
+        try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             replicas.add(new Fragile(4), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             List<SchedulerTest.Collector> out = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
@@ -131,7 +131,7 @@ class ReplicasTest {
 
     @Test
     void aRequestThatKeepsLosingGroupsIsNotResumedForever() throws Exception {
-        try (Replicas replicas = new Replicas(model.config(), null)) {
+        try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             for (int i = 0; i <= Replicas.MAX_RESUMES + 1; i++) {
                 replicas.add(new Fragile(1), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             }
@@ -158,7 +158,7 @@ class ReplicasTest {
                 return super.run(step);
             }
         };
-        try (Replicas replicas = new Replicas(model.config(), null)) {
+        try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             Scheduler a = replicas.add(held, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             Scheduler b = replicas.add(new Fragile(-1) {
                 @Override

@@ -40,6 +40,8 @@ public final class ShardExecutor implements StepRunner {
     private final KvCache kv;
     private final Sampler sampler = new Sampler();
     private final Slot[] slots;
+    /** KV blocks of the live slots, for metrics read by other threads. */
+    private volatile int blocksHeld;
 
     public ShardExecutor(CausalLm lm, int numBlocks, int blockSize, int maxSlots) {
         this.lm = lm;
@@ -56,6 +58,13 @@ public final class ShardExecutor implements StepRunner {
     public int[] run(Step step) {
         for (SlotOp op : step.slotOps()) {
             apply(op);
+        }
+        if (!step.slotOps().isEmpty()) {
+            int held = 0;
+            for (Slot s : slots) {
+                held += s == null ? 0 : s.blockCount;
+            }
+            blocksHeld = held;
         }
         int n = step.slots().length;
         if (n == 0) {
@@ -85,10 +94,16 @@ public final class ShardExecutor implements StepRunner {
         return sampled;
     }
 
+    /** KV blocks the live slots hold. */
+    public int blocksHeld() {
+        return blocksHeld;
+    }
+
     /** Forgets every slot, after a failed step left them in an unknown state. */
     @Override
     public void reset() {
         Arrays.fill(slots, null);
+        blocksHeld = 0;
     }
 
     @Override

@@ -2,10 +2,14 @@ package io.flover.worker.server;
 
 import io.flover.collectives.Communicator;
 
-/** Counts the time a rank spends in collectives, for step timings. Used by the one thread that runs the rank. */
+/**
+ * Counts the time a rank spends in collectives and the bytes it contributes to them, for step timings and metrics.
+ * Used by the one thread that runs the rank.
+ */
 final class TimedCommunicator implements Communicator {
     private final Communicator inner;
     private long nanos;
+    private long bytes;
 
     TimedCommunicator(Communicator inner) {
         this.inner = inner;
@@ -16,6 +20,13 @@ final class TimedCommunicator implements Communicator {
         long n = nanos;
         nanos = 0;
         return n;
+    }
+
+    /** Bytes of the buffers passed to collectives since the last call. */
+    long takeBytes() {
+        long b = bytes;
+        bytes = 0;
+        return b;
     }
 
     @Override
@@ -33,6 +44,7 @@ final class TimedCommunicator implements Communicator {
         long t0 = System.nanoTime();
         inner.allReduceSum(data, offset, length);
         nanos += System.nanoTime() - t0;
+        bytes += (long) length * Float.BYTES;
     }
 
     @Override
@@ -40,6 +52,7 @@ final class TimedCommunicator implements Communicator {
         long t0 = System.nanoTime();
         inner.allGather(send, sendOffset, length, recv, recvOffset);
         nanos += System.nanoTime() - t0;
+        bytes += (long) length * size() * Float.BYTES;
     }
 
     @Override
@@ -47,6 +60,7 @@ final class TimedCommunicator implements Communicator {
         long t0 = System.nanoTime();
         inner.broadcast(data, offset, length, root);
         nanos += System.nanoTime() - t0;
+        bytes += (long) length * Float.BYTES;
     }
 
     @Override

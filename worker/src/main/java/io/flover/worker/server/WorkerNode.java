@@ -6,6 +6,7 @@ import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.Map;
@@ -25,9 +26,10 @@ public final class WorkerNode implements AutoCloseable {
      * @param advertiseHost the address others reach this worker at
      * @param port the worker service's port, 0 for any
      * @param collectivePort the collectives' port, 0 for any
+     * @param metrics where the worker's meters go
      */
     public record Options(String host, String advertiseHost, int port, int collectivePort, int threads,
-                          long kvMemoryBytes, Membership.Options cluster) {
+                          long kvMemoryBytes, Membership.Options cluster, MeterRegistry metrics) {
     }
 
     private final CpuKernels kernels;
@@ -52,7 +54,7 @@ public final class WorkerNode implements AutoCloseable {
         Server server = null;
         try {
             transport = TcpTransport.listen(new InetSocketAddress(o.host(), o.collectivePort()));
-            WorkerService service = new WorkerService(kernels, transport::join);
+            WorkerService service = new WorkerService(kernels, transport::join, o.metrics());
             HealthStatusManager health = new HealthStatusManager();
             server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()))
                     .addService(service)

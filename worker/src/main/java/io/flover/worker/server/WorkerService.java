@@ -11,6 +11,10 @@ import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.ShardExecutor;
 import io.grpc.Status;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
@@ -20,6 +24,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -55,10 +60,25 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     private final Collectives collectives;
     private final Object loading = new Object();
     private volatile Shard shard;
+    private final Timer stepCompute;
+    private final Timer stepCollectives;
+    private final Counter collectiveBytes;
 
-    public WorkerService(CpuKernels kernels, Collectives collectives) {
+    /** Records step timings, collective traffic and KV blocks held in {@code metrics}. */
+    public WorkerService(CpuKernels kernels, Collectives collectives, MeterRegistry metrics) {
         this.kernels = kernels;
         this.collectives = collectives;
+        this.stepCompute = Timer.builder("flover.worker.step.compute").description("Time a step takes on this rank")
+                .publishPercentileHistogram().register(metrics);
+        this.stepCollectives = Timer.builder("flover.worker.step.collective")
+                .description("Time a step spends in collectives (all-reduce, all-gather) on this rank")
+                .publishPercentileHistogram().register(metrics);
+        this.collectiveBytes = Counter.builder("flover.worker.collective.bytes").baseUnit("bytes")
+                .description("Bytes this rank passes to collectives").register(metrics);
+        Gauge.builder("flover.worker.kv.blocks.held", this, w -> {
+            Shard s = w.shard;
+            return s == null ? 0 : s.executor().blocksHeld();
+        }).description("KV blocks held by this rank's live sequences").register(metrics);
     }
 
     /** The group of the loaded shard, or null. */
@@ -154,8 +174,13 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                     }
                     long t0 = System.nanoTime();
                     int[] sampled = s.executor().run(StepCodec.decode(request));
+                    long compute = System.nanoTime() - t0;
+                    long collective = s.comm().takeNanos();
+                    stepCompute.record(compute, TimeUnit.NANOSECONDS);
+                    stepCollectives.record(collective, TimeUnit.NANOSECONDS);
+                    collectiveBytes.increment(s.comm().takeBytes());
                     StepResponse.Builder b = StepResponse.newBuilder().setStepId(request.getStepId())
-                            .setComputeNanos(System.nanoTime() - t0).setCollectiveNanos(s.comm().takeNanos());
+                            .setComputeNanos(compute).setCollectiveNanos(collective);
                     for (int id : sampled) {
                         b.addSampled(id);
                     }

@@ -21,6 +21,7 @@ import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.grpc.stub.StreamObserver;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
@@ -43,6 +44,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class WorkerServiceTest {
     private CpuKernels kernels;
+    private SimpleMeterRegistry metrics;
     private WorkerService service;
     private Server server;
     private ManagedChannel channel;
@@ -50,7 +52,8 @@ class WorkerServiceTest {
     @BeforeEach
     void start() throws Exception {
         kernels = new CpuKernels(2);
-        service = new WorkerService(kernels, (group, rank, peers, timeout) -> Communicator.solo());
+        metrics = new SimpleMeterRegistry();
+        service = new WorkerService(kernels, (group, rank, peers, timeout) -> Communicator.solo(), metrics);
         server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0)).addService(service).build().start();
         channel = Grpc.newChannelBuilder("127.0.0.1:" + server.getPort(), InsecureChannelCredentials.create()).build();
     }
@@ -98,6 +101,8 @@ class WorkerServiceTest {
             last = r.getSampled(0);
             position++;
         }
+        assertEquals(golden.length, metrics.get("flover.worker.step.compute").timer().count());
+        assertEquals(1.0, metrics.get("flover.worker.kv.blocks.held").gauge().value(), "one slot left, in one block");
         steps.close();
     }
 
