@@ -2,6 +2,7 @@ package io.flover.cluster;
 
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.MoreExecutors;
 import com.hazelcast.cluster.Member;
 import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Replicas;
@@ -94,9 +95,9 @@ public final class WorkerGroups implements AutoCloseable {
 
     /** Follows the workers of {@code membership}: those there now and those that come and go. */
     public void watch(Membership membership) {
-        membership.watch(m -> thread.execute(() -> joined(m)), m -> thread.execute(() -> left(m)));
+        membership.watch(m -> onThread(() -> joined(m)), m -> onThread(() -> left(m)));
         for (Member m : membership.members()) {
-            thread.execute(() -> joined(m));
+            onThread(() -> joined(m));
         }
     }
 
@@ -166,7 +167,8 @@ public final class WorkerGroups implements AutoCloseable {
         }
         ranks.forEach(w -> free.remove(w.id()));
         int numBlocks = blocks;
-        Futures.whenAllComplete(loads).run(() -> loaded(id, ranks, loads, numBlocks), thread);
+        Futures.whenAllComplete(loads).run(() -> onThread(() -> loaded(id, ranks, loads, numBlocks)),
+                MoreExecutors.directExecutor());
         LOG.info(() -> "group " + id + ": loading " + tp + " shards on " + names(ranks));
     }
 
@@ -193,7 +195,7 @@ public final class WorkerGroups implements AutoCloseable {
         }
         RemoteGroup runner = RemoteGroup.open(id, ranks.stream().map(Worker::address).toList(),
                 ranks.stream().map(Worker::channel).toList(), options.stepTimeout(),
-                why -> thread.execute(() -> lost(id, why)));
+                why -> onThread(() -> lost(id, why)));
         Group g = new Group(id, ranks, replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, options.scheduler()));
         ranks.forEach(w -> groupOf.put(w.id(), g));
         LOG.info(() -> "group " + id + " serves on " + names(ranks) + " with " + blocks + " KV blocks");
@@ -229,13 +231,24 @@ public final class WorkerGroups implements AutoCloseable {
         }
     }
 
+    /** Runs {@code action} on the groups thread; a failure is logged, not lost in an executor's future. */
+    private void onThread(Runnable action) {
+        thread.execute(() -> {
+            try {
+                action.run();
+            } catch (RuntimeException e) {
+                LOG.log(Level.SEVERE, "forming groups failed", e);
+            }
+        });
+    }
+
     private void retryLater() {
         if (!retryScheduled) {
             retryScheduled = true;
-            thread.schedule(() -> {
+            thread.schedule(() -> onThread(() -> {
                 retryScheduled = false;
                 form();
-            }, RETRY.toMillis(), TimeUnit.MILLISECONDS);
+            }), RETRY.toMillis(), TimeUnit.MILLISECONDS);
         }
     }
 
