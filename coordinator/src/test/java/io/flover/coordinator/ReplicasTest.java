@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flover.kernels.cpu.CpuKernels;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.flover.worker.GroupLostException;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.ShardExecutor;
@@ -14,6 +15,7 @@ import io.flover.worker.StepRunner;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -42,19 +44,31 @@ class ReplicasTest {
         kernels.close();
     }
 
-    /** An in-process shard that is lost at its {@code failAt}-th step, or when told to. */
+    /** An in-process shard that is lost at its {@code failAt}-th step, and runs no step before {@code open}. */
     private static class Fragile implements StepRunner {
         final ShardExecutor shard = new ShardExecutor(model.lm(), 64, EmbeddedEngine.BLOCK_SIZE, 64);
         final AtomicInteger steps = new AtomicInteger();
         final int failAt;
         final AtomicBoolean closed = new AtomicBoolean();
+        final CountDownLatch open = new CountDownLatch(1);
 
         Fragile(int failAt) {
             this.failAt = failAt;
         }
 
+        /** Lets steps run: tests open it once every request is in, so none meets a group that is already lost. */
+        Fragile opened() {
+            open.countDown();
+            return this;
+        }
+
         @Override
         public int[] run(Step step) {
+            try {
+                open.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             if (steps.incrementAndGet() == failAt) {
                 throw new GroupLostException("worker killed at step " + failAt, null);
             }
@@ -77,8 +91,9 @@ class ReplicasTest {
         List<SchedulerTest.Golden> golden = SchedulerTest.cases("llama-tiny-f32");
         try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             Fragile doomed = new Fragile(6);
+            Fragile survivor = new Fragile(-1);
             Scheduler first = replicas.add(doomed, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
-            replicas.add(new Fragile(-1), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
+            replicas.add(survivor, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             List<SchedulerTest.Collector> out = new ArrayList<>();
             int n = 12;
             for (int i = 0; i < n; i++) {
@@ -86,6 +101,8 @@ class ReplicasTest {
                 replicas.submit(GenerationRequest.greedy(golden.get(i % golden.size()).prompt(), 24).withIgnoreEos(), c);
                 out.add(c);
             }
+            doomed.opened();
+            survivor.opened();
             for (int i = 0; i < n; i++) {
                 GenerationListener.Outcome o = out.get(i).await();
                 assertEquals(FinishReason.LENGTH, o.reason(), "request " + i + ": " + o.error());
@@ -111,13 +128,15 @@ class ReplicasTest {
     void withNoGroupLeftRequestsEndUnavailableAndNewOnesAreRefused() throws Exception {
         List<SchedulerTest.Golden> golden = SchedulerTest.cases("llama-tiny-f32");
         try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
-            replicas.add(new Fragile(4), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
+            Fragile doomed = new Fragile(4);
+            replicas.add(doomed, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             List<SchedulerTest.Collector> out = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
                 SchedulerTest.Collector c = new SchedulerTest.Collector();
                 replicas.submit(GenerationRequest.greedy(golden.get(i % golden.size()).prompt(), 24).withIgnoreEos(), c);
                 out.add(c);
             }
+            doomed.opened();
             for (SchedulerTest.Collector c : out) {
                 GenerationListener.Outcome o = c.await();
                 assertEquals(FinishReason.UNAVAILABLE, o.reason());
@@ -133,7 +152,7 @@ class ReplicasTest {
     void aRequestThatKeepsLosingGroupsIsNotResumedForever() throws Exception {
         try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             for (int i = 0; i <= Replicas.MAX_RESUMES + 1; i++) {
-                replicas.add(new Fragile(1), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
+                replicas.add(new Fragile(1).opened(), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             }
             SchedulerTest.Collector c = new SchedulerTest.Collector();
             replicas.submit(GenerationRequest.greedy(new int[] {1, 2, 3}, 4), c);
@@ -146,7 +165,7 @@ class ReplicasTest {
 
     @Test
     void aBurstOfRequestsSpreadsOverTheReplicas() throws Exception {
-        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
         StepRunner held = new Fragile(-1) {
             @Override
             public int[] run(Step step) {
@@ -157,7 +176,7 @@ class ReplicasTest {
                 }
                 return super.run(step);
             }
-        };
+        }.opened();
         try (Replicas replicas = new Replicas(model.config(), null, ServingMetrics.none())) {
             Scheduler a = replicas.add(held, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             Scheduler b = replicas.add(new Fragile(-1) {
@@ -170,7 +189,7 @@ class ReplicasTest {
                     }
                     return super.run(step);
                 }
-            }, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
+            }.opened(), 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             List<SchedulerTest.Collector> out = new ArrayList<>();
             for (int i = 0; i < 10; i++) {
                 SchedulerTest.Collector c = new SchedulerTest.Collector();
@@ -188,6 +207,36 @@ class ReplicasTest {
                 assertEquals(FinishReason.LENGTH, c.await().reason());
             }
         }
+    }
+
+    @Test
+    void gaugesFollowTheLiveState() throws Exception {
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
+        try (Replicas replicas = new Replicas(model.config(), null, new ServingMetrics(registry))) {
+            Fragile gated = new Fragile(-1);
+            replicas.add(gated, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
+            SchedulerTest.Collector c = new SchedulerTest.Collector();
+            replicas.submit(GenerationRequest.greedy(new int[] {1, 2, 3}, 20), c);
+            for (long deadline = System.nanoTime() + 5_000_000_000L; gauge(registry, "flover.num.requests.running") < 1
+                    && System.nanoTime() < deadline; ) {
+                Thread.sleep(1); // admitted into a step that waits for the gate
+            }
+            assertEquals(1, gauge(registry, "flover.num.requests.running"));
+            assertEquals(1, gauge(registry, "flover.num.groups"));
+            assertEquals(1 / 64.0, gauge(registry, "flover.kv.cache.usage.ratio"), 1e-9, "one block of 64");
+            gated.opened();
+            c.await();
+            io.flover.server.ServerTesting.assertIdleWithin(replicas, 5_000);
+            assertEquals(0, gauge(registry, "flover.num.requests.running"));
+            assertEquals(0, gauge(registry, "flover.kv.cache.usage.ratio"));
+            assertEquals(20, registry.get("flover.generation.tokens").counter().count());
+            assertEquals(19, registry.get("flover.inter.token.latency").timer().count());
+            assertEquals(1, registry.get("flover.requests.finished").tag("reason", "length").counter().count());
+        }
+    }
+
+    private static double gauge(SimpleMeterRegistry registry, String name) {
+        return registry.get(name).gauge().value();
     }
 
     private static int[] awaitTokens(SchedulerTest.Collector c) throws Exception {

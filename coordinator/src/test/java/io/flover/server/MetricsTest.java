@@ -41,12 +41,11 @@ class MetricsTest {
             Iterator<GenerateResponse> stream = GenerationGrpc.newBlockingStub(channel)
                     .generate(ServerTesting.ids(prompt, 200).build());
             stream.next(); // the first token is out; 199 to go
+            // Counters and histograms only grow: whatever the request has done by the scrape, these hold.
             String during = scrape(endpoint);
-            assertEquals(1, value(during, "flover_num_requests_running"));
-            assertEquals(1, value(during, "flover_time_to_first_token_seconds_count"));
-            assertTrue(value(during, "flover_generation_tokens_total") >= 1);
-            assertTrue(value(during, "flover_kv_cache_usage_ratio") > 0);
-            assertTrue(value(during, "flover_step_duration_seconds_count") >= 1);
+            assertEquals(1, value(during, "flover_time_to_first_token_seconds_count"), during);
+            assertTrue(value(during, "flover_generation_tokens_total") >= 1, during);
+            assertTrue(value(during, "flover_step_duration_seconds_count") >= 1, during);
             while (stream.hasNext()) {
                 stream.next();
             }
