@@ -19,11 +19,15 @@ final class ClusterFlags {
             description = "cluster membership port; the next free one above it is taken if busy (default: ${DEFAULT-VALUE})")
     int port;
 
+    @Option(names = "--cluster-service", paramLabel = "DNS-NAME",
+            description = "find the members through this Kubernetes headless Service instead of --cluster")
+    String kubernetesService;
+
     /** The address of this process as others reach it, from {@code --advertise-host} or the bind host. */
     Membership.Options options(String advertiseHost) {
         Flags.require(port >= 0 && port < 65536, "--cluster-port must be in [0, 65535], got " + port);
         List<String> members = Arrays.stream(seeds.split(",")).map(String::strip).filter(s -> !s.isEmpty()).toList();
         Flags.require(!members.isEmpty(), "--cluster names no member");
-        return new Membership.Options(name, advertiseHost, port, members);
+        return new Membership.Options(name, advertiseHost, port, members, kubernetesService);
     }
 }

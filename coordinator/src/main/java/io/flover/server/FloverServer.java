@@ -132,6 +132,7 @@ public final class FloverServer implements AutoCloseable {
                 .maxInboundMessageSize(MAX_REQUEST_BYTES)
                 .build();
         FloverServer s = new FloverServer(replicas, health, server, resources);
+        health.setStatus("", ServingStatus.SERVING);
         s.setServing(false);
         try {
             server.start();
@@ -143,14 +144,15 @@ public final class FloverServer implements AutoCloseable {
         return s;
     }
 
-    /** What the health service answers, for the server and for the Generation service. */
+    /**
+     * Readiness: what the health service answers for {@code flover.v1.Generation}. The server as a whole ({@code ""})
+     * is SERVING from the bind to the close, which is liveness: a server waiting for workers is alive, not ready.
+     */
     public void setServing(boolean serving) {
         if (closed.get()) {
             return;
         }
-        ServingStatus status = serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
-        health.setStatus("", status);
-        health.setStatus(GenerationGrpc.SERVICE_NAME, status);
+        health.setStatus(GenerationGrpc.SERVICE_NAME, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
     }
 
     public static InetSocketAddress resolve(String host, int port) throws UnknownHostException {

@@ -1,6 +1,7 @@
 package io.flover.it;
 
 import io.grpc.Grpc;
+import io.flover.proto.v1.GenerationGrpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -95,17 +96,20 @@ final class ProcessCluster implements AutoCloseable {
         return nodes.stream().filter(n -> n.name().equals(name)).findFirst().orElseThrow();
     }
 
-    /** Waits until the coordinator's health service says SERVING: a group has formed and loaded. */
+    /** Waits until the coordinator is ready (its Generation service SERVING): a group has formed and loaded. */
     static void awaitServing(ManagedChannel channel, Duration timeout) throws InterruptedException {
-        var health = HealthGrpc.newBlockingStub(channel);
-        await("the coordinator to serve", timeout, () -> {
-            try {
-                return health.withDeadlineAfter(1, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance())
-                        .getStatus() == HealthCheckResponse.ServingStatus.SERVING;
-            } catch (RuntimeException e) {
-                return false;
-            }
-        });
+        await("the coordinator to serve", timeout,
+                () -> health(channel, GenerationGrpc.SERVICE_NAME) == HealthCheckResponse.ServingStatus.SERVING);
+    }
+
+    /** What the health service says of {@code service} ("" for the server itself), or UNKNOWN if unreachable. */
+    static HealthCheckResponse.ServingStatus health(ManagedChannel channel, String service) {
+        try {
+            return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(1, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.newBuilder().setService(service).build()).getStatus();
+        } catch (RuntimeException e) {
+            return HealthCheckResponse.ServingStatus.UNKNOWN;
+        }
     }
 
     static void await(String what, Duration timeout, BooleanSupplier done) throws InterruptedException {

@@ -13,6 +13,7 @@ import io.flover.proto.v1.TokenIds;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -71,9 +72,14 @@ class TensorParallelClusterIT {
         List<Golden> cases = cases("llama-tiny-f32");
         try (ProcessCluster cluster = new ProcessCluster("scaling")) {
             int port = cluster.startCoordinator(golden("llama-tiny-f32"), 2, "--max-batch", "4");
+            ManagedChannel channel = ProcessCluster.channel(port);
+            // Alive but not ready while no group serves.
+            ProcessCluster.await("the coordinator to start", START,
+                    () -> ProcessCluster.health(channel, "") == HealthCheckResponse.ServingStatus.SERVING);
+            assertEquals(HealthCheckResponse.ServingStatus.NOT_SERVING,
+                    ProcessCluster.health(channel, GenerationGrpc.SERVICE_NAME));
             ProcessCluster.Node first = cluster.startWorker();
             cluster.startWorker();
-            ManagedChannel channel = ProcessCluster.channel(port);
             ProcessCluster.awaitServing(channel, START);
             assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
 

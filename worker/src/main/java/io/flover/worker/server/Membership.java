@@ -29,10 +29,12 @@ public final class Membership implements AutoCloseable {
     public static final String DEVICE = "flover.device";
 
     /**
-     * Where to join: the cluster's name, the address this member binds and announces, and the members to contact
-     * first ({@code host:port}, the TCP-IP join; Kubernetes discovery replaces it in a cluster).
+     * Where to join: the cluster's name, the address this member binds and announces, and how to find the others:
+     * the members to contact first ({@code host:port}, the TCP-IP join), or, when {@code kubernetesService} is set,
+     * the pods behind that headless Service's DNS name (Hazelcast's Kubernetes discovery in DNS mode, which needs
+     * no API access).
      */
-    public record Options(String clusterName, String host, int port, List<String> seeds) {
+    public record Options(String clusterName, String host, int port, List<String> seeds, String kubernetesService) {
     }
 
     /** Hazelcast narrates every connection at INFO; its warnings are what an operator needs. Held: levels are weak. */
@@ -66,7 +68,12 @@ public final class Membership implements AutoCloseable {
         JoinConfig join = network.getJoin();
         join.getMulticastConfig().setEnabled(false);
         join.getAutoDetectionConfig().setEnabled(false);
-        join.getTcpIpConfig().setEnabled(true).setMembers(o.seeds().isEmpty() ? List.of(o.host()) : o.seeds());
+        if (o.kubernetesService() != null) {
+            join.getKubernetesConfig().setEnabled(true).setProperty("service-dns", o.kubernetesService())
+                    .setProperty("service-port", Integer.toString(o.port()));
+        } else {
+            join.getTcpIpConfig().setEnabled(true).setMembers(o.seeds().isEmpty() ? List.of(o.host()) : o.seeds());
+        }
         config.getMemberAttributeConfig().setAttributes(attributes);
         return new Membership(Hazelcast.newHazelcastInstance(config));
     }
