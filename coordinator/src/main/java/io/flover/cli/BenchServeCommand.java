@@ -27,6 +27,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -39,6 +40,9 @@ import picocli.CommandLine.Spec;
 final class BenchServeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
+
+    @Mixin
+    ClientFlags client;
 
     @Option(names = "--server", paramLabel = "HOST:PORT", description = "the server to drive")
     String server;
@@ -106,8 +110,8 @@ final class BenchServeCommand implements Callable<Integer> {
         Server instant = selfTest ? InstantGeneration.start() : null;
         String target = selfTest ? "127.0.0.1:" + instant.getPort() : RemoteGeneration.target(server);
         // A direct executor: responses are timed on the transport thread as they arrive, with no hand-off.
-        ManagedChannel channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
-                .directExecutor().build();
+        ManagedChannel channel = (selfTest ? Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
+                : client.channel(target)).directExecutor().build();
         try {
             run(channel, selfTest ? "self-test" : target, arrivals, prompts, outputs, png);
         } catch (StatusRuntimeException e) {

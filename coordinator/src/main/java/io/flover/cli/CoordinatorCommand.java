@@ -42,6 +42,10 @@ final class CoordinatorCommand implements Callable<Integer> {
             description = "seconds a worker may take to load its shard (default: ${DEFAULT-VALUE})")
     long loadTimeoutSeconds;
 
+    @Option(names = "--drain-timeout", paramLabel = "S", defaultValue = "30",
+            description = "on SIGTERM, seconds the requests in flight get to finish while new ones are refused (default: ${DEFAULT-VALUE})")
+    long drainTimeoutSeconds;
+
     @Mixin
     SchedulerFlags scheduler;
 
@@ -51,19 +55,23 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Mixin
     MetricsFlags metrics;
 
+    @Mixin
+    SecurityFlags security;
+
     @Override
     public Integer call() throws Exception {
         Flags.requirePort("--port", port);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
         Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");
+        Duration drainTimeout = Flags.drainTimeout(drainTimeoutSeconds);
         Membership.Options membership = cluster.options(Flags.advertised(advertiseHost, host));
         WorkerGroups.Options groups = new WorkerGroups.Options(model.toAbsolutePath(), tensorParallel,
                 Duration.ofSeconds(loadTimeoutSeconds), Duration.ofMillis(stepTimeoutMs), scheduler.config());
         Flags.oneLineLogs();
         metrics.start(host);
         Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port, membership, groups,
-                new ServingMetrics(metrics.registry()));
+                new ServingMetrics(metrics.registry()), security.security());
         Coordinator coordinator = Coordinator.start(options);
         Flags.log("listening on " + host + ":" + coordinator.port() + " (policy " + scheduler.policy + "); waiting for "
                 + tensorParallel + " worker" + (tensorParallel == 1 ? "" : "s") + " per group to join cluster '"
@@ -71,7 +79,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         ScheduledExecutorService ticker = BusyLine.start(coordinator.replicas());
         Flags.onShutdown(() -> {
             ticker.shutdownNow();
-            coordinator.close();
+            coordinator.drainAndClose(drainTimeout);
             metrics.stop();
         });
         coordinator.awaitTermination();

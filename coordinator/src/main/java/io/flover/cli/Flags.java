@@ -2,6 +2,7 @@ package io.flover.cli;
 
 import java.net.InetAddress;
 import java.net.UnknownHostException;
+import java.time.Duration;
 import java.time.ZonedDateTime;
 
 /** Checks of flag values and the log line format, shared by the server commands. */
@@ -44,6 +45,12 @@ final class Flags {
         }
         InetAddress bind = InetAddress.getByName(host);
         return bind.isAnyLocalAddress() ? InetAddress.getLocalHost().getHostAddress() : host;
+    }
+
+    /** Seconds a stopping server gives the requests in flight, from {@code --drain-timeout}. */
+    static Duration drainTimeout(long seconds) {
+        require(seconds >= 0, "--drain-timeout must not be negative, got " + seconds);
+        return Duration.ofSeconds(seconds);
     }
 
     /** On SIGTERM or Ctrl-C: runs {@code stop}, then exits 0, since a server that stopped as asked has succeeded. */

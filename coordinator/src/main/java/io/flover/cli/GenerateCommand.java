@@ -33,6 +33,9 @@ final class GenerateCommand implements Callable<Integer> {
     String server;
 
     @Mixin
+    ClientFlags client;
+
+    @Mixin
     GenerationFlags flags;
 
     @Option(names = "--json", description = "print one JSON object instead of text")
@@ -54,7 +57,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (logits) {
                 throw new IllegalArgumentException("--logits is not available with --server");
             }
-            RemoteGeneration.run(server, flags.proto(), json, out);
+            RemoteGeneration.run(server, client, flags.proto(), json, out);
         } else {
             generateLocally(out);
         }

@@ -24,8 +24,9 @@ final class RemoteGeneration {
     }
 
     /** Fails with a one-line message on a gRPC error ({@code STATUS: description}) or a request the server failed. */
-    static void run(String server, GenerateRequest request, boolean json, PrintWriter out) throws Exception {
-        ManagedChannel channel = Grpc.newChannelBuilder(target(server), InsecureChannelCredentials.create()).build();
+    static void run(String server, ClientFlags client, GenerateRequest request, boolean json, PrintWriter out)
+            throws Exception {
+        ManagedChannel channel = client.channel(target(server)).build();
         try {
             IntStream.Builder ids = IntStream.builder();
             StringBuilder text = new StringBuilder();

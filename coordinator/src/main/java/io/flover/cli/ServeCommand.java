@@ -9,6 +9,7 @@ import io.flover.proto.v1.ModelInfo;
 import io.flover.server.FloverServer;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ScheduledExecutorService;
 import picocli.CommandLine.Command;
@@ -31,11 +32,18 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--port", defaultValue = "50051", description = "port to listen on, 0 for any (default: ${DEFAULT-VALUE})")
     int port;
 
+    @Option(names = "--drain-timeout", paramLabel = "S", defaultValue = "30",
+            description = "on SIGTERM, seconds the requests in flight get to finish while new ones are refused (default: ${DEFAULT-VALUE})")
+    long drainTimeoutSeconds;
+
     @Mixin
     SchedulerFlags scheduler;
 
     @Mixin
     MetricsFlags metrics;
+
+    @Mixin
+    SecurityFlags security;
 
     @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
             description = "memory for the KV cache, e.g. 512m or 2g (default: ${DEFAULT-VALUE})")
@@ -51,18 +59,19 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         FloverServer.Options options = options();
+        Duration drainTimeout = Flags.drainTimeout(drainTimeoutSeconds);
         Flags.oneLineLogs();
         if (model == null) {
             Flags.log((demo ? "" : "no --model given: ") + "serving the random-weight demo model " + options.modelDir());
         }
         metrics.start(host);
-        FloverServer server = FloverServer.start(options, new ServingMetrics(metrics.registry()));
+        FloverServer server = FloverServer.start(options, new ServingMetrics(metrics.registry()), security.security());
         logModel(options, server);
         Flags.log("listening on " + host + ":" + server.port() + " (policy " + scheduler.policy + ")");
         ScheduledExecutorService ticker = BusyLine.start(server.replicas());
         Flags.onShutdown(() -> {
             ticker.shutdownNow();
-            server.close();
+            server.drainAndClose(drainTimeout);
             metrics.stop();
         });
         server.awaitTermination();

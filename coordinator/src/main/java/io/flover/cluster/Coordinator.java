@@ -7,6 +7,7 @@ import io.flover.server.FloverServer;
 import io.flover.worker.server.Membership;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Map;
 
 /**
@@ -21,7 +22,7 @@ public final class Coordinator implements AutoCloseable {
      * @param port the client API's port, 0 for any
      */
     public record Options(Path modelDir, String host, int port, Membership.Options cluster, WorkerGroups.Options groups,
-                          ServingMetrics metrics) {
+                          ServingMetrics metrics, FloverServer.Security security) {
     }
 
     private final FloverServer server;
@@ -38,7 +39,7 @@ public final class Coordinator implements AutoCloseable {
         ModelConfig config = ModelConfig.load(o.modelDir());
         Replicas replicas = new Replicas(config, FloverServer.tokenizer(o.modelDir()), o.metrics());
         FloverServer server = FloverServer.serve(replicas, FloverServer.info(o.modelDir(), config),
-                FloverServer.resolve(o.host(), o.port()), () -> { });
+                FloverServer.resolve(o.host(), o.port()), o.security(), () -> { });
         try {
             WorkerGroups groups = new WorkerGroups(config, o.groups(), replicas, n -> server.setServing(n > 0));
             Membership membership = Membership.join(o.cluster(), Map.of(Membership.ROLE, "coordinator"));
@@ -62,7 +63,16 @@ public final class Coordinator implements AutoCloseable {
         server.awaitTermination();
     }
 
-    /** Stops forming groups, leaves the cluster and stops serving; requests in flight end with an error. */
+    /**
+     * The graceful stop (SIGTERM): not ready, new requests refused, those in flight given {@code timeout} to finish
+     * on their groups; then {@link #close}.
+     */
+    public void drainAndClose(Duration timeout) {
+        server.drainAndClose(timeout);
+        close();
+    }
+
+    /** Stops forming groups, leaves the cluster and stops serving; requests in flight end with UNAVAILABLE. */
     @Override
     public void close() {
         groups.close();

@@ -3,6 +3,7 @@ package io.flover.coordinator;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.StepRunner;
+import java.time.Duration;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -22,6 +23,7 @@ public final class Replicas implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final ServingMetrics metrics;
     private final List<Scheduler> live = new CopyOnWriteArrayList<>();
+    private volatile boolean draining;
 
     /** {@code tokenizer} may be null (requests are then ids only). */
     public Replicas(ModelConfig model, Tokenizer tokenizer, ServingMetrics metrics) {
@@ -69,6 +71,9 @@ public final class Replicas implements AutoCloseable {
      */
     public Scheduler.Handle submit(GenerationRequest request, GenerationListener listener)
             throws Scheduler.QueueFullException {
+        if (draining) {
+            throw new IllegalStateException("the server is shutting down; retry on another replica");
+        }
         GenerationListener metered = metrics.metered(listener);
         for (Scheduler s : byLoad()) {
             try {
@@ -78,6 +83,25 @@ public final class Replicas implements AutoCloseable {
             }
         }
         throw new IllegalStateException("no worker group is ready to serve; retry later");
+    }
+
+    /**
+     * Refuses new requests from now on, and waits up to {@code timeout} for the accepted ones (running or waiting)
+     * to end. Returns whether they all did.
+     */
+    public boolean drain(Duration timeout) throws InterruptedException {
+        draining = true;
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            Scheduler.Stats s = stats();
+            if (s.running() + s.waiting() == 0) {
+                return true;
+            }
+            if (System.nanoTime() >= deadline) {
+                return false;
+            }
+            Thread.sleep(20);
+        }
     }
 
     /** The sum over replicas. */

@@ -34,6 +34,7 @@ import java.util.logging.Logger;
 public final class Scheduler implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Scheduler.class.getName());
     private static final long IDLE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
+    private static final String SHUT_DOWN = "the server shut down before the request finished; retry";
 
     /** Thrown by {@link #submit} when the waiting queue is full. */
     public static final class QueueFullException extends Exception {
@@ -193,7 +194,7 @@ public final class Scheduler implements AutoCloseable {
         return stats;
     }
 
-    /** Stops the loop; requests still running or waiting end with an error. */
+    /** Stops the loop; requests still running or waiting end with UNAVAILABLE. */
     @Override
     public void close() {
         closing = true;
@@ -231,11 +232,11 @@ public final class Scheduler implements AutoCloseable {
             }
             for (Sequence s : List.copyOf(running)) {
                 if (!s.dead) {
-                    finish(s, FinishReason.ERROR, "server shutting down");
+                    finish(s, FinishReason.UNAVAILABLE, SHUT_DOWN);
                 }
             }
             for (Sequence s : waiting) {
-                notifyFinished(s, FinishReason.ERROR, "server shutting down");
+                notifyFinished(s, FinishReason.UNAVAILABLE, SHUT_DOWN);
             }
             waiting.clear();
             queued.set(0);

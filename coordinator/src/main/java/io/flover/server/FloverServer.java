@@ -2,6 +2,7 @@ package io.flover.server;
 
 import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Replicas;
+import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
 import io.flover.coordinator.ServingMetrics;
 import io.flover.kernels.cpu.CpuKernels;
@@ -16,7 +17,10 @@ import io.flover.worker.LocalTensorParallel;
 import io.flover.worker.ShardExecutor;
 import io.flover.worker.ShardLayout;
 import io.flover.worker.StepRunner;
+import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
+import io.grpc.ServerCredentials;
+import io.grpc.TlsServerCredentials;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -59,6 +63,38 @@ public final class FloverServer implements AutoCloseable {
                           SchedulerConfig scheduler) {
     }
 
+    /**
+     * Who may call the client API, and over what.
+     *
+     * @param tlsCert with {@code tlsKey}: serve TLS with this certificate chain (PEM); null for plaintext
+     * @param tlsKey the PKCS#8 PEM private key of {@code tlsCert}
+     * @param clientCa require client certificates signed by this CA (mutual TLS); null to accept any client
+     * @param tokens require one of these bearer tokens; null to require none
+     */
+    public record Security(Path tlsCert, Path tlsKey, Path clientCa, BearerTokens tokens) {
+        public static final Security NONE = new Security(null, null, null, null);
+
+        public Security {
+            if ((tlsCert == null) != (tlsKey == null)) {
+                throw new IllegalArgumentException("--tls-cert and --tls-key go together");
+            }
+            if (clientCa != null && tlsCert == null) {
+                throw new IllegalArgumentException("--tls-client-ca needs --tls-cert and --tls-key");
+            }
+        }
+
+        ServerCredentials credentials() throws IOException {
+            if (tlsCert == null) {
+                return InsecureServerCredentials.create();
+            }
+            TlsServerCredentials.Builder tls = TlsServerCredentials.newBuilder().keyManager(tlsCert.toFile(), tlsKey.toFile());
+            if (clientCa != null) {
+                tls.trustManager(clientCa.toFile()).clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
+            }
+            return tls.build();
+        }
+    }
+
     private final Replicas replicas;
     private final HealthStatusManager health;
     private final Server server;
@@ -77,11 +113,11 @@ public final class FloverServer implements AutoCloseable {
      * health service says SERVING from then on.
      */
     public static FloverServer start(Options o) throws IOException {
-        return start(o, ServingMetrics.none());
+        return start(o, ServingMetrics.none(), Security.NONE);
     }
 
-    /** {@link #start(Options)}, recording the serving meters in {@code metrics}. */
-    public static FloverServer start(Options o, ServingMetrics metrics) throws IOException {
+    /** {@link #start(Options)}, recording the serving meters in {@code metrics} and securing calls as asked. */
+    public static FloverServer start(Options o, ServingMetrics metrics, Security security) throws IOException {
         InetSocketAddress address = resolve(o.host(), o.port());
         int tp = o.tensorParallel();
         ModelConfig config = ModelConfig.load(o.modelDir());
@@ -105,7 +141,7 @@ public final class FloverServer implements AutoCloseable {
             Replicas replicas = new Replicas(config, tokenizer(o.modelDir()), metrics);
             opened.addFirst(replicas); // schedulers stop (and close their runner) before the model is unmapped
             replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, o.scheduler());
-            FloverServer server = serve(replicas, info(o.modelDir(), config), address, closeAll(opened));
+            FloverServer server = serve(replicas, info(o.modelDir(), config), address, security, closeAll(opened));
             server.setServing(true);
             return server;
         } catch (IOException | RuntimeException e) {
@@ -122,15 +158,18 @@ public final class FloverServer implements AutoCloseable {
      * Binds a server over {@code replicas}; it says NOT_SERVING until {@link #setServing} says otherwise.
      * {@code resources} are closed after the server stops.
      */
-    public static FloverServer serve(Replicas replicas, ModelInfo model, InetSocketAddress address,
+    public static FloverServer serve(Replicas replicas, ModelInfo model, InetSocketAddress address, Security security,
                                      AutoCloseable resources) throws IOException {
         HealthStatusManager health = new HealthStatusManager();
-        Server server = NettyServerBuilder.forAddress(address)
+        NettyServerBuilder builder = NettyServerBuilder.forAddress(address, security.credentials())
                 .addService(new GenerationService(replicas, model))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
-                .maxInboundMessageSize(MAX_REQUEST_BYTES)
-                .build();
+                .maxInboundMessageSize(MAX_REQUEST_BYTES);
+        if (security.tokens() != null) {
+            builder.intercept(security.tokens());
+        }
+        Server server = builder.build();
         FloverServer s = new FloverServer(replicas, health, server, resources);
         health.setStatus("", ServingStatus.SERVING);
         s.setServing(false);
@@ -180,6 +219,23 @@ public final class FloverServer implements AutoCloseable {
 
     public static Tokenizer tokenizer(Path dir) throws IOException {
         return Files.isRegularFile(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
+    }
+
+    /**
+     * The graceful stop: not ready any more, new requests refused with UNAVAILABLE, those accepted given up to
+     * {@code timeout} to finish; then {@link #close}, which ends the rest with UNAVAILABLE.
+     */
+    public void drainAndClose(Duration timeout) {
+        setServing(false);
+        try {
+            if (!replicas.drain(timeout)) {
+                Scheduler.Stats s = replicas.stats();
+                LOG.warning("drain timeout: ending " + (s.running() + s.waiting()) + " requests still in flight");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        close();
     }
 
     /** The bound port (the chosen one when started with port 0). */

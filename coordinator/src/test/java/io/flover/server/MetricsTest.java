@@ -30,7 +30,7 @@ class MetricsTest {
         try (MetricsEndpoint endpoint = MetricsEndpoint.start("127.0.0.1", 0);
              FloverServer server = FloverServer.start(new FloverServer.Options(ServerTesting.golden("llama-tiny-f32"),
                      "127.0.0.1", 0, 2, 1, 16 << 20, SchedulerConfig.defaults(new Policy.Fusion())),
-                     new ServingMetrics(endpoint.registry()))) {
+                     new ServingMetrics(endpoint.registry()), FloverServer.Security.NONE)) {
             String before = scrape(endpoint);
             assertEquals(0, value(before, "flover_generation_tokens_total"));
             assertEquals(0, value(before, "flover_num_requests_running"));

@@ -121,7 +121,12 @@ class TensorParallelClusterIT {
         }
     }
 
-    private static int[] generate(ManagedChannel channel, int[] prompt, int maxTokens) {
+    static int[] generate(ManagedChannel channel, int[] prompt, int maxTokens) {
+        return generate(channel, prompt, maxTokens, new AtomicInteger());
+    }
+
+    /** A greedy stream to its end; {@code streaming} counts the requests that have had a token. */
+    static int[] generate(ManagedChannel channel, int[] prompt, int maxTokens, AtomicInteger streaming) {
         GenerateRequest request = GenerateRequest.newBuilder()
                 .setTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(prompt).boxed().toList()))
                 .setMaxTokens(maxTokens).setIgnoreEos(true).build();
@@ -132,6 +137,9 @@ class TensorParallelClusterIT {
             GenerateResponse r = stream.next();
             if (r.hasFinished()) {
                 assertTrue(r.getFinished().getError().isEmpty(), r.getFinished().getError());
+            }
+            if (ids.isEmpty() && r.getDelta().getTokenIdsCount() > 0) {
+                streaming.incrementAndGet();
             }
             ids.addAll(r.getDelta().getTokenIdsList());
         }
