@@ -4,6 +4,7 @@ import io.flover.cluster.Coordinator;
 import io.flover.cluster.WorkerGroups;
 import io.flover.coordinator.ServingMetrics;
 import io.flover.worker.server.Membership;
+import io.flover.worker.server.Tls;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -58,6 +59,16 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Mixin
     SecurityFlags security;
 
+    @Option(names = "--worker-tls-ca", paramLabel = "PEM", description = "reach workers over TLS, trusting this CA")
+    Path workerCa;
+
+    @Option(names = "--worker-tls-cert", paramLabel = "PEM",
+            description = "with --worker-tls-ca: present this certificate to workers (mutual TLS)")
+    Path workerCert;
+
+    @Option(names = "--worker-tls-key", paramLabel = "PEM", description = "the PKCS#8 private key of --worker-tls-cert")
+    Path workerKey;
+
     @Override
     public Integer call() throws Exception {
         Flags.requirePort("--port", port);
@@ -65,9 +76,12 @@ final class CoordinatorCommand implements Callable<Integer> {
         Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
         Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");
         Duration drainTimeout = Flags.drainTimeout(drainTimeoutSeconds);
+        Tls workerTls = new Tls(workerCert, workerKey, workerCa);
+        workerTls.client(); // reads the files now, not when the first worker joins
         Membership.Options membership = cluster.options(Flags.advertised(advertiseHost, host));
         WorkerGroups.Options groups = new WorkerGroups.Options(model.toAbsolutePath(), tensorParallel,
-                Duration.ofSeconds(loadTimeoutSeconds), Duration.ofMillis(stepTimeoutMs), scheduler.config());
+                Duration.ofSeconds(loadTimeoutSeconds), Duration.ofMillis(stepTimeoutMs), scheduler.config(),
+                workerTls);
         Flags.oneLineLogs();
         metrics.start(host);
         Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port, membership, groups,

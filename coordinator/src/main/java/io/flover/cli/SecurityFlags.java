@@ -2,6 +2,7 @@ package io.flover.cli;
 
 import io.flover.server.BearerTokens;
 import io.flover.server.FloverServer;
+import io.flover.worker.server.Tls;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;
@@ -23,6 +24,7 @@ final class SecurityFlags {
     Path tokens;
 
     FloverServer.Security security() throws IOException {
-        return new FloverServer.Security(tlsCert, tlsKey, clientCa, tokens == null ? null : BearerTokens.load(tokens));
+        return new FloverServer.Security(new Tls(tlsCert, tlsKey, clientCa),
+                tokens == null ? null : BearerTokens.load(tokens));
     }
 }

@@ -1,6 +1,8 @@
 package io.flover.cli;
 
 import io.flover.worker.server.Membership;
+import io.flover.worker.server.Tls;
+import java.nio.file.Path;
 import io.flover.worker.server.WorkerNode;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -41,6 +43,16 @@ final class WorkerCommand implements Callable<Integer> {
     @Mixin
     MetricsFlags metrics;
 
+    @Option(names = "--tls-cert", paramLabel = "PEM", description = "serve the worker service over TLS with this certificate")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "PEM", description = "the PKCS#8 private key of --tls-cert")
+    Path tlsKey;
+
+    @Option(names = "--tls-client-ca", paramLabel = "PEM",
+            description = "accept only coordinators with a certificate signed by this CA (mutual TLS)")
+    Path clientCa;
+
     @Override
     public Integer call() throws Exception {
         Flags.require(device.equals("cpu"), "--device: only cpu is supported by this build, not " + device);
@@ -53,7 +65,7 @@ final class WorkerCommand implements Callable<Integer> {
         Flags.oneLineLogs();
         metrics.start(host);
         WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, threads, kvBytes,
-                membership, metrics.registry()));
+                membership, metrics.registry(), new Tls(tlsCert, tlsKey, clientCa)));
         Flags.log("worker at " + advertise + ":" + node.port() + " (collectives on port " + node.collectivePort()
                 + ") joined cluster '" + cluster.name + "'");
         Flags.onShutdown(() -> {

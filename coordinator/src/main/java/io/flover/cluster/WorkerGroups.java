@@ -16,9 +16,11 @@ import io.flover.worker.GroupLostException;
 import io.flover.worker.ShardLayout;
 import io.flover.worker.server.Membership;
 import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
+import io.flover.worker.server.Tls;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -55,9 +57,10 @@ public final class WorkerGroups implements AutoCloseable {
      * @param modelDir the model directory, as the workers see it
      * @param loadTimeout how long loading a shard may take
      * @param stepTimeout how long a rank may take to answer a step before its group is lost
+     * @param tls how to reach workers: the CA to trust and, for mutual TLS, this coordinator's certificate
      */
     public record Options(Path modelDir, int tensorParallel, Duration loadTimeout, Duration stepTimeout,
-                          SchedulerConfig scheduler) {
+                          SchedulerConfig scheduler, Tls tls) {
     }
 
     private record Worker(UUID id, String address, String collectiveAddress, long kvMemoryBytes,
@@ -106,8 +109,12 @@ public final class WorkerGroups implements AutoCloseable {
         if (!"worker".equals(m.getAttribute(Membership.ROLE)) || address == null || !members.add(m.getUuid())) {
             return;
         }
-        ManagedChannel channel = Grpc.newChannelBuilder(address, InsecureChannelCredentials.create())
-                .maxInboundMessageSize(16 << 20).build();
+        ManagedChannel channel;
+        try {
+            channel = Grpc.newChannelBuilder(address, options.tls().client()).maxInboundMessageSize(16 << 20).build();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the TLS files to reach workers", e);
+        }
         free.put(m.getUuid(), new Worker(m.getUuid(), address, m.getAttribute(Membership.COLLECTIVE_ADDRESS),
                 Long.parseLong(m.getAttribute(Membership.KV_MEMORY)), channel));
         unusable.remove(m.getUuid());

@@ -17,10 +17,8 @@ import io.flover.worker.LocalTensorParallel;
 import io.flover.worker.ShardExecutor;
 import io.flover.worker.ShardLayout;
 import io.flover.worker.StepRunner;
-import io.grpc.InsecureServerCredentials;
+import io.flover.worker.server.Tls;
 import io.grpc.Server;
-import io.grpc.ServerCredentials;
-import io.grpc.TlsServerCredentials;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -66,33 +64,11 @@ public final class FloverServer implements AutoCloseable {
     /**
      * Who may call the client API, and over what.
      *
-     * @param tlsCert with {@code tlsKey}: serve TLS with this certificate chain (PEM); null for plaintext
-     * @param tlsKey the PKCS#8 PEM private key of {@code tlsCert}
-     * @param clientCa require client certificates signed by this CA (mutual TLS); null to accept any client
+     * @param tls the server's certificate and, for mutual TLS, the CA of its clients; {@link Tls#NONE} for plaintext
      * @param tokens require one of these bearer tokens; null to require none
      */
-    public record Security(Path tlsCert, Path tlsKey, Path clientCa, BearerTokens tokens) {
-        public static final Security NONE = new Security(null, null, null, null);
-
-        public Security {
-            if ((tlsCert == null) != (tlsKey == null)) {
-                throw new IllegalArgumentException("--tls-cert and --tls-key go together");
-            }
-            if (clientCa != null && tlsCert == null) {
-                throw new IllegalArgumentException("--tls-client-ca needs --tls-cert and --tls-key");
-            }
-        }
-
-        ServerCredentials credentials() throws IOException {
-            if (tlsCert == null) {
-                return InsecureServerCredentials.create();
-            }
-            TlsServerCredentials.Builder tls = TlsServerCredentials.newBuilder().keyManager(tlsCert.toFile(), tlsKey.toFile());
-            if (clientCa != null) {
-                tls.trustManager(clientCa.toFile()).clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
-            }
-            return tls.build();
-        }
+    public record Security(Tls tls, BearerTokens tokens) {
+        public static final Security NONE = new Security(Tls.NONE, null);
     }
 
     private final Replicas replicas;
@@ -161,7 +137,7 @@ public final class FloverServer implements AutoCloseable {
     public static FloverServer serve(Replicas replicas, ModelInfo model, InetSocketAddress address, Security security,
                                      AutoCloseable resources) throws IOException {
         HealthStatusManager health = new HealthStatusManager();
-        NettyServerBuilder builder = NettyServerBuilder.forAddress(address, security.credentials())
+        NettyServerBuilder builder = NettyServerBuilder.forAddress(address, security.tls().server())
                 .addService(new GenerationService(replicas, model))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())

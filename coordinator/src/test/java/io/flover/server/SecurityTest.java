@@ -9,6 +9,7 @@ import io.flover.coordinator.SchedulerConfig;
 import io.flover.coordinator.ServingMetrics;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ListModelsRequest;
+import io.flover.worker.server.Tls;
 import io.grpc.ChannelCredentials;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -64,7 +65,7 @@ class SecurityTest {
     @Test
     void callsNeedAValidBearerTokenButProbesDoNot(@TempDir Path dir) throws Exception {
         Path tokens = Files.writeString(dir.resolve("tokens"), "# client tokens\nsecret-one\n\n  secret-two  \n");
-        try (FloverServer server = start(new FloverServer.Security(null, null, null, BearerTokens.load(tokens)))) {
+        try (FloverServer server = start(new FloverServer.Security(Tls.NONE, BearerTokens.load(tokens)))) {
             ChannelCredentials plain = InsecureChannelCredentials.create();
             Status none = listModels(channel(server, plain, null));
             assertEquals(Status.Code.UNAUTHENTICATED, none.getCode());
@@ -91,7 +92,7 @@ class SecurityTest {
 
     @Test
     void tlsRefusesPlaintextAndServesClientsThatTrustItsCa() throws Exception {
-        try (FloverServer server = start(new FloverServer.Security(tls("server.pem"), tls("server.key"), null, null))) {
+        try (FloverServer server = start(new FloverServer.Security(new Tls(tls("server.pem"), tls("server.key"), null), null))) {
             assertEquals(Status.Code.UNAVAILABLE, listModels(channel(server, InsecureChannelCredentials.create(), null))
                     .getCode());
             ChannelCredentials trusting = TlsChannelCredentials.newBuilder().trustManager(tls("ca.pem").toFile()).build();
@@ -101,8 +102,8 @@ class SecurityTest {
 
     @Test
     void mutualTlsRefusesClientsWithoutACertificateFromItsCa() throws Exception {
-        try (FloverServer server = start(new FloverServer.Security(tls("server.pem"), tls("server.key"), tls("ca.pem"),
-                null))) {
+        try (FloverServer server = start(new FloverServer.Security(new Tls(tls("server.pem"), tls("server.key"),
+                tls("ca.pem")), null))) {
             ChannelCredentials anonymous = TlsChannelCredentials.newBuilder().trustManager(tls("ca.pem").toFile()).build();
             assertEquals(Status.Code.UNAVAILABLE, listModels(channel(server, anonymous, null)).getCode());
             ChannelCredentials identified = TlsChannelCredentials.newBuilder().trustManager(tls("ca.pem").toFile())

@@ -73,9 +73,11 @@ final class ProcessCluster implements AutoCloseable {
         return port;
     }
 
-    Node startWorker() throws IOException {
-        return start("worker-" + (++workers), List.of("worker", "--host", "127.0.0.1", "--threads", "1",
+    Node startWorker(String... flags) throws IOException {
+        List<String> args = new ArrayList<>(List.of("worker", "--host", "127.0.0.1", "--threads", "1",
                 "--kv-memory", "16m", "--cluster-port", Integer.toString(clusterPort + 1)));
+        args.addAll(List.of(flags));
+        return start("worker-" + (++workers), args);
     }
 
     private Node start(String name, List<String> args) throws IOException {

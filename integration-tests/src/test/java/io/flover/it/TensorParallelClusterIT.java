@@ -67,6 +67,25 @@ class TensorParallelClusterIT {
         }
     }
 
+    /** Coordinator and workers on mutual TLS: a worker accepts only a coordinator with a certificate from its CA. */
+    @Test
+    void workersServeOverMutualTls() throws Exception {
+        List<Golden> cases = cases("llama-tiny-f32");
+        String ca = tls("ca.pem");
+        try (ProcessCluster cluster = new ProcessCluster("mtls")) {
+            int port = cluster.startCoordinator(golden("llama-tiny-f32"), 2, "--worker-tls-ca", ca,
+                    "--worker-tls-cert", tls("client.pem"), "--worker-tls-key", tls("client.key"));
+            for (int i = 0; i < 2; i++) {
+                cluster.startWorker("--tls-cert", tls("server.pem"), "--tls-key", tls("server.key"),
+                        "--tls-client-ca", ca);
+            }
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.awaitServing(channel, START);
+            assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
+            channel.shutdownNow();
+        }
+    }
+
     @Test
     void groupsFormAsWorkersJoinAndALostGroupsRequestsFinishOnAnother() throws Exception {
         List<Golden> cases = cases("llama-tiny-f32");
@@ -144,6 +163,10 @@ class TensorParallelClusterIT {
             ids.addAll(r.getDelta().getTokenIdsList());
         }
         return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    private static String tls(String file) throws Exception {
+        return Path.of(TensorParallelClusterIT.class.getResource("/tls/" + file).toURI()).toString();
     }
 
     private static Path golden(String name) throws Exception {

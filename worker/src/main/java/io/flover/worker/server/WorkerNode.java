@@ -27,9 +27,10 @@ public final class WorkerNode implements AutoCloseable {
      * @param port the worker service's port, 0 for any
      * @param collectivePort the collectives' port, 0 for any
      * @param metrics where the worker's meters go
+     * @param tls the worker service's certificate and the CA of the coordinators it accepts (mutual TLS)
      */
     public record Options(String host, String advertiseHost, int port, int collectivePort, int threads,
-                          long kvMemoryBytes, Membership.Options cluster, MeterRegistry metrics) {
+                          long kvMemoryBytes, Membership.Options cluster, MeterRegistry metrics, Tls tls) {
     }
 
     private final CpuKernels kernels;
@@ -56,7 +57,7 @@ public final class WorkerNode implements AutoCloseable {
             transport = TcpTransport.listen(new InetSocketAddress(o.host(), o.collectivePort()));
             WorkerService service = new WorkerService(kernels, transport::join, o.metrics());
             HealthStatusManager health = new HealthStatusManager();
-            server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()))
+            server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()), o.tls().server())
                     .addService(service)
                     .addService(health.getHealthService())
                     .maxInboundMessageSize(MAX_STEP_BYTES)
