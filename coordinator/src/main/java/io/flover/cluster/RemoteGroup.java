@@ -30,13 +30,17 @@ final class RemoteGroup implements StepRunner {
 
     private static final Object ENDED = new Object();
 
+    /** Why a group was lost, and the rank to blame (-1 when none can be). */
+    record Loss(String why, int rank) {
+    }
+
     private final String id;
     private final List<Rank> ranks;
     private final Duration stepTimeout;
-    private final Consumer<String> onLost;
+    private final Consumer<Loss> onLost;
     private volatile String lost;
 
-    private RemoteGroup(String id, Duration stepTimeout, Consumer<String> onLost) {
+    private RemoteGroup(String id, Duration stepTimeout, Consumer<Loss> onLost) {
         this.id = id;
         this.ranks = new ArrayList<>();
         this.stepTimeout = stepTimeout;
@@ -48,10 +52,11 @@ final class RemoteGroup implements StepRunner {
      * once and from any thread, why the group was lost, even when no step was running.
      */
     static RemoteGroup open(String id, List<String> workers, List<ManagedChannel> channels, Duration stepTimeout,
-                            Consumer<String> onLost) {
+                            Consumer<Loss> onLost) {
         RemoteGroup g = new RemoteGroup(id, stepTimeout, onLost);
         for (int r = 0; r < workers.size(); r++) {
             String worker = workers.get(r);
+            int rank = r;
             LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
             var requests = (ClientCallStreamObserver<StepRequest>) WorkerGrpc.newStub(channels.get(r))
                     .runSteps(new StreamObserver<>() {
@@ -63,13 +68,13 @@ final class RemoteGroup implements StepRunner {
                         @Override
                         public void onError(Throwable t) {
                             replies.add(t);
-                            g.lose("worker " + worker + ": " + t.getMessage());
+                            g.lose("worker " + worker + ": " + t.getMessage(), rank);
                         }
 
                         @Override
                         public void onCompleted() {
                             replies.add(ENDED);
-                            g.lose("worker " + worker + " ended its step stream");
+                            g.lose("worker " + worker + " ended its step stream", rank);
                         }
                     });
             g.ranks.add(new Rank(worker, requests, replies));
@@ -101,23 +106,24 @@ final class RemoteGroup implements StepRunner {
                 reply = r.replies().poll(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw fail("interrupted while waiting for worker " + r.worker(), e);
+                throw fail("interrupted while waiting for worker " + r.worker(), -1, e);
             }
             int[] ids = switch (reply) {
                 case null -> throw fail("worker " + r.worker() + " (rank " + rank + ") did not answer step " + step.id()
-                        + " within " + stepTimeout.toMillis() + " ms", null);
+                        + " within " + stepTimeout.toMillis() + " ms", rank, null);
                 case StepResponse s when s.getStepId() == step.id() ->
                         s.getSampledList().stream().mapToInt(Integer::intValue).toArray();
                 case StepResponse s -> throw fail("worker " + r.worker() + " answered step " + s.getStepId()
-                        + " to step " + step.id(), null);
-                case Throwable t -> throw fail("worker " + r.worker() + " (rank " + rank + "): " + t.getMessage(), t);
-                default -> throw fail("worker " + r.worker() + " (rank " + rank + ") ended its step stream", null);
+                        + " to step " + step.id(), rank, null);
+                case Throwable t -> throw fail("worker " + r.worker() + " (rank " + rank + "): " + t.getMessage(), rank, t);
+                default -> throw fail("worker " + r.worker() + " (rank " + rank + ") ended its step stream", rank, null);
             };
             if (sampled == null) {
                 sampled = ids;
             } else if (!Arrays.equals(sampled, ids)) {
                 throw fail("ranks of group " + id + " sampled differently in step " + step.id() + ": "
-                        + Arrays.toString(sampled) + " and " + Arrays.toString(ids) + " (worker " + r.worker() + ")", null);
+                        + Arrays.toString(sampled) + " and " + Arrays.toString(ids) + " (worker " + r.worker() + ")", -1,
+                        null);
             }
         }
         return sampled;
@@ -139,18 +145,18 @@ final class RemoteGroup implements StepRunner {
         }
     }
 
-    private GroupLostException fail(String why, Throwable cause) {
-        lose(why);
+    private GroupLostException fail(String why, int rank, Throwable cause) {
+        lose(why, rank);
         return new GroupLostException("group " + id + ": " + why, cause);
     }
 
-    private void lose(String why) {
+    private void lose(String why, int rank) {
         synchronized (this) {
             if (lost != null) {
                 return;
             }
             lost = why;
         }
-        onLost.accept(why);
+        onLost.accept(new Loss(why, rank));
     }
 }

@@ -50,6 +50,7 @@ import java.util.logging.Logger;
 public final class WorkerGroups implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(WorkerGroups.class.getName());
     private static final Duration RETRY = Duration.ofSeconds(2);
+    private static final Duration QUARANTINE = Duration.ofSeconds(30);
 
     /**
      * How groups are formed and run.
@@ -82,7 +83,9 @@ public final class WorkerGroups implements AutoCloseable {
     private final Set<UUID> members = new HashSet<>();
     private final Map<UUID, Worker> free = new LinkedHashMap<>();
     private final Map<UUID, Group> groupOf = new HashMap<>();
-    /** Workers that could not load the model: not retried until they rejoin. */
+    /** Workers loading a shard for a group that does not serve yet. */
+    private final Map<UUID, Worker> loading = new HashMap<>();
+    /** Workers that could not load the model (until they rejoin) or that failed their group (for a while). */
     private final Set<UUID> unusable = new HashSet<>();
     private boolean retryScheduled;
     private int groupsFormed;
@@ -134,8 +137,11 @@ public final class WorkerGroups implements AutoCloseable {
             retire(g, "worker " + m.getAttribute(Membership.WORKER_ADDRESS) + " left the cluster");
         }
         Worker w = free.remove(id);
+        if (w == null) {
+            w = loading.get(id); // its load fails at once, and loaded() releases the group's others
+        }
         if (w != null) {
-            w.channel().shutdownNow(); // one still loading is closed when its load ends
+            w.channel().shutdownNow();
         }
     }
 
@@ -172,7 +178,10 @@ public final class WorkerGroups implements AutoCloseable {
             loads.add(WorkerGrpc.newFutureStub(ranks.get(r).channel())
                     .withDeadlineAfter(options.loadTimeout().toMillis(), TimeUnit.MILLISECONDS).loadShard(request));
         }
-        ranks.forEach(w -> free.remove(w.id()));
+        ranks.forEach(w -> {
+            free.remove(w.id());
+            loading.put(w.id(), w);
+        });
         int numBlocks = blocks;
         Futures.whenAllComplete(loads).run(() -> onThread(() -> loaded(id, ranks, loads, numBlocks)),
                 MoreExecutors.directExecutor());
@@ -180,6 +189,7 @@ public final class WorkerGroups implements AutoCloseable {
     }
 
     private void loaded(String id, List<Worker> ranks, List<ListenableFuture<LoadShardResponse>> loads, int blocks) {
+        ranks.forEach(w -> loading.remove(w.id()));
         boolean ok = true;
         for (int r = 0; r < ranks.size(); r++) {
             try {
@@ -202,7 +212,7 @@ public final class WorkerGroups implements AutoCloseable {
         }
         RemoteGroup runner = RemoteGroup.open(id, ranks.stream().map(Worker::address).toList(),
                 ranks.stream().map(Worker::channel).toList(), options.stepTimeout(),
-                why -> onThread(() -> lost(id, why)));
+                loss -> onThread(() -> lost(id, loss)));
         Group g = new Group(id, ranks, replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, options.scheduler()));
         ranks.forEach(w -> groupOf.put(w.id(), g));
         LOG.info(() -> "group " + id + " serves on " + names(ranks) + " with " + blocks + " KV blocks");
@@ -213,8 +223,26 @@ public final class WorkerGroups implements AutoCloseable {
         return ranks.stream().map(Worker::address).toList().toString();
     }
 
-    private void lost(String id, String why) {
-        groupOf.values().stream().filter(g -> g.id().equals(id)).findFirst().ifPresent(g -> retire(g, why));
+    private void lost(String id, RemoteGroup.Loss loss) {
+        groupOf.values().stream().filter(g -> g.id().equals(id)).findFirst().ifPresent(g -> {
+            if (loss.rank() >= 0) {
+                quarantine(g.ranks().get(loss.rank()));
+            }
+            retire(g, loss.why());
+        });
+    }
+
+    /**
+     * Keeps a worker that failed its group out of new groups for a while: one that hangs (a stopped process) would
+     * otherwise stall the next group it joins until the cluster drops it.
+     */
+    private void quarantine(Worker w) {
+        unusable.add(w.id());
+        thread.schedule(() -> onThread(() -> {
+            if (unusable.remove(w.id()) && free.containsKey(w.id())) {
+                form();
+            }
+        }), QUARANTINE.toMillis(), TimeUnit.MILLISECONDS);
     }
 
     /** Stops a group: its requests resume elsewhere and its workers that are still here are free again. */

@@ -169,11 +169,11 @@ class TensorParallelClusterIT {
         return Path.of(TensorParallelClusterIT.class.getResource("/tls/" + file).toURI()).toString();
     }
 
-    private static Path golden(String name) throws Exception {
+    static Path golden(String name) throws Exception {
         return Path.of(TensorParallelClusterIT.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
     }
 
-    private static List<Golden> cases(String name) throws Exception {
+    static List<Golden> cases(String name) throws Exception {
         ObjectMapper json = new ObjectMapper();
         List<Golden> out = new ArrayList<>();
         for (JsonNode c : json.readTree(golden(name).resolve("expected.json").toFile()).get("cases")) {

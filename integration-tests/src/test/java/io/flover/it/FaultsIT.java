@@ -1,0 +1,91 @@
+package io.flover.it;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.ManagedChannel;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A worker that stops answering (SIGSTOP) under 32 concurrent streams: its group is retired once a step outlasts
+ * the step timeout, every request finishes on the other group with the right tokens, nothing hangs, and the
+ * coordinator's metrics show every KV block back in the pool.
+ */
+class FaultsIT {
+    private static final Duration START = Duration.ofSeconds(90);
+
+    @Test
+    void aStoppedWorkerLosesItsGroupWithinTheStepTimeout() throws Exception {
+        List<TensorParallelClusterIT.Golden> cases = TensorParallelClusterIT.cases("llama-tiny-f32");
+        Path model = TensorParallelClusterIT.golden("llama-tiny-f32");
+        int metricsPort;
+        try (ServerSocket s = new ServerSocket(0)) {
+            metricsPort = s.getLocalPort();
+        }
+        try (ProcessCluster cluster = new ProcessCluster("sigstop")) {
+            int port = cluster.startCoordinator(model, 1, "--max-batch", "4", "--step-timeout", "3000",
+                    "--metrics-port", Integer.toString(metricsPort));
+            ProcessCluster.Node stopped = cluster.startWorker();
+            cluster.startWorker();
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.Node coordinator = cluster.node("coordinator");
+            ProcessCluster.await("two groups", START, () -> coordinator.output().contains("group g2 serves"));
+
+            int n = 32;
+            AtomicInteger started = new AtomicInteger();
+            AtomicInteger finished = new AtomicInteger();
+            ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+            List<Future<int[]>> got = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                TensorParallelClusterIT.Golden g = cases.get(i % cases.size());
+                got.add(clients.submit(() -> {
+                    int[] ids = TensorParallelClusterIT.generate(channel, g.prompt(), 24, started);
+                    finished.incrementAndGet();
+                    return ids;
+                }));
+            }
+            ProcessCluster.await("streams on both groups", START, () -> started.get() >= 8);
+            stopped.signal("STOP");
+            long stoppedAt = System.nanoTime();
+            for (int i = 0; i < n; i++) {
+                assertArrayEquals(cases.get(i % cases.size()).greedy(), got.get(i).get(120, TimeUnit.SECONDS),
+                        "request " + i);
+            }
+            String log = coordinator.output();
+            assertTrue(log.contains("did not answer step"), "the silent worker was found out by the step timeout");
+            assertTrue(System.nanoTime() - stoppedAt < TimeUnit.SECONDS.toNanos(60), "nothing waited on the stopped worker");
+
+            String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+                    URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            assertEquals(0, sample(metrics, "flover_kv_cache_blocks{state=\"used\"}"), "KV blocks leaked");
+            assertEquals(0, sample(metrics, "flover_num_requests_running"));
+            assertEquals(1, sample(metrics, "flover_num_groups"));
+            clients.shutdownNow();
+            channel.shutdownNow();
+        }
+    }
+
+    private static double sample(String exposition, String name) {
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + " (\\S+)$").matcher(exposition);
+        assertTrue(m.find(), name + " is not in the metrics");
+        return Double.parseDouble(m.group(1));
+    }
+}
