@@ -17,6 +17,7 @@ import io.flover.worker.LocalTensorParallel;
 import io.flover.worker.ShardExecutor;
 import io.flover.worker.ShardLayout;
 import io.flover.worker.StepRunner;
+import io.flover.worker.server.MalformedRequests;
 import io.flover.worker.server.Tls;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -138,7 +139,7 @@ public final class FloverServer implements AutoCloseable {
                                      AutoCloseable resources) throws IOException {
         HealthStatusManager health = new HealthStatusManager();
         NettyServerBuilder builder = NettyServerBuilder.forAddress(address, security.tls().server())
-                .addService(new GenerationService(replicas, model))
+                .addService(MalformedRequests.guard(new GenerationService(replicas, model)))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .maxInboundMessageSize(MAX_REQUEST_BYTES);

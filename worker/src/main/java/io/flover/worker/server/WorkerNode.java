@@ -58,7 +58,7 @@ public final class WorkerNode implements AutoCloseable {
             WorkerService service = new WorkerService(kernels, transport::join, o.metrics());
             HealthStatusManager health = new HealthStatusManager();
             server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()), o.tls().server())
-                    .addService(service)
+                    .addService(MalformedRequests.guard(service))
                     .addService(health.getHealthService())
                     .maxInboundMessageSize(MAX_STEP_BYTES)
                     .build()

@@ -14,18 +14,26 @@ import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.SamplingParams;
 import io.flover.worker.SlotOp;
 import io.flover.worker.Step;
+import io.grpc.CallOptions;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.grpc.stub.ClientCalls;
 import io.grpc.stub.StreamObserver;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
@@ -54,7 +62,8 @@ class WorkerServiceTest {
         kernels = new CpuKernels(2);
         metrics = new SimpleMeterRegistry();
         service = new WorkerService(kernels, (group, rank, peers, timeout) -> Communicator.solo(), metrics);
-        server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0)).addService(service).build().start();
+        server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
+                .addService(MalformedRequests.guard(service)).build().start();
         channel = Grpc.newChannelBuilder("127.0.0.1:" + server.getPort(), InsecureChannelCredentials.create()).build();
     }
 
@@ -148,6 +157,41 @@ class WorkerServiceTest {
         assertEquals(Status.Code.INVALID_ARGUMENT, status.getCode());
         assertTrue(status.getDescription().contains("slot 3 holds no sequence"), status.getDescription());
         assertEquals(null, service.groupId(), "the shard is dropped");
+    }
+
+    @Test
+    void bytesThatAreNotALoadRequestGetAStatusAndTheWorkerStaysUsable() throws Exception {
+        MethodDescriptor<byte[], byte[]> raw = MethodDescriptor.<byte[], byte[]>newBuilder()
+                .setType(MethodDescriptor.MethodType.UNARY)
+                .setFullMethodName(WorkerGrpc.getLoadShardMethod().getFullMethodName())
+                .setRequestMarshaller(new Bytes()).setResponseMarshaller(new Bytes()).build();
+        SplittableRandom random = new SplittableRandom(20261123L);
+        for (int i = 0; i < 200; i++) {
+            byte[] garbage = new byte[random.nextInt(0, 256)];
+            random.nextBytes(garbage);
+            StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> ClientCalls.blockingUnaryCall(
+                    channel, raw, CallOptions.DEFAULT.withDeadlineAfter(30, TimeUnit.SECONDS), garbage));
+            Status.Code code = e.getStatus().getCode();
+            assertTrue(code == Status.Code.INVALID_ARGUMENT || code == Status.Code.FAILED_PRECONDITION,
+                    "garbage " + i + " got " + e.getStatus());
+        }
+        aLoadedShardRunsEncodedStepsToTheGoldenIds();
+    }
+
+    private static final class Bytes implements MethodDescriptor.Marshaller<byte[]> {
+        @Override
+        public InputStream stream(byte[] value) {
+            return new ByteArrayInputStream(value);
+        }
+
+        @Override
+        public byte[] parse(InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
     }
 
     /** One RunSteps stream, read a reply at a time. */
