@@ -3,6 +3,7 @@ package io.flover.cli;
 import io.flover.worker.server.Membership;
 import io.flover.worker.server.Tls;
 import java.nio.file.Path;
+import java.time.Duration;
 import io.flover.worker.server.WorkerNode;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -13,6 +14,9 @@ import picocli.CommandLine.Option;
         description = {"Run a worker: join the cluster and hold a tensor-parallel shard of the coordinator's model "
                 + "when it puts this worker in a group."})
 final class WorkerCommand implements Callable<Integer> {
+    /** How long a stopping worker waits for the coordinator to take its group's requests elsewhere. */
+    private static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(20);
+
     @Option(names = "--host", defaultValue = "0.0.0.0", description = "address to listen on (default: ${DEFAULT-VALUE})")
     String host;
 
@@ -69,7 +73,7 @@ final class WorkerCommand implements Callable<Integer> {
         Flags.log("worker at " + advertise + ":" + node.port() + " (collectives on port " + node.collectivePort()
                 + ") joined cluster '" + cluster.name + "'");
         Flags.onShutdown(() -> {
-            node.close();
+            node.drainAndClose(DRAIN_TIMEOUT);
             metrics.stop();
         });
         node.awaitTermination();

@@ -89,6 +89,8 @@ public final class WorkerGroups implements AutoCloseable {
     private final Set<UUID> unusable = new HashSet<>();
     private boolean retryScheduled;
     private int groupsFormed;
+    /** Tells this coordinator's groups from those of an earlier one in the workers' collectives handshakes. */
+    private final String epoch = Long.toHexString(System.currentTimeMillis());
 
     /** {@code groupsChanged} hears the number of serving groups whenever it changes, e.g. for readiness. */
     public WorkerGroups(ModelConfig model, Options options, Replicas replicas, IntConsumer groupsChanged) {
@@ -170,7 +172,7 @@ public final class WorkerGroups implements AutoCloseable {
         List<ListenableFuture<LoadShardResponse>> loads = new ArrayList<>();
         for (int r = 0; r < tp; r++) {
             LoadShardRequest request = LoadShardRequest.newBuilder()
-                    .setModelDir(options.modelDir().toString()).setGroupId(id).setRank(r).setWorldSize(tp)
+                    .setModelDir(options.modelDir().toString()).setGroupId(id + "@" + epoch).setRank(r).setWorldSize(tp)
                     .addAllPeerAddresses(peers).setNumKvBlocks(blocks).setBlockSize(EmbeddedEngine.BLOCK_SIZE)
                     .setMaxSlots(options.scheduler().maxBatch())
                     .setCollectiveTimeoutMs(Math.toIntExact(options.stepTimeout().toMillis()))

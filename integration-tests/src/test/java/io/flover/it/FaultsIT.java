@@ -83,6 +83,38 @@ class FaultsIT {
         }
     }
 
+    @Test
+    void aWorkerStoppedWithSigtermHandsItsGroupsRequestsOverAndExitsZero() throws Exception {
+        List<TensorParallelClusterIT.Golden> cases = TensorParallelClusterIT.cases("llama-tiny-f32");
+        try (ProcessCluster cluster = new ProcessCluster("worker-sigterm")) {
+            int port = cluster.startCoordinator(TensorParallelClusterIT.golden("llama-tiny-f32"), 1, "--max-batch", "4");
+            ProcessCluster.Node leaving = cluster.startWorker();
+            cluster.startWorker();
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.Node coordinator = cluster.node("coordinator");
+            ProcessCluster.await("two groups", START, () -> coordinator.output().contains("group g2 serves"));
+            int n = 32;
+            AtomicInteger started = new AtomicInteger();
+            ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+            List<Future<int[]>> got = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                TensorParallelClusterIT.Golden g = cases.get(i % cases.size());
+                got.add(clients.submit(() -> TensorParallelClusterIT.generate(channel, g.prompt(), 24, started)));
+            }
+            ProcessCluster.await("streams on both groups", START, () -> started.get() >= 8);
+            leaving.signal("TERM");
+            for (int i = 0; i < n; i++) {
+                assertArrayEquals(cases.get(i % cases.size()).greedy(), got.get(i).get(120, TimeUnit.SECONDS),
+                        "request " + i);
+            }
+            assertTrue(leaving.process().waitFor(30, TimeUnit.SECONDS), "the worker exits once its group is retired");
+            assertEquals(0, leaving.process().exitValue());
+            assertTrue(coordinator.output().contains("left the cluster"), "the group was retired as the worker left");
+            clients.shutdownNow();
+            channel.shutdownNow();
+        }
+    }
+
     private static double sample(String exposition, String name) {
         Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + " (\\S+)$").matcher(exposition);
         assertTrue(m.find(), name + " is not in the metrics");

@@ -9,6 +9,7 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -95,7 +96,21 @@ public final class WorkerNode implements AutoCloseable {
         server.awaitTermination();
     }
 
-    /** Leaves the cluster first, so the coordinator retires this worker's group at once rather than on a timeout. */
+    /**
+     * The graceful stop (SIGTERM): leaves the cluster, so the coordinator retires this worker's group once the step
+     * in flight has finished and resumes its requests elsewhere; waits (up to {@code timeout}) for the coordinator
+     * to end the step stream; then stops.
+     */
+    public void drainAndClose(Duration timeout) {
+        membership.close();
+        try {
+            service.awaitDropped(timeout);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        close();
+    }
+
     @Override
     public void close() {
         membership.close();

@@ -211,6 +211,15 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         };
     }
 
+    /** Waits up to {@code timeout} for the coordinator to end the loaded shard's step stream; true once none is loaded. */
+    public boolean awaitDropped(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (shard != null && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        return shard == null;
+    }
+
     /** Drops the loaded shard; the worker is free for another group. */
     public void close() {
         drop(shard);
