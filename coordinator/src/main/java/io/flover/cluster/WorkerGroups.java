@@ -257,13 +257,16 @@ public final class WorkerGroups implements AutoCloseable {
         retryLater();
     }
 
-    /** Workers back from a group or a failed load: free again if still here, else closed. */
+    /**
+     * Workers back from a group or a failed load: free again if still here, else closed. Gently: a worker that left
+     * on SIGTERM still finishes the step in flight, and the group's runner ends its stream after that step.
+     */
     private void release(List<Worker> workers) {
         for (Worker w : workers) {
             if (members.contains(w.id())) {
                 free.put(w.id(), w);
             } else {
-                w.channel().shutdownNow();
+                w.channel().shutdown();
             }
         }
     }
