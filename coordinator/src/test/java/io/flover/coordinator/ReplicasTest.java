@@ -119,8 +119,7 @@ class ReplicasTest {
             SchedulerTest.Collector after = new SchedulerTest.Collector();
             replicas.submit(GenerationRequest.greedy(golden.getFirst().prompt(), 3).withIgnoreEos(), after);
             assertArrayEquals(Arrays.copyOf(golden.getFirst().greedy(), 3), awaitTokens(after));
-            Scheduler.Stats s = replicas.stats();
-            assertEquals(s.totalBlocks(), s.freeBlocks(), "KV blocks leaked: " + s);
+            io.flover.server.ServerTesting.assertIdleWithin(replicas, 5_000); // the last step publishes after its outcomes
         }
     }
 

@@ -66,16 +66,17 @@ final class WorkerPool implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("kernels are closed");
         }
-        if (chunks <= 1 || helpers.length == 0) {
-            for (int c = 0; c < chunks; c++) {
-                task.run(0, c);
-            }
-            return;
-        }
-        // Callers on several threads (e.g. two schedulers over one model) take turns: the pool runs one loop at a time.
+        // Callers on several threads (e.g. two schedulers over one model) take turns: the pool runs one loop at a
+        // time, serial ones too, since their tasks use participant 0's scratch.
         turn.lock();
         try {
-            runLoop(chunks, task);
+            if (chunks <= 1 || helpers.length == 0) {
+                for (int c = 0; c < chunks; c++) {
+                    task.run(0, c);
+                }
+            } else {
+                runLoop(chunks, task);
+            }
         } finally {
             turn.unlock();
         }
