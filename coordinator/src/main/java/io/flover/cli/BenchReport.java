@@ -98,6 +98,14 @@ record BenchReport(int requests, int completed, Map<String, Integer> failures, d
         return outputTokens / durationSeconds;
     }
 
+    /**
+     * How much the requests overlapped: the mean number in flight (sent and not yet done) over the run, that is the
+     * sum of the completed requests' end-to-end times over the duration (Little's law).
+     */
+    double meanInFlight() {
+        return e2e == null ? 0 : e2e.mean() / 1000 * completed / durationSeconds;
+    }
+
     void print(PrintWriter out) {
         out.printf("completed          %d of %d%n", completed, requests);
         out.printf("failed             %d%s%n", requests - completed, failures.isEmpty() ? "" : failures.entrySet()
@@ -106,6 +114,7 @@ record BenchReport(int requests, int completed, Map<String, Integer> failures, d
         out.printf("requests/s         %.2f%n", requestsPerSecond());
         out.printf("output tokens/s    %.1f (%d output, %d prompt tokens)%n", outputTokensPerSecond(), outputTokens,
                 promptTokens);
+        out.printf("in flight          %.2f requests on average%n", meanInFlight());
         out.printf("generator CPU      %.2f s, %.1f us per output token%n", cpuSeconds, cpuMicrosPerToken());
         out.println();
         out.println("| ms | mean | p50 | p90 | p99 |");
@@ -138,6 +147,7 @@ record BenchReport(int requests, int completed, Map<String, Integer> failures, d
         m.put("output_tokens_per_s", outputTokensPerSecond());
         m.put("prompt_tokens", promptTokens);
         m.put("output_tokens", outputTokens);
+        m.put("mean_in_flight", meanInFlight());
         m.put("ttft_ms", ttft == null ? null : ttft.json());
         m.put("tpot_ms", tpot == null ? null : tpot.json());
         m.put("itl_ms", itl == null ? null : itl.json());

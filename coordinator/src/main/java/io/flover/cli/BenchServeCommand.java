@@ -3,13 +3,10 @@ package io.flover.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.sun.management.OperatingSystemMXBean;
-import io.flover.proto.v1.FinishReason;
 import io.flover.proto.v1.GenerateRequest;
-import io.flover.proto.v1.GenerateResponse;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ListModelsRequest;
 import io.flover.proto.v1.ModelInfo;
-import io.flover.proto.v1.TokenIds;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -18,8 +15,6 @@ import io.grpc.StatusRuntimeException;
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
-import java.util.Arrays;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -131,7 +126,7 @@ final class BenchServeCommand implements Callable<Integer> {
         Workload workload = Workload.generate(requests, arrivals, prompts, outputs, model.getVocabSize(), seed);
         checkContext(workload, model);
         GenerateRequest template = GenerateRequest.newBuilder().setIgnoreEos(ignoreEos).build();
-        warmUp(channel, workload.requests().getFirst(), template);
+        LoadGenerator.warmUp(channel, workload.requests().getFirst(), template, warmup);
         PrintWriter out = spec.commandLine().getOut();
         out.printf("%s, model %s (vocabulary %d, context %d)%n", target, model.getName(), model.getVocabSize(),
                 model.getContextLength());
@@ -143,7 +138,7 @@ final class BenchServeCommand implements Callable<Integer> {
         OperatingSystemMXBean os = ManagementFactory.getPlatformMXBean(OperatingSystemMXBean.class);
         long cpu = os.getProcessCpuTime();
         List<LoadGenerator.Trace> traces = LoadGenerator.run(channel, workload, template,
-                t -> progress.update(bar(t, requests)));
+                t -> progress.update(t.bar(requests)));
         BenchReport report = BenchReport.of(traces, (os.getProcessCpuTime() - cpu) / 1e9);
         progress.done(String.format("bench serve: %d requests in %.1f s", requests, report.durationSeconds()));
 
@@ -193,23 +188,6 @@ final class BenchServeCommand implements Callable<Integer> {
         return models.getFirst();
     }
 
-    /** Short requests (two tokens) with the workload's first prompt, each waited for; a failure ends the bench. */
-    private void warmUp(ManagedChannel channel, Workload.Request first, GenerateRequest template) {
-        GenerateRequest request = template.toBuilder().setMaxTokens(Math.min(2, first.maxTokens()))
-                .setTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(first.prompt()).boxed().toList())).build();
-        for (int i = 0; i < warmup; i++) {
-            Iterator<GenerateResponse> stream = GenerationGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(5, TimeUnit.MINUTES).generate(request);
-            while (stream.hasNext()) {
-                GenerateResponse r = stream.next();
-                if (r.hasFinished() && r.getFinished().getReason() == FinishReason.FINISH_REASON_ERROR) {
-                    throw new IllegalStateException("the server failed a warm-up request: "
-                            + r.getFinished().getError());
-                }
-            }
-        }
-    }
-
     /** The server would refuse these requests one by one; better to say so before sending any. */
     private static void checkContext(Workload workload, ModelInfo model) {
         for (Workload.Request r : workload.requests()) {
@@ -219,15 +197,6 @@ final class BenchServeCommand implements Callable<Integer> {
                         r.prompt().length, r.maxTokens(), model.getContextLength()));
             }
         }
-    }
-
-    /** {@code [=====>    ] 32/64 done, 5 in flight, 0 failed, 4.1 s} */
-    private static String bar(LoadGenerator.Tally t, int total) {
-        int width = 30;
-        int filled = (int) ((long) t.finished() * width / total);
-        String bar = "=".repeat(filled) + (filled < width ? ">" + " ".repeat(width - filled - 1) : "");
-        return String.format("[%s] %d/%d done, %d in flight, %d failed, %.1f s", bar, t.finished(), total,
-                t.sent() - t.finished(), t.failed(), t.elapsedNanos() / 1e9);
     }
 
     private Map<String, Object> json(String target, ModelInfo model, Workload.Arrivals arrivals, BenchReport report,

@@ -10,6 +10,7 @@ import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Executors;
@@ -32,6 +33,14 @@ final class LoadGenerator {
 
     /** How far the run has got, for a progress display. */
     record Tally(int sent, int finished, int failed, long elapsedNanos) {
+        /** {@code [=====>    ] 32/64 done, 5 in flight, 0 failed, 4.1 s} */
+        String bar(int total) {
+            int width = 30;
+            int filled = (int) ((long) finished * width / total);
+            String bar = "=".repeat(filled) + (filled < width ? ">" + " ".repeat(width - filled - 1) : "");
+            return String.format("[%s] %d/%d done, %d in flight, %d failed, %.1f s", bar, finished, total,
+                    sent - finished, failed, elapsedNanos / 1e9);
+        }
     }
 
     /**
@@ -100,6 +109,27 @@ final class LoadGenerator {
 
         boolean completed() {
             return failure == null;
+        }
+    }
+
+    /**
+     * Sends {@code times} short requests (two tokens) with {@code first}'s prompt, one at a time, each waited for:
+     * they check that the server takes the workload's requests and load the code on both sides before the clock
+     * starts. A failure ends the bench.
+     */
+    static void warmUp(Channel channel, Workload.Request first, GenerateRequest template, int times) {
+        GenerateRequest request = template.toBuilder().setMaxTokens(Math.min(2, first.maxTokens()))
+                .setTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(first.prompt()).boxed().toList())).build();
+        for (int i = 0; i < times; i++) {
+            Iterator<GenerateResponse> stream = GenerationGrpc.newBlockingStub(channel)
+                    .withDeadlineAfter(5, TimeUnit.MINUTES).generate(request);
+            while (stream.hasNext()) {
+                GenerateResponse r = stream.next();
+                if (r.hasFinished() && r.getFinished().getReason() == FinishReason.FINISH_REASON_ERROR) {
+                    throw new IllegalStateException("the server failed a warm-up request: "
+                            + r.getFinished().getError());
+                }
+            }
         }
     }
 
