@@ -9,15 +9,12 @@ import io.flover.proto.v1.GenerateResponse;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.SamplingParams;
 import io.flover.proto.v1.TokenIds;
+import io.flover.worker.server.MalformedRequests;
 import io.grpc.ManagedChannel;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCalls;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.Set;
@@ -81,7 +78,7 @@ class FuzzTest {
         MethodDescriptor<byte[], byte[]> raw = MethodDescriptor.<byte[], byte[]>newBuilder()
                 .setType(MethodDescriptor.MethodType.SERVER_STREAMING)
                 .setFullMethodName(GenerationGrpc.getGenerateMethod().getFullMethodName())
-                .setRequestMarshaller(new Bytes()).setResponseMarshaller(new Bytes()).build();
+                .setRequestMarshaller(MalformedRequests.BYTES).setResponseMarshaller(MalformedRequests.BYTES).build();
         SplittableRandom random = new SplittableRandom(SEED + 1);
         for (int i = 0; i < 300; i++) {
             byte[] garbage = new byte[random.nextInt(0, 512)];
@@ -178,19 +175,4 @@ class FuzzTest {
         return s.toString();
     }
 
-    private static final class Bytes implements MethodDescriptor.Marshaller<byte[]> {
-        @Override
-        public InputStream stream(byte[] value) {
-            return new ByteArrayInputStream(value);
-        }
-
-        @Override
-        public byte[] parse(InputStream stream) {
-            try {
-                return stream.readAllBytes();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-    }
 }

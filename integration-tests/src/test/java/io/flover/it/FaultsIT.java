@@ -5,11 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.ManagedChannel;
-import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -19,8 +14,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -35,10 +28,7 @@ class FaultsIT {
     void aStoppedWorkerLosesItsGroupWithinTheStepTimeout() throws Exception {
         List<TensorParallelClusterIT.Golden> cases = TensorParallelClusterIT.cases("llama-tiny-f32");
         Path model = TensorParallelClusterIT.golden("llama-tiny-f32");
-        int metricsPort;
-        try (ServerSocket s = new ServerSocket(0)) {
-            metricsPort = s.getLocalPort();
-        }
+        int metricsPort = ProcessCluster.freePort();
         try (ProcessCluster cluster = new ProcessCluster("sigstop")) {
             int port = cluster.startCoordinator(model, 1, "--max-batch", "4", "--step-timeout", "3000",
                     "--metrics-port", Integer.toString(metricsPort));
@@ -72,12 +62,10 @@ class FaultsIT {
             assertTrue(log.contains("did not answer step"), "the silent worker was found out by the step timeout");
             assertTrue(System.nanoTime() - stoppedAt < TimeUnit.SECONDS.toNanos(60), "nothing waited on the stopped worker");
 
-            String metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-                    URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).build(),
-                    HttpResponse.BodyHandlers.ofString()).body();
-            assertEquals(0, sample(metrics, "flover_kv_cache_blocks{state=\"used\"}"), "KV blocks leaked");
-            assertEquals(0, sample(metrics, "flover_num_requests_running"));
-            assertEquals(1, sample(metrics, "flover_num_groups"));
+            String metrics = ProcessCluster.scrape(metricsPort);
+            assertEquals(0, ProcessCluster.metric(metrics, "flover_kv_cache_blocks{state=\"used\"}"), "KV blocks leaked");
+            assertEquals(0, ProcessCluster.metric(metrics, "flover_num_requests_running"));
+            assertEquals(1, ProcessCluster.metric(metrics, "flover_num_groups"));
             clients.shutdownNow();
             channel.shutdownNow();
         }
@@ -115,9 +103,4 @@ class FaultsIT {
         }
     }
 
-    private static double sample(String exposition, String name) {
-        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + " (\\S+)$").matcher(exposition);
-        assertTrue(m.find(), name + " is not in the metrics");
-        return Double.parseDouble(m.group(1));
-    }
 }

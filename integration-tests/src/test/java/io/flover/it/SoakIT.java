@@ -11,11 +11,6 @@ import io.flover.proto.v1.TokenIds;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -43,10 +38,7 @@ class SoakIT {
     void mixedLoadWithAWorkerRestartLeavesNothingBehind() throws Exception {
         long seconds = Long.getLong("flover.soak.seconds", 40);
         List<TensorParallelClusterIT.Golden> cases = TensorParallelClusterIT.cases("llama-tiny-f32");
-        int metricsPort;
-        try (ServerSocket s = new ServerSocket(0)) {
-            metricsPort = s.getLocalPort();
-        }
+        int metricsPort = ProcessCluster.freePort();
         try (ProcessCluster cluster = new ProcessCluster("soak")) {
             int port = cluster.startCoordinator(TensorParallelClusterIT.golden("llama-tiny-f32"), 1,
                     "--max-batch", "8", "--metrics-port", Integer.toString(metricsPort));
@@ -66,7 +58,7 @@ class SoakIT {
                 f.get(60, TimeUnit.SECONDS);
             }
             warmup.shutdown();
-            String baseline = scrape(metricsPort);
+            String baseline = ProcessCluster.scrape(metricsPort);
 
             SplittableRandom random = new SplittableRandom(7);
             ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
@@ -103,14 +95,14 @@ class SoakIT {
             }
             assertEquals(0, wrong.get(), "requests with wrong tokens");
             ProcessCluster.await("the worker that replaced the killed one to serve", START,
-                    () -> sample(scrapeQuietly(metricsPort), "flover_num_groups") == 2);
+                    () -> ProcessCluster.metric(scrapeQuietly(metricsPort), "flover_num_groups") == 2);
 
-            String after = scrape(metricsPort);
-            assertEquals(0, sample(after, "flover_kv_cache_blocks{state=\"used\"}"), "KV blocks leaked");
-            assertEquals(0, sample(after, "flover_num_requests_running") + sample(after, "flover_num_requests_waiting"));
-            double threads = sample(after, "jvm_threads_live_threads");
+            String after = ProcessCluster.scrape(metricsPort);
+            assertEquals(0, ProcessCluster.metric(after, "flover_kv_cache_blocks{state=\"used\"}"), "KV blocks leaked");
+            assertEquals(0, ProcessCluster.metric(after, "flover_num_requests_running") + ProcessCluster.metric(after, "flover_num_requests_waiting"));
+            double threads = ProcessCluster.metric(after, "jvm_threads_live_threads");
             // A replaced worker brings new connections and their threads; a leak would grow with the load instead.
-            assertTrue(threads <= sample(baseline, "jvm_threads_live_threads") + 24, "threads grew to " + threads);
+            assertTrue(threads <= ProcessCluster.metric(baseline, "jvm_threads_live_threads") + 24, "threads grew to " + threads);
             double heap = heapUsed(after);
             assertTrue(heap < heapUsed(baseline) + (256 << 20), "heap grew from " + heapUsed(baseline) + " to " + heap);
             assertArrayEquals(cases.getFirst().greedy(), TensorParallelClusterIT.generate(channel, cases.getFirst().prompt(), 24));
@@ -146,14 +138,10 @@ class SoakIT {
                 .toList())).setMaxTokens(maxTokens).setIgnoreEos(true).build();
     }
 
-    private static String scrape(int port) throws Exception {
-        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics"))
-                .build(), HttpResponse.BodyHandlers.ofString()).body();
-    }
 
     private static String scrapeQuietly(int port) {
         try {
-            return scrape(port);
+            return ProcessCluster.scrape(port);
         } catch (Exception e) {
             return "";
         }
@@ -168,8 +156,4 @@ class SoakIT {
         return sum;
     }
 
-    private static double sample(String exposition, String name) {
-        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + " (\\S+)$").matcher(exposition);
-        return m.find() ? Double.parseDouble(m.group(1)) : -1;
-    }
 }

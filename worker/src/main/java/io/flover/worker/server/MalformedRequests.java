@@ -22,7 +22,8 @@ import java.io.UncheckedIOException;
  * RPC"; here requests reach the service as bytes and are parsed inside a listener that can.
  */
 public final class MalformedRequests {
-    private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
+    /** Messages as their raw bytes: what the guarded service sees, and what a test sends to play a broken client. */
+    public static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
         @Override
         public InputStream stream(byte[] value) {
             return new ByteArrayInputStream(value);

@@ -26,10 +26,6 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.StreamObserver;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.List;
@@ -164,7 +160,7 @@ class WorkerServiceTest {
         MethodDescriptor<byte[], byte[]> raw = MethodDescriptor.<byte[], byte[]>newBuilder()
                 .setType(MethodDescriptor.MethodType.UNARY)
                 .setFullMethodName(WorkerGrpc.getLoadShardMethod().getFullMethodName())
-                .setRequestMarshaller(new Bytes()).setResponseMarshaller(new Bytes()).build();
+                .setRequestMarshaller(MalformedRequests.BYTES).setResponseMarshaller(MalformedRequests.BYTES).build();
         SplittableRandom random = new SplittableRandom(20261123L);
         for (int i = 0; i < 200; i++) {
             byte[] garbage = new byte[random.nextInt(0, 256)];
@@ -176,22 +172,6 @@ class WorkerServiceTest {
                     "garbage " + i + " got " + e.getStatus());
         }
         aLoadedShardRunsEncodedStepsToTheGoldenIds();
-    }
-
-    private static final class Bytes implements MethodDescriptor.Marshaller<byte[]> {
-        @Override
-        public InputStream stream(byte[] value) {
-            return new ByteArrayInputStream(value);
-        }
-
-        @Override
-        public byte[] parse(InputStream stream) {
-            try {
-                return stream.readAllBytes();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
     }
 
     /** One RunSteps stream, read a reply at a time. */
