@@ -2,8 +2,9 @@ package io.flover.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import io.flover.kernels.cpu.MatmulBenchmark;
 import io.flover.kernels.cpu.MemoryBandwidth;
 import io.flover.model.Architecture;
@@ -85,7 +86,7 @@ final class BenchEngineCommand implements Callable<Integer> {
 
     private Map<String, Object> benchModel(CpuKernels kernels, Path dir, double bandwidth) throws Exception {
         Map<String, Object> r = new LinkedHashMap<>();
-        try (LoadedModel m = LoadedModel.open(dir, kernels)) {
+        try (LoadedModel m = LoadedModel.open(dir, new CpuBackend(kernels))) {
             CausalLm lm = m.lm();
             DType dtype = m.weightsDtype();
             int d = m.config().hiddenSize();
@@ -148,7 +149,7 @@ final class BenchEngineCommand implements Callable<Integer> {
     private double prefillTokensPerSecond(CausalLm lm) {
         int[] prompt = randomTokens(promptLength, lm.config().vocabSize(), 1);
         int blocks = (promptLength + BLOCK_SIZE - 1) / BLOCK_SIZE;
-        KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE);
+        Backend.KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE);
         int[] table = identity(blocks);
         lm.forward(StepBatch.single(prompt, 0, table), kv); // warm-up
         int runs = 3;
@@ -165,7 +166,7 @@ final class BenchEngineCommand implements Callable<Integer> {
         int promptLen = 16;
         int warmup = 4;
         int perSeqBlocks = (promptLen + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE;
-        KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE);
+        Backend.KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE);
         int[][] tables = new int[batch][perSeqBlocks];
         for (int s = 0; s < batch; s++) {
             for (int b = 0; b < perSeqBlocks; b++) {

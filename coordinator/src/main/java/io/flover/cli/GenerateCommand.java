@@ -3,7 +3,8 @@ package io.flover.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flover.coordinator.GenerationResult;
 import io.flover.coordinator.Generator;
-import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.Backend;
+import io.flover.kernels.Device;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.LoadedModel;
 import java.io.PrintWriter;
@@ -47,6 +48,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
+    @Option(names = "--device", defaultValue = "cpu",
+            description = "where the model runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
+    String device;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -81,7 +86,8 @@ final class GenerateCommand implements Callable<Integer> {
             ids = flags.prompt.ids;
         }
         var request = flags.request(ids);
-        try (CpuKernels kernels = new CpuKernels(threads); LoadedModel m = LoadedModel.open(dir, kernels)) {
+        Device on = Device.parse("--device", device);
+        try (Backend backend = on.open(threads); LoadedModel m = LoadedModel.open(dir, backend)) {
             Generator generator = new Generator(m.lm(), tokenizer);
             if (json) {
                 GenerationResult r = generator.generate(request, delta -> { });

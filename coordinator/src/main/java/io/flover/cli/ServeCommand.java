@@ -1,5 +1,6 @@
 package io.flover.cli;
 
+import io.flover.kernels.Device;
 import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
@@ -52,6 +53,15 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
+    @Option(names = "--device", defaultValue = "cpu",
+            description = "where the model runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--gpu-memory-fraction", paramLabel = "F",
+            description = "with --device cuda: size the KV cache so that this process uses this fraction of the "
+                    + "GPU's memory in all, weights included (default: --kv-memory decides)")
+    Double gpuMemoryFraction;
+
     @Option(names = "--tp", defaultValue = "1",
             description = "tensor-parallel ranks in this process, sharing the threads (default: ${DEFAULT-VALUE})")
     int tensorParallel;
@@ -87,9 +97,16 @@ final class ServeCommand implements Callable<Integer> {
         Flags.requirePort("--port", port);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
+        Device on = Device.parse("--device", device);
+        Flags.require(!on.cuda() || tensorParallel == 1, "--tp " + tensorParallel + " with --device " + on
+                + ": one process drives one GPU; run a coordinator and a worker per GPU for tensor parallelism");
+        Flags.require(gpuMemoryFraction == null || on.cuda(), "--gpu-memory-fraction needs --device cuda");
+        Flags.require(gpuMemoryFraction == null || (gpuMemoryFraction > 0 && gpuMemoryFraction <= 1),
+                "--gpu-memory-fraction must be in (0, 1], got " + gpuMemoryFraction);
         SchedulerConfig config = scheduler.config();
         Path dir = model != null ? model : ModelCache.defaultModel();
-        return new FloverServer.Options(dir, host, port, threads, tensorParallel, kvBytes, config);
+        return new FloverServer.Options(dir, host, port, threads, tensorParallel, kvBytes, config, on,
+                gpuMemoryFraction == null ? 0 : gpuMemoryFraction);
     }
 
     private void logModel(FloverServer.Options o, FloverServer server) throws IOException {
@@ -97,8 +114,9 @@ final class ServeCommand implements Callable<Integer> {
         ModelInfo info = FloverServer.info(o.modelDir(), c);
         Scheduler.Stats s = server.replicas().stats();
         Flags.log(String.format("model %s: %s, %s, context %d%s; KV cache: %d blocks, %d positions (%s)",
-                info.getName(), info.getArchitecture(), info.getDtype(), c.maxPositions(),
+                info.getName() + " on " + o.device(), info.getArchitecture(), info.getDtype(), c.maxPositions(),
                 o.tensorParallel() > 1 ? ", " + o.tensorParallel() + " tensor-parallel ranks" : "", s.totalBlocks(),
-                (long) s.totalBlocks() * EmbeddedEngine.BLOCK_SIZE, kvMemory));
+                (long) s.totalBlocks() * EmbeddedEngine.BLOCK_SIZE,
+                o.gpuMemoryFraction() > 0 ? "GPU memory fraction " + o.gpuMemoryFraction() : kvMemory));
     }
 }

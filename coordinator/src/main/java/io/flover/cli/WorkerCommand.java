@@ -1,5 +1,7 @@
 package io.flover.cli;
 
+import io.flover.kernels.Device;
+import io.flover.kernels.cuda.Cuda;
 import io.flover.worker.server.Membership;
 import io.flover.worker.server.Tls;
 import java.nio.file.Path;
@@ -31,7 +33,8 @@ final class WorkerCommand implements Callable<Integer> {
             description = "port of the all-reduce connections between ranks, 0 for any (default: ${DEFAULT-VALUE})")
     int collectivePort;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "where the shard runs: cpu (default: ${DEFAULT-VALUE})")
+    @Option(names = "--device", defaultValue = "cpu",
+            description = "where the shard runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
     String device;
 
     @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
@@ -59,7 +62,9 @@ final class WorkerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Flags.require(device.equals("cpu"), "--device: only cpu is supported by this build, not " + device);
+        Device on = Device.parse("--device", device);
+        String noGpu = on.cuda() ? Cuda.unavailableReason(on.ordinal()) : null;
+        Flags.require(noGpu == null, "--device " + on + ": " + noGpu);
         Flags.requirePort("--port", port);
         Flags.requirePort("--collective-port", collectivePort);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
@@ -68,7 +73,7 @@ final class WorkerCommand implements Callable<Integer> {
         Membership.Options membership = cluster.options(advertise);
         Flags.oneLineLogs();
         metrics.start(host);
-        WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, threads, kvBytes,
+        WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, on, threads, kvBytes,
                 membership, metrics.registry(), new Tls(tlsCert, tlsKey, clientCa)));
         Flags.log("worker at " + advertise + ":" + node.port() + " (collectives on port " + node.collectivePort()
                 + ") joined cluster '" + cluster.name + "'");

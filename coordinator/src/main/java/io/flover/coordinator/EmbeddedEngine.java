@@ -1,6 +1,6 @@
 package io.flover.coordinator;
 
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.CausalLm;
@@ -19,7 +19,7 @@ public final class EmbeddedEngine {
 
     /** Blocks that fit {@code kvMemoryBytes} for this model. */
     public static int blocksFor(ModelConfig c, long kvMemoryBytes) {
-        return blocksFor(KvCache.bytesPerBlock(c.numLayers(), BLOCK_SIZE, c.numKvHeads(), c.headDim()), kvMemoryBytes);
+        return blocksFor(Backend.KvCache.bytesPerBlock(c.numLayers(), BLOCK_SIZE, c.numKvHeads(), c.headDim()), kvMemoryBytes);
     }
 
     /** Blocks of {@code perBlock} bytes that fit {@code kvMemoryBytes}. */

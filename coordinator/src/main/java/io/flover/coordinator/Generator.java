@@ -1,6 +1,6 @@
 package io.flover.coordinator;
 
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.CausalLm;
@@ -32,7 +32,7 @@ public final class Generator {
         int maxTokens = req.maxTokens();
         int[] history = Arrays.copyOf(prompt, prompt.length + maxTokens);
         int blocks = (prompt.length + maxTokens + EmbeddedEngine.BLOCK_SIZE - 1) / EmbeddedEngine.BLOCK_SIZE;
-        KvCache kv = lm.newKvCache(blocks, EmbeddedEngine.BLOCK_SIZE);
+        Backend.KvCache kv = lm.newKvCache(blocks, EmbeddedEngine.BLOCK_SIZE);
         int[] table = new int[blocks];
         Arrays.setAll(table, i -> i);
 

@@ -5,7 +5,9 @@ import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
 import io.flover.coordinator.ServingMetrics;
-import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.Backend;
+import io.flover.kernels.Device;
+import io.flover.kernels.cuda.CudaBackend;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
@@ -49,6 +51,8 @@ public final class FloverServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(FloverServer.class.getName());
     /** Ranks in one process only wait for each other's compute, never a network. */
     private static final Duration LOCAL_COLLECTIVE_TIMEOUT = Duration.ofMinutes(1);
+    /** GPU memory kept out of the KV cache for a step's activations, logits and cuBLAS's workspaces. */
+    private static final long GPU_STEP_RESERVE = 1L << 30;
 
     /**
      * What to serve and how, in one process.
@@ -57,9 +61,17 @@ public final class FloverServer implements AutoCloseable {
      * @param port 0 binds a free port; {@link #port()} tells which
      * @param tensorParallel ranks of the in-process tensor-parallel group (1: no tensor parallelism)
      * @param kvMemoryBytes KV cache of the whole group
+     * @param device where a single rank runs; tensor-parallel ranks run on the CPU
+     * @param gpuMemoryFraction on a GPU, size the KV cache so that the process uses this fraction of the GPU's
+     *                          memory (0: {@code kvMemoryBytes} decides)
      */
     public record Options(Path modelDir, String host, int port, int threads, int tensorParallel, long kvMemoryBytes,
-                          SchedulerConfig scheduler) {
+                          SchedulerConfig scheduler, Device device, double gpuMemoryFraction) {
+        /** A CPU server. */
+        public Options(Path modelDir, String host, int port, int threads, int tensorParallel, long kvMemoryBytes,
+                       SchedulerConfig scheduler) {
+            this(modelDir, host, port, threads, tensorParallel, kvMemoryBytes, scheduler, Device.CPU, 0);
+        }
     }
 
     /**
@@ -99,17 +111,20 @@ public final class FloverServer implements AutoCloseable {
         int tp = o.tensorParallel();
         ModelConfig config = ModelConfig.load(o.modelDir());
         ShardLayout shard = ShardLayout.of(config, 0, tp); // checks that the model splits before anything loads
-        int blocks = EmbeddedEngine.blocksFor(shard.kvBytesPerBlock(config, EmbeddedEngine.BLOCK_SIZE) * tp,
-                o.kvMemoryBytes());
+        long perBlock = shard.kvBytesPerBlock(config, EmbeddedEngine.BLOCK_SIZE) * tp;
+        int blocks = EmbeddedEngine.blocksFor(perBlock, o.kvMemoryBytes());
         int maxSlots = o.scheduler().maxBatch();
         List<AutoCloseable> opened = new ArrayList<>();
         try {
             StepRunner runner;
             if (tp == 1) {
-                CpuKernels kernels = new CpuKernels(o.threads());
-                opened.add(kernels);
-                LoadedModel model = LoadedModel.open(o.modelDir(), kernels);
+                Backend backend = o.device().open(o.threads());
+                opened.add(backend);
+                LoadedModel model = LoadedModel.open(o.modelDir(), backend);
                 opened.add(model);
+                if (o.gpuMemoryFraction() > 0 && backend instanceof CudaBackend gpu) {
+                    blocks = EmbeddedEngine.blocksFor(perBlock, gpu.kvBudget(o.gpuMemoryFraction(), GPU_STEP_RESERVE));
+                }
                 runner = new ShardExecutor(model.lm(), blocks, EmbeddedEngine.BLOCK_SIZE, maxSlots);
             } else {
                 runner = LocalTensorParallel.open(o.modelDir(), tp, Math.max(1, o.threads() / tp), blocks,

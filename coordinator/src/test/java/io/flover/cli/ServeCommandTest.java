@@ -94,7 +94,7 @@ class ServeCommandTest {
             assertTrue(p.waitFor(20, TimeUnit.SECONDS), "still running after SIGTERM: " + Files.readString(stderr));
             String log = Files.readString(stderr);
             assertEquals(0, p.exitValue(), log);
-            assertTrue(log.contains("INFO flover: model llama-tiny-f32: LlamaForCausalLM, F32"), log);
+            assertTrue(log.contains("INFO flover: model llama-tiny-f32 on cpu: LlamaForCausalLM, F32"), log);
             assertTrue(log.strip().endsWith("INFO flover: stopped"), log);
         } finally {
             p.destroyForcibly();

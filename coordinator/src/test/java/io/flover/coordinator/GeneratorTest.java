@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.model.Architecture;
 import io.flover.model.DType;
@@ -35,7 +36,7 @@ class GeneratorTest {
     static void load() throws Exception {
         RandomCheckpoint.write(dir, Architecture.LLAMA, RandomCheckpoint.Preset.TINY, DType.F32, 5, s -> { });
         kernels = new CpuKernels(2);
-        model = LoadedModel.open(dir, kernels);
+        model = LoadedModel.open(dir, new CpuBackend(kernels));
         tokenizer = Tokenizer.load(dir);
     }
 

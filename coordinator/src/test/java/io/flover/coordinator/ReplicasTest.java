@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.flover.worker.GroupLostException;
@@ -35,7 +36,7 @@ class ReplicasTest {
     @BeforeAll
     static void open() throws Exception {
         kernels = new CpuKernels(2);
-        model = LoadedModel.open(SchedulerTest.golden("llama-tiny-f32"), kernels);
+        model = LoadedModel.open(SchedulerTest.golden("llama-tiny-f32"), new CpuBackend(kernels));
     }
 
     @AfterAll

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.SamplingParams;
@@ -40,7 +41,7 @@ class SchedulerTest {
     static void open() throws Exception {
         kernels = new CpuKernels(2);
         for (String name : List.of("llama-tiny-f32", "gpt2-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-bf16")) {
-            models.put(name, LoadedModel.open(golden(name), kernels));
+            models.put(name, LoadedModel.open(golden(name), new CpuBackend(kernels)));
         }
     }
 
@@ -259,7 +260,7 @@ class SchedulerTest {
         io.flover.model.RandomCheckpoint.write(dir, io.flover.model.Architecture.LLAMA,
                 io.flover.model.RandomCheckpoint.Preset.TINY, io.flover.model.DType.F32, 2, x -> { });
         io.flover.model.tokenizer.ByteLevelTokenizerWriter.write(dir, 300); // the model has 2048 ids
-        try (LoadedModel m = LoadedModel.open(dir, kernels);
+        try (LoadedModel m = LoadedModel.open(dir, new CpuBackend(kernels));
              Scheduler scheduler = EmbeddedEngine.start(m.lm(), io.flover.model.tokenizer.Tokenizer.load(dir), 64,
                      SchedulerConfig.defaults(new Policy.Fusion()))) {
             for (int round = 0; round < 2; round++) {

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flover.coordinator.GenerationRequest;
 import io.flover.coordinator.Generator;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.worker.LoadedModel;
 import io.grpc.ManagedChannel;
@@ -32,7 +33,7 @@ class DrainIT {
         int tokens = 200;
         int[][] prompts = new int[n][];
         int[][] expected = new int[n][];
-        try (CpuKernels kernels = new CpuKernels(1); LoadedModel m = LoadedModel.open(model, kernels)) {
+        try (CpuKernels kernels = new CpuKernels(1); LoadedModel m = LoadedModel.open(model, new CpuBackend(kernels))) {
             Generator alone = new Generator(m.lm(), null);
             for (int i = 0; i < n; i++) {
                 prompts[i] = new int[] {1 + i, 7, 11 + i};

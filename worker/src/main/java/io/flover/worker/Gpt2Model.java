@@ -1,8 +1,10 @@
 package io.flover.worker;
 
 import io.flover.collectives.Communicator;
-import io.flover.kernels.cpu.CpuKernels;
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
+import io.flover.kernels.Backend.Buffer;
+import io.flover.kernels.Backend.Matrix;
+import io.flover.kernels.Backend.Vector;
 import io.flover.model.Checkpoint;
 import io.flover.model.ModelConfig;
 import io.flover.model.Tensor;
@@ -15,66 +17,68 @@ import java.lang.foreign.ValueLayout;
  * fused {@code c_attn}, a {@code gelu_new} MLP and an LM head tied to the token embedding.
  */
 final class Gpt2Model implements CausalLm {
-    private record Layer(float[] ln1Weight, float[] ln1Bias, Tensor q, Tensor k, Tensor v,
-                         float[] qBias, float[] kBias, float[] vBias, Tensor proj, float[] projBias,
-                         float[] ln2Weight, float[] ln2Bias, Tensor fc, float[] fcBias, Tensor fcProj, float[] fcProjBias) {
+    private record Layer(Vector ln1Weight, Vector ln1Bias, Matrix q, Matrix k, Matrix v,
+                         Vector qBias, Vector kBias, Vector vBias, Matrix proj, Vector projBias,
+                         Vector ln2Weight, Vector ln2Bias, Matrix fc, Vector fcBias, Matrix fcProj, Vector fcProjBias) {
     }
 
     private final ModelConfig c;
     private final ShardLayout shard;
-    private final CpuKernels k;
-    private final Communicator comm;
+    private final Backend k;
+    private final ShardCollectives group;
     private final VocabParallel vocab;
-    private final Tensor wte;
-    private final Tensor wpe;
+    private final Matrix wte;
+    private final Matrix wpe;
     private final Layer[] layers;
-    private final float[] lnfWeight;
-    private final float[] lnfBias;
+    private final Vector lnfWeight;
+    private final Vector lnfBias;
 
     /**
      * Reads rank {@code comm.rank()}'s shard: the heads' columns of the fused {@code c_attn}, the MLP's slice of
      * {@code c_fc}, the matching input rows of both {@code c_proj}, and a vocabulary slice of the tied embedding.
      * {@code weights} holds the transposed copies of the {@code Conv1D} matrices for as long as the model lives.
      */
-    Gpt2Model(ModelConfig c, Checkpoint ck, CpuKernels kernels, Communicator comm, Arena weights) {
+    Gpt2Model(ModelConfig c, Checkpoint ck, Backend backend, Communicator comm, Arena weights) {
         this.c = c;
         this.shard = ShardLayout.of(c, comm.rank(), comm.size());
-        this.k = kernels;
-        this.comm = comm;
-        this.vocab = new VocabParallel(kernels, comm, shard, c.vocabSize());
+        this.k = backend;
+        this.group = new ShardCollectives(backend, comm);
+        this.vocab = new VocabParallel(backend, group, shard, c.vocabSize());
         long d = c.hiddenSize();
         long f = c.intermediateSize();
         long from = (long) shard.firstHead() * c.headDim();
         long width = (long) shard.heads() * c.headDim();
         String p0 = ck.contains("transformer.wte.weight") ? "transformer." : "";
-        this.wte = vocab.slice(ck.tensor(p0 + "wte.weight", c.vocabSize(), d));
-        this.wpe = ck.tensor(p0 + "wpe.weight", c.maxPositions(), d);
+        this.wte = k.matrix(vocab.slice(ck.tensor(p0 + "wte.weight", c.vocabSize(), d)));
+        this.wpe = k.matrix(ck.tensor(p0 + "wpe.weight", c.maxPositions(), d));
         this.layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = p0 + "h." + i + ".";
             Tensor qkv = ck.tensor(p + "attn.c_attn.weight", d, 3 * d);
             Tensor qkvBias = ck.tensor(p + "attn.c_attn.bias", 3 * d);
             layers[i] = new Layer(
-                    ck.tensor(p + "ln_1.weight", d).toFloatArray(),
-                    ck.tensor(p + "ln_1.bias", d).toFloatArray(),
-                    transposed(qkv, from, width, weights),
-                    transposed(qkv, d + from, width, weights),
-                    transposed(qkv, 2 * d + from, width, weights),
-                    qkvBias.toFloatArray(from, width),
-                    qkvBias.toFloatArray(d + from, width),
-                    qkvBias.toFloatArray(2 * d + from, width),
-                    transposed(ck.tensor(p + "attn.c_proj.weight", d, d).rowRange(from, width), 0, d, weights),
-                    ck.tensor(p + "attn.c_proj.bias", d).toFloatArray(),
-                    ck.tensor(p + "ln_2.weight", d).toFloatArray(),
-                    ck.tensor(p + "ln_2.bias", d).toFloatArray(),
-                    transposed(ck.tensor(p + "mlp.c_fc.weight", d, f), shard.firstFfn(), shard.ffn(), weights),
-                    ck.tensor(p + "mlp.c_fc.bias", f).toFloatArray(shard.firstFfn(), shard.ffn()),
-                    transposed(ck.tensor(p + "mlp.c_proj.weight", f, d).rowRange(shard.firstFfn(), shard.ffn()), 0, d,
-                            weights),
-                    ck.tensor(p + "mlp.c_proj.bias", d).toFloatArray());
+                    k.vector(ck.tensor(p + "ln_1.weight", d).toFloatArray()),
+                    k.vector(ck.tensor(p + "ln_1.bias", d).toFloatArray()),
+                    k.matrix(transposed(qkv, from, width, weights)),
+                    k.matrix(transposed(qkv, d + from, width, weights)),
+                    k.matrix(transposed(qkv, 2 * d + from, width, weights)),
+                    k.vector(qkvBias.toFloatArray(from, width)),
+                    k.vector(qkvBias.toFloatArray(d + from, width)),
+                    k.vector(qkvBias.toFloatArray(2 * d + from, width)),
+                    k.matrix(transposed(ck.tensor(p + "attn.c_proj.weight", d, d).rowRange(from, width), 0, d,
+                            weights)),
+                    k.vector(ck.tensor(p + "attn.c_proj.bias", d).toFloatArray()),
+                    k.vector(ck.tensor(p + "ln_2.weight", d).toFloatArray()),
+                    k.vector(ck.tensor(p + "ln_2.bias", d).toFloatArray()),
+                    k.matrix(transposed(ck.tensor(p + "mlp.c_fc.weight", d, f), shard.firstFfn(), shard.ffn(),
+                            weights)),
+                    k.vector(ck.tensor(p + "mlp.c_fc.bias", f).toFloatArray(shard.firstFfn(), shard.ffn())),
+                    k.matrix(transposed(ck.tensor(p + "mlp.c_proj.weight", f, d).rowRange(shard.firstFfn(),
+                            shard.ffn()), 0, d, weights)),
+                    k.vector(ck.tensor(p + "mlp.c_proj.bias", d).toFloatArray()));
         }
-        this.lnfWeight = ck.tensor(p0 + "ln_f.weight", d).toFloatArray();
-        this.lnfBias = ck.tensor(p0 + "ln_f.bias", d).toFloatArray();
+        this.lnfWeight = k.vector(ck.tensor(p0 + "ln_f.weight", d).toFloatArray());
+        this.lnfBias = k.vector(ck.tensor(p0 + "ln_f.bias", d).toFloatArray());
     }
 
     @Override
@@ -88,56 +92,63 @@ final class Gpt2Model implements CausalLm {
     }
 
     @Override
-    public float[] forward(StepBatch batch, KvCache kv) {
+    public Backend.KvCache newKvCache(int numBlocks, int blockSize) {
+        return k.kvCache(c.numLayers(), numBlocks, blockSize, shard.kvHeads(), c.headDim());
+    }
+
+    @Override
+    public float[] forward(StepBatch batch, Backend.KvCache kv) {
+        return k.onDevice(() -> forwardOnDevice(batch, kv));
+    }
+
+    private float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
         int width = heads * c.headDim();
         int f = shard.ffn();
-        int[] positions = batch.positions();
-        int[][] tables = batch.tokenBlockTables();
+        try (Backend.Step step = k.step(batch.index(), kv)) {
+            Buffer x = step.buffer(t * d);
+            Buffer h = step.buffer(t * d);
+            Buffer q = step.buffer(t * width);
+            Buffer kk = step.buffer(t * width);
+            Buffer vv = step.buffer(t * width);
+            Buffer attn = step.buffer(t * width);
+            Buffer mlp = step.buffer(t * f);
 
-        float[] x = new float[t * d];
-        float[] h = new float[t * d];
-        float[] q = new float[t * width];
-        float[] kk = new float[t * width];
-        float[] vv = new float[t * width];
-        float[] attn = new float[t * width];
-        float[] mlp = new float[t * f];
+            vocab.embed(step, wte, x);
+            k.positionEmbedding(step, wpe, h);
+            k.add(x, h, t * d);
+            for (int li = 0; li < layers.length; li++) {
+                Layer l = layers[li];
+                k.layerNorm(x, h, t, l.ln1Weight, l.ln1Bias, c.normEps());
+                k.matmul(h, t, l.q, q);
+                k.matmul(h, t, l.k, kk);
+                k.matmul(h, t, l.v, vv);
+                k.addBias(q, t, l.qBias);
+                k.addBias(kk, t, l.kBias);
+                k.addBias(vv, t, l.vBias);
+                k.writeKv(step, li, kk, vv);
+                k.attention(step, q, attn, li, heads);
+                k.matmul(attn, t, l.proj, h);
+                group.allReduceSum(h, t * d);
+                k.addBias(h, t, l.projBias);
+                k.add(x, h, t * d);
 
-        vocab.embed(wte, batch.tokens(), t, x);
-        k.embedding(wpe, 0, positions, t, h);
-        k.add(x, h, t * d);
-        for (int li = 0; li < layers.length; li++) {
-            Layer l = layers[li];
-            k.layerNorm(x, h, t, l.ln1Weight, l.ln1Bias, c.normEps());
-            k.matmul(h, t, l.q, q);
-            k.matmul(h, t, l.k, kk);
-            k.matmul(h, t, l.v, vv);
-            k.addBias(q, t, l.qBias);
-            k.addBias(kk, t, l.kBias);
-            k.addBias(vv, t, l.vBias);
-            for (int i = 0; i < t; i++) {
-                kv.write(li, tables[i], positions[i], kk, i * width, vv, i * width);
+                k.layerNorm(x, h, t, l.ln2Weight, l.ln2Bias, c.normEps());
+                k.matmul(h, t, l.fc, mlp);
+                k.addBias(mlp, t, l.fcBias);
+                k.geluNew(mlp, t * f);
+                k.matmul(mlp, t, l.fcProj, h);
+                group.allReduceSum(h, t * d);
+                k.addBias(h, t, l.fcProjBias);
+                k.add(x, h, t * d);
             }
-            k.attention(q, attn, t, positions, tables, kv, li, heads);
-            k.matmul(attn, t, l.proj, h);
-            comm.allReduceSum(h, 0, t * d);
-            k.addBias(h, t, l.projBias);
-            k.add(x, h, t * d);
-
-            k.layerNorm(x, h, t, l.ln2Weight, l.ln2Bias, c.normEps());
-            k.matmul(h, t, l.fc, mlp);
-            k.addBias(mlp, t, l.fcBias);
-            k.geluNew(mlp, t * f);
-            k.matmul(mlp, t, l.fcProj, h);
-            comm.allReduceSum(h, 0, t * d);
-            k.addBias(h, t, l.fcProjBias);
-            k.add(x, h, t * d);
+            int rows = batch.numLogitRows();
+            k.gatherLogitRows(step, x, d, h);
+            k.layerNorm(h, h, rows, lnfWeight, lnfBias, c.normEps());
+            return vocab.logits(step, h, rows, wte);
         }
-        int rows = LogitRows.gather(batch, x, d, h);
-        k.layerNorm(h, h, rows, lnfWeight, lnfBias, c.normEps());
-        return vocab.logits(h, rows, wte);
     }
 
     /**

@@ -1,8 +1,10 @@
 package io.flover.worker;
 
 import io.flover.collectives.Communicator;
-import io.flover.kernels.cpu.CpuKernels;
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
+import io.flover.kernels.Backend.Buffer;
+import io.flover.kernels.Backend.Matrix;
+import io.flover.kernels.Backend.Vector;
 import io.flover.kernels.cpu.Rope;
 import io.flover.model.Checkpoint;
 import io.flover.model.ModelConfig;
@@ -14,32 +16,33 @@ import java.lang.foreign.Arena;
  * blocks with rotary grouped-query attention and a SwiGLU MLP.
  */
 final class LlamaModel implements CausalLm {
-    private record Layer(float[] attnNorm, Tensor q, Tensor k, Tensor v, Tensor o,
-                         float[] qBias, float[] kBias, float[] vBias,
-                         float[] mlpNorm, Tensor gate, Tensor up, Tensor down) {
+    private record Layer(Vector attnNorm, Matrix q, Matrix k, Matrix v, Matrix o,
+                         Vector qBias, Vector kBias, Vector vBias,
+                         Vector mlpNorm, Matrix gate, Matrix up, Matrix down) {
     }
 
     private final ModelConfig c;
     private final ShardLayout shard;
-    private final CpuKernels k;
-    private final Communicator comm;
+    private final Backend k;
+    private final ShardCollectives group;
     private final VocabParallel vocab;
-    private final Rope rope;
-    private final Tensor embed;
+    private final Vector ropeFrequencies;
+    private final Matrix embed;
     private final Layer[] layers;
-    private final float[] finalNorm;
-    private final Tensor lmHead;
+    private final Vector finalNorm;
+    private final Matrix lmHead;
 
     /**
      * Reads rank {@code comm.rank()}'s shard of the weights: Q/K/V and gate/up by output rows (zero-copy slices
-     * of the memory map), O and down by input columns (copied into {@code weights}), embedding and head by vocabulary.
+     * of the memory map), O and down by input columns (copied into {@code weights}), embedding and head by vocabulary,
+     * and hands them to {@code backend}.
      */
-    LlamaModel(ModelConfig c, Checkpoint ck, CpuKernels kernels, Communicator comm, Arena weights) {
+    LlamaModel(ModelConfig c, Checkpoint ck, Backend backend, Communicator comm, Arena weights) {
         this.c = c;
         this.shard = ShardLayout.of(c, comm.rank(), comm.size());
-        this.k = kernels;
-        this.comm = comm;
-        this.vocab = new VocabParallel(kernels, comm, shard, c.vocabSize());
+        this.k = backend;
+        this.group = new ShardCollectives(backend, comm);
+        this.vocab = new VocabParallel(backend, group, shard, c.vocabSize());
         long d = c.hiddenSize();
         int hd = c.headDim();
         long qDim = (long) c.numHeads() * hd;
@@ -51,30 +54,31 @@ final class LlamaModel implements CausalLm {
         long kvFrom = (long) shard.firstKvHead() * hd;
         long kvCount = (long) shard.kvHeads() * hd;
         ModelConfig.RopeScaling s = c.ropeScaling();
-        this.rope = new Rope(hd, c.ropeTheta(), s == null ? null
-                : new Rope.Llama3Scaling(s.factor(), s.lowFreqFactor(), s.highFreqFactor(), s.originalMaxPositions()));
-        Tensor fullEmbed = ck.tensor("model.embed_tokens.weight", v, d);
-        this.embed = vocab.slice(fullEmbed);
+        this.ropeFrequencies = k.vector(new Rope(hd, c.ropeTheta(), s == null ? null
+                : new Rope.Llama3Scaling(s.factor(), s.lowFreqFactor(), s.highFreqFactor(), s.originalMaxPositions()))
+                .inverseFrequencies());
+        this.embed = k.matrix(vocab.slice(ck.tensor("model.embed_tokens.weight", v, d)));
         this.layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
             layers[i] = new Layer(
-                    ck.tensor(p + "input_layernorm.weight", d).toFloatArray(),
-                    ck.tensor(p + "self_attn.q_proj.weight", qDim, d).rowRange(qFrom, qCount),
-                    ck.tensor(p + "self_attn.k_proj.weight", kvDim, d).rowRange(kvFrom, kvCount),
-                    ck.tensor(p + "self_attn.v_proj.weight", kvDim, d).rowRange(kvFrom, kvCount),
-                    columns(ck.tensor(p + "self_attn.o_proj.weight", d, qDim), qFrom, qCount, weights),
+                    k.vector(ck.tensor(p + "input_layernorm.weight", d).toFloatArray()),
+                    k.matrix(ck.tensor(p + "self_attn.q_proj.weight", qDim, d).rowRange(qFrom, qCount)),
+                    k.matrix(ck.tensor(p + "self_attn.k_proj.weight", kvDim, d).rowRange(kvFrom, kvCount)),
+                    k.matrix(ck.tensor(p + "self_attn.v_proj.weight", kvDim, d).rowRange(kvFrom, kvCount)),
+                    k.matrix(columns(ck.tensor(p + "self_attn.o_proj.weight", d, qDim), qFrom, qCount, weights)),
                     optionalSlice(ck, p + "self_attn.q_proj.bias", qDim, qFrom, qCount),
                     optionalSlice(ck, p + "self_attn.k_proj.bias", kvDim, kvFrom, kvCount),
                     optionalSlice(ck, p + "self_attn.v_proj.bias", kvDim, kvFrom, kvCount),
-                    ck.tensor(p + "post_attention_layernorm.weight", d).toFloatArray(),
-                    ck.tensor(p + "mlp.gate_proj.weight", f, d).rowRange(shard.firstFfn(), shard.ffn()),
-                    ck.tensor(p + "mlp.up_proj.weight", f, d).rowRange(shard.firstFfn(), shard.ffn()),
-                    columns(ck.tensor(p + "mlp.down_proj.weight", d, f), shard.firstFfn(), shard.ffn(), weights));
+                    k.vector(ck.tensor(p + "post_attention_layernorm.weight", d).toFloatArray()),
+                    k.matrix(ck.tensor(p + "mlp.gate_proj.weight", f, d).rowRange(shard.firstFfn(), shard.ffn())),
+                    k.matrix(ck.tensor(p + "mlp.up_proj.weight", f, d).rowRange(shard.firstFfn(), shard.ffn())),
+                    k.matrix(columns(ck.tensor(p + "mlp.down_proj.weight", d, f), shard.firstFfn(), shard.ffn(),
+                            weights)));
         }
-        this.finalNorm = ck.tensor("model.norm.weight", d).toFloatArray();
+        this.finalNorm = k.vector(ck.tensor("model.norm.weight", d).toFloatArray());
         this.lmHead = c.tieWordEmbeddings() && !ck.contains("lm_head.weight")
-                ? embed : vocab.slice(ck.tensor("lm_head.weight", v, d));
+                ? embed : k.matrix(vocab.slice(ck.tensor("lm_head.weight", v, d)));
     }
 
     @Override
@@ -88,58 +92,65 @@ final class LlamaModel implements CausalLm {
     }
 
     @Override
-    public float[] forward(StepBatch batch, KvCache kv) {
+    public Backend.KvCache newKvCache(int numBlocks, int blockSize) {
+        return k.kvCache(c.numLayers(), numBlocks, blockSize, shard.kvHeads(), c.headDim());
+    }
+
+    @Override
+    public float[] forward(StepBatch batch, Backend.KvCache kv) {
+        return k.onDevice(() -> forwardOnDevice(batch, kv));
+    }
+
+    private float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
         int qDim = heads * c.headDim();
         int kvDim = shard.kvHeads() * c.headDim();
         int f = shard.ffn();
-        int[] positions = batch.positions();
-        int[][] tables = batch.tokenBlockTables();
+        try (Backend.Step step = k.step(batch.index(), kv)) {
+            Buffer x = step.buffer(t * d);
+            Buffer h = step.buffer(t * d);
+            Buffer q = step.buffer(t * qDim);
+            Buffer kk = step.buffer(t * kvDim);
+            Buffer vv = step.buffer(t * kvDim);
+            Buffer attn = step.buffer(t * qDim);
+            Buffer gate = step.buffer(t * f);
+            Buffer up = step.buffer(t * f);
 
-        float[] x = new float[t * d];
-        float[] h = new float[t * d];
-        float[] q = new float[t * qDim];
-        float[] kk = new float[t * kvDim];
-        float[] vv = new float[t * kvDim];
-        float[] attn = new float[t * qDim];
-        float[] gate = new float[t * f];
-        float[] up = new float[t * f];
+            vocab.embed(step, embed, x);
+            for (int li = 0; li < layers.length; li++) {
+                Layer l = layers[li];
+                k.rmsNorm(x, h, t, l.attnNorm, c.normEps());
+                k.matmul(h, t, l.q, q);
+                k.matmul(h, t, l.k, kk);
+                k.matmul(h, t, l.v, vv);
+                if (l.qBias != null) {
+                    k.addBias(q, t, l.qBias);
+                    k.addBias(kk, t, l.kBias);
+                    k.addBias(vv, t, l.vBias);
+                }
+                k.rope(step, q, heads, ropeFrequencies);
+                k.rope(step, kk, shard.kvHeads(), ropeFrequencies);
+                k.writeKv(step, li, kk, vv);
+                k.attention(step, q, attn, li, heads);
+                k.matmul(attn, t, l.o, h);
+                group.allReduceSum(h, t * d);
+                k.add(x, h, t * d);
 
-        vocab.embed(embed, batch.tokens(), t, x);
-        for (int li = 0; li < layers.length; li++) {
-            Layer l = layers[li];
-            k.rmsNorm(x, h, t, l.attnNorm, c.normEps());
-            k.matmul(h, t, l.q, q);
-            k.matmul(h, t, l.k, kk);
-            k.matmul(h, t, l.v, vv);
-            if (l.qBias != null) {
-                k.addBias(q, t, l.qBias);
-                k.addBias(kk, t, l.kBias);
-                k.addBias(vv, t, l.vBias);
+                k.rmsNorm(x, h, t, l.mlpNorm, c.normEps());
+                k.matmul(h, t, l.gate, gate);
+                k.matmul(h, t, l.up, up);
+                k.swiglu(gate, up, t * f);
+                k.matmul(gate, t, l.down, h);
+                group.allReduceSum(h, t * d);
+                k.add(x, h, t * d);
             }
-            rope.apply(q, 0, t, positions, heads);
-            rope.apply(kk, 0, t, positions, shard.kvHeads());
-            for (int i = 0; i < t; i++) {
-                kv.write(li, tables[i], positions[i], kk, i * kvDim, vv, i * kvDim);
-            }
-            k.attention(q, attn, t, positions, tables, kv, li, heads);
-            k.matmul(attn, t, l.o, h);
-            comm.allReduceSum(h, 0, t * d);
-            k.add(x, h, t * d);
-
-            k.rmsNorm(x, h, t, l.mlpNorm, c.normEps());
-            k.matmul(h, t, l.gate, gate);
-            k.matmul(h, t, l.up, up);
-            k.swiglu(gate, up, t * f);
-            k.matmul(gate, t, l.down, h);
-            comm.allReduceSum(h, 0, t * d);
-            k.add(x, h, t * d);
+            int rows = batch.numLogitRows();
+            k.gatherLogitRows(step, x, d, h);
+            k.rmsNorm(h, h, rows, finalNorm, c.normEps());
+            return vocab.logits(step, h, rows, lmHead);
         }
-        int rows = LogitRows.gather(batch, x, d, h);
-        k.rmsNorm(h, h, rows, finalNorm, c.normEps());
-        return vocab.logits(h, rows, lmHead);
     }
 
     /** Input columns of a row-parallel weight; the whole tensor, uncopied, when one rank holds it all. */
@@ -147,7 +158,7 @@ final class LlamaModel implements CausalLm {
         return count == w.cols() ? w : w.columnRange(from, count, arena);
     }
 
-    private static float[] optionalSlice(Checkpoint ck, String name, long n, long from, long count) {
-        return ck.contains(name) ? ck.tensor(name, n).toFloatArray(from, count) : null;
+    private Vector optionalSlice(Checkpoint ck, String name, long n, long from, long count) {
+        return ck.contains(name) ? k.vector(ck.tensor(name, n).toFloatArray(from, count)) : null;
     }
 }

@@ -1,7 +1,7 @@
 package io.flover.worker;
 
 import io.flover.collectives.Communicator;
-import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.Backend;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
@@ -26,23 +26,24 @@ public final class LoadedModel implements AutoCloseable {
         this.lm = lm;
     }
 
-    /** Opens the whole model in {@code dir}; errors name the file and what is wrong with it. */
-    public static LoadedModel open(Path dir, CpuKernels kernels) throws IOException {
-        return open(dir, kernels, Communicator.solo());
+    /** Opens the whole model in {@code dir} on {@code backend}; errors name the file and what is wrong with it. */
+    public static LoadedModel open(Path dir, Backend backend) throws IOException {
+        return open(dir, backend, Communicator.solo());
     }
 
     /**
      * Opens rank {@code comm.rank()}'s tensor-parallel shard of the model in {@code dir}, reading only that
-     * shard's part of the weights; its forward runs the group's collectives through {@code comm}.
+     * shard's part of the weights, on {@code backend}; its forward runs the group's collectives through {@code comm}.
+     * The backend stays the caller's: close it after the model.
      */
-    public static LoadedModel open(Path dir, CpuKernels kernels, Communicator comm) throws IOException {
+    public static LoadedModel open(Path dir, Backend backend, Communicator comm) throws IOException {
         ModelConfig config = ModelConfig.load(dir);
         Checkpoint ck = Checkpoint.open(dir);
         Arena derived = Arena.ofShared();
         try {
             CausalLm lm = switch (config.architecture()) {
-                case LLAMA -> new LlamaModel(config, ck, kernels, comm, derived);
-                case GPT2 -> new Gpt2Model(config, ck, kernels, comm, derived);
+                case LLAMA -> new LlamaModel(config, ck, backend, comm, derived);
+                case GPT2 -> new Gpt2Model(config, ck, backend, comm, derived);
             };
             return new LoadedModel(dir, ck, derived, lm);
         } catch (RuntimeException e) {

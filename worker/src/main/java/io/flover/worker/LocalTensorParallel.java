@@ -2,6 +2,7 @@ package io.flover.worker;
 
 import io.flover.collectives.Communicator;
 import io.flover.collectives.LocalGroup;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -53,7 +54,7 @@ public final class LocalTensorParallel implements StepRunner {
             for (Communicator comm : comms) {
                 CpuKernels k = new CpuKernels(threadsPerRank);
                 kernels.add(k);
-                LoadedModel m = LoadedModel.open(dir, k, comm);
+                LoadedModel m = LoadedModel.open(dir, new CpuBackend(k), comm);
                 models.add(m);
                 shards.add(new ShardExecutor(m.lm(), numBlocks, blockSize, maxSlots));
             }

@@ -1,6 +1,6 @@
 package io.flover.worker;
 
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import java.util.Arrays;
 
 /**
@@ -37,7 +37,7 @@ public final class ShardExecutor implements StepRunner {
     }
 
     private final CausalLm lm;
-    private final KvCache kv;
+    private final Backend.KvCache kv;
     private final Sampler sampler = new Sampler();
     private final Slot[] slots;
     /** KV blocks of the live slots, for metrics read by other threads. */

@@ -1,6 +1,6 @@
 package io.flover.worker;
 
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import io.flover.model.ModelConfig;
 
 /**
@@ -43,7 +43,7 @@ public record ShardLayout(int rank, int size, int firstHead, int heads, int firs
 
     /** Bytes one KV block of {@code blockSize} positions takes on this rank. */
     public long kvBytesPerBlock(ModelConfig c, int blockSize) {
-        return KvCache.bytesPerBlock(c.numLayers(), blockSize, kvHeads, c.headDim());
+        return Backend.KvCache.bytesPerBlock(c.numLayers(), blockSize, kvHeads, c.headDim());
     }
 
     private static void requireDivides(int size, int n, String what) {

@@ -1,5 +1,6 @@
 package io.flover.worker;
 
+import io.flover.kernels.StepIndex;
 import java.util.Arrays;
 
 /**
@@ -52,8 +53,19 @@ public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] fir
         return n;
     }
 
+    /** What the kernels need to know of the step's tokens. */
+    public StepIndex index() {
+        int[] logitTokens = new int[numLogitRows()];
+        for (int s = 0, row = 0; s < seqStart.length; s++) {
+            if (wantLogits[s]) {
+                logitTokens[row++] = seqStart[s] + seqLength[s] - 1;
+            }
+        }
+        return new StepIndex(tokens, positions(), tokenBlockTables(), logitTokens);
+    }
+
     /** Position of every token of the flat list. */
-    public int[] positions() {
+    private int[] positions() {
         int[] p = new int[tokens.length];
         for (int s = 0; s < seqStart.length; s++) {
             for (int i = 0; i < seqLength[s]; i++) {
@@ -64,7 +76,7 @@ public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] fir
     }
 
     /** The block table of the sequence of every token of the flat list. */
-    public int[][] tokenBlockTables() {
+    private int[][] tokenBlockTables() {
         int[][] t = new int[tokens.length][];
         for (int s = 0; s < seqStart.length; s++) {
             Arrays.fill(t, seqStart[s], seqStart[s] + seqLength[s], blockTables[s]);

@@ -1,7 +1,6 @@
 package io.flover.worker;
 
-import io.flover.collectives.Communicator;
-import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.Backend;
 import io.flover.model.Tensor;
 
 /**
@@ -10,14 +9,14 @@ import io.flover.model.Tensor;
  * all-gather gives every rank the whole rows, so every rank samples the same token.
  */
 final class VocabParallel {
-    private final CpuKernels k;
-    private final Communicator comm;
+    private final Backend k;
+    private final ShardCollectives group;
     private final ShardLayout shard;
     private final int vocabSize;
 
-    VocabParallel(CpuKernels kernels, Communicator comm, ShardLayout shard, int vocabSize) {
-        this.k = kernels;
-        this.comm = comm;
+    VocabParallel(Backend backend, ShardCollectives group, ShardLayout shard, int vocabSize) {
+        this.k = backend;
+        this.group = group;
         this.shard = shard;
         this.vocabSize = vocabSize;
     }
@@ -27,34 +26,31 @@ final class VocabParallel {
         return shard.size() == 1 ? table : table.rowRange(shard.firstVocab(), shard.vocab());
     }
 
-    /** Rows {@code ids[0..tokens)} of the whole table into {@code out} ({@code localTable} is this rank's slice). */
-    void embed(Tensor localTable, int[] ids, int tokens, float[] out) {
-        k.embedding(localTable, shard.firstVocab(), ids, tokens, out);
-        if (shard.size() > 1) {
-            comm.allReduceSum(out, 0, tokens * localTable.cols());
-        }
+    /** The rows of the step's token ids in the whole table into {@code out} ({@code localTable}: this rank's slice). */
+    void embed(Backend.Step step, Backend.Matrix localTable, Backend.Buffer out) {
+        k.embedding(step, localTable, shard.firstVocab(), out);
+        group.allReduceSum(out, step.index().tokens() * localTable.cols());
     }
 
-    /** The logits over the whole vocabulary of {@code rows} hidden states ({@code localHead} is this rank's slice). */
-    float[] logits(float[] hidden, int rows, Tensor localHead) {
+    /** The logits over the whole vocabulary of {@code rows} hidden states ({@code localHead}: this rank's slice). */
+    float[] logits(Backend.Step step, Backend.Buffer hidden, int rows, Backend.Matrix localHead) {
         if (shard.size() == 1) {
-            float[] logits = new float[rows * vocabSize];
+            Backend.Buffer logits = step.buffer(rows * vocabSize);
             k.matmul(hidden, rows, localHead, logits);
-            return logits;
+            return k.toHost(logits, rows * vocabSize);
         }
         int chunk = shard.vocabChunk();
+        int held = shard.vocab();
         float[] local = new float[rows * chunk];
-        if (shard.vocab() == chunk) {
-            k.matmul(hidden, rows, localHead, local);
-        } else if (shard.vocab() > 0) { // the last rank of an uneven split: pad its rows to the common chunk
-            float[] narrow = new float[rows * shard.vocab()];
+        if (held > 0) { // the last rank of an uneven split holds fewer rows: pad its rows to the common chunk
+            Backend.Buffer narrow = step.buffer(rows * held);
             k.matmul(hidden, rows, localHead, narrow);
+            float[] host = k.toHost(narrow, rows * held);
             for (int r = 0; r < rows; r++) {
-                System.arraycopy(narrow, r * shard.vocab(), local, r * chunk, shard.vocab());
+                System.arraycopy(host, r * held, local, r * chunk, held);
             }
         }
-        float[] gathered = new float[shard.size() * rows * chunk];
-        comm.allGather(local, 0, local.length, gathered, 0);
+        float[] gathered = group.allGather(local, local.length);
         float[] logits = new float[rows * vocabSize];
         for (int rank = 0; rank < shard.size(); rank++) {
             int first = rank * chunk;

@@ -3,6 +3,7 @@ package io.flover.worker;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.model.Checkpoint;
 import io.flover.model.SafetensorsWriter;
@@ -42,7 +43,7 @@ class CheckpointVariantsTest {
     private static final int[] PROMPT = {369, 17, 250, 3, 99};
 
     private float[] logits(Path dir) throws Exception {
-        try (LoadedModel m = LoadedModel.open(dir, kernels)) {
+        try (LoadedModel m = LoadedModel.open(dir, new CpuBackend(kernels))) {
             return m.lm().forward(StepBatch.single(PROMPT, 0, new int[] {0}), m.lm().newKvCache(1, 16));
         }
     }

@@ -6,8 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
@@ -75,22 +76,24 @@ class GoldenModelTest {
         return cases;
     }
 
+    /** The backend under test; closed after each model. */
+    Backend backend() {
+        return new CpuBackend(kernels);
+    }
+
+    double logitTolerance() {
+        return LOGIT_TOLERANCE;
+    }
+
     @ParameterizedTest
     @MethodSource("checkpoints")
     void eachPromptAloneMatchesReference(String name) throws Exception {
-        try (LoadedModel m = LoadedModel.open(dir(name), kernels)) {
+        try (Backend backend = backend(); LoadedModel m = LoadedModel.open(dir(name), backend)) {
             for (Case c : cases(name)) {
-                KvCache kv = m.lm().newKvCache(blocksFor(c), BLOCK_SIZE);
-                int[] table = identityTable(blocksFor(c));
-                float[] logits = m.lm().forward(StepBatch.single(c.prompt, 0, table), kv);
-                assertClose(c.lastLogits, logits, name + " prompt of " + c.prompt.length);
-                int[] generated = new int[c.greedy.length];
-                int position = c.prompt.length;
-                for (int i = 0; i < generated.length; i++) {
-                    generated[i] = Sampler.argmax(logits, 0, logits.length);
-                    logits = m.lm().forward(StepBatch.single(new int[] {generated[i]}, position++, table), kv);
-                }
-                assertArrayEquals(c.greedy, generated, name + " greedy ids for a prompt of " + c.prompt.length);
+                Greedy alone = greedyFused(m, List.of(c.prompt), Math.max(1, c.greedy.length), c.prompt.length);
+                assertClose(c.lastLogits, alone.firstLogits[0], name + " prompt of " + c.prompt.length);
+                assertArrayEquals(c.greedy, Arrays.copyOf(alone.ids[0], c.greedy.length),
+                        name + " greedy ids for a prompt of " + c.prompt.length);
             }
         }
     }
@@ -100,104 +103,106 @@ class GoldenModelTest {
     @MethodSource("checkpoints")
     void fusedChunkedStepsMatchReference(String name) throws Exception {
         List<Case> cases = cases(name);
-        int n = cases.size();
-        try (LoadedModel m = LoadedModel.open(dir(name), kernels)) {
-            int blocksEach = cases.stream().mapToInt(GoldenModelTest::blocksFor).max().orElseThrow();
-            KvCache kv = m.lm().newKvCache(blocksEach * n, BLOCK_SIZE);
-            int[][] tables = new int[n][blocksEach];
-            for (int s = 0; s < n; s++) {
-                for (int b = 0; b < blocksEach; b++) {
-                    tables[s][b] = b * n + s; // interleaved, so sequences share no block by construction only
-                }
+        int steps = Math.max(1, cases.stream().mapToInt(c -> c.greedy.length).max().orElseThrow());
+        try (Backend backend = backend(); LoadedModel m = LoadedModel.open(dir(name), backend)) {
+            Greedy fused = greedyFused(m, cases.stream().map(Case::prompt).toList(), steps, 5);
+            for (int s = 0; s < cases.size(); s++) {
+                Case c = cases.get(s);
+                assertClose(c.lastLogits, fused.firstLogits[s], name + " fused prompt " + s);
+                assertArrayEquals(c.greedy, Arrays.copyOf(fused.ids[s], c.greedy.length),
+                        name + " fused greedy ids of sequence " + s);
             }
-            int[] done = new int[n];
-            int[][] generated = new int[n][];
-            for (int s = 0; s < n; s++) {
-                generated[s] = new int[cases.get(s).greedy.length];
+        }
+    }
+
+    /** Each sequence's greedy ids, and its logits at the last prompt position. */
+    record Greedy(int[][] ids, float[][] firstLogits) {
+    }
+
+    /**
+     * Greedy decoding of {@code steps} tokens for every prompt, all in the same fused steps: prompts prefilled in
+     * chunks of up to {@code chunk} tokens beside the others' decode tokens, KV blocks interleaved across sequences.
+     */
+    static Greedy greedyFused(LoadedModel m, List<int[]> prompts, int steps, int chunk) {
+        int n = prompts.size();
+        int longest = prompts.stream().mapToInt(p -> p.length).max().orElseThrow();
+        int blocksEach = (longest + steps + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        Backend.KvCache kv = m.lm().newKvCache(blocksEach * n, BLOCK_SIZE);
+        int[][] tables = new int[n][blocksEach];
+        for (int s = 0; s < n; s++) {
+            for (int b = 0; b < blocksEach; b++) {
+                tables[s][b] = b * n + s; // interleaved, so sequences share no block by construction only
             }
-            int[] produced = new int[n];
-            int chunk = 5;
-            while (java.util.stream.IntStream.range(0, n).anyMatch(s -> produced[s] < cases.get(s).greedy.length)) {
-                List<int[]> pieces = new ArrayList<>();
-                List<Integer> seqs = new ArrayList<>();
-                List<Integer> firsts = new ArrayList<>();
-                List<Boolean> wants = new ArrayList<>();
-                for (int s = 0; s < n; s++) {
-                    Case c = cases.get(s);
-                    if (produced[s] == c.greedy.length) {
-                        continue;
-                    }
-                    if (done[s] < c.prompt.length) {
-                        int len = Math.min(chunk, c.prompt.length - done[s]);
-                        pieces.add(Arrays.copyOfRange(c.prompt, done[s], done[s] + len));
-                        firsts.add(done[s]);
-                        done[s] += len;
-                        wants.add(done[s] == c.prompt.length);
-                    } else {
-                        pieces.add(new int[] {generated[s][produced[s] - 1]});
-                        firsts.add(c.prompt.length + produced[s] - 1);
-                        wants.add(true);
-                    }
-                    seqs.add(s);
+        }
+        int vocab = m.config().vocabSize();
+        int[] done = new int[n];
+        int[][] generated = new int[n][steps];
+        float[][] firstLogits = new float[n][];
+        int[] produced = new int[n];
+        while (Arrays.stream(produced).anyMatch(p -> p < steps)) {
+            List<int[]> pieces = new ArrayList<>();
+            List<Integer> seqs = new ArrayList<>();
+            List<Integer> firsts = new ArrayList<>();
+            List<Boolean> wants = new ArrayList<>();
+            for (int s = 0; s < n; s++) {
+                int[] prompt = prompts.get(s);
+                if (produced[s] == steps) {
+                    continue;
                 }
-                int k = seqs.size();
-                int[] starts = new int[k];
-                int[] lengths = new int[k];
-                int[] firstPos = new int[k];
-                int[][] seqTables = new int[k][];
-                boolean[] want = new boolean[k];
-                int total = 0;
-                for (int i = 0; i < k; i++) {
-                    starts[i] = total;
-                    lengths[i] = pieces.get(i).length;
-                    total += lengths[i];
-                    firstPos[i] = firsts.get(i);
-                    seqTables[i] = tables[seqs.get(i)];
-                    want[i] = wants.get(i);
+                if (done[s] < prompt.length) {
+                    int len = Math.min(chunk, prompt.length - done[s]);
+                    pieces.add(Arrays.copyOfRange(prompt, done[s], done[s] + len));
+                    firsts.add(done[s]);
+                    done[s] += len;
+                    wants.add(done[s] == prompt.length);
+                } else {
+                    pieces.add(new int[] {generated[s][produced[s] - 1]});
+                    firsts.add(prompt.length + produced[s] - 1);
+                    wants.add(true);
                 }
-                int[] tokens = new int[total];
-                for (int i = 0; i < k; i++) {
-                    System.arraycopy(pieces.get(i), 0, tokens, starts[i], lengths[i]);
-                }
-                float[] logits = m.lm().forward(new StepBatch(tokens, starts, lengths, firstPos, seqTables, want), kv);
-                int vocab = m.config().vocabSize();
-                int row = 0;
-                for (int i = 0; i < k; i++) {
-                    if (!want[i]) {
-                        continue;
-                    }
+                seqs.add(s);
+            }
+            int k = seqs.size();
+            int[] starts = new int[k];
+            int[] lengths = new int[k];
+            int[] firstPos = new int[k];
+            int[][] seqTables = new int[k][];
+            boolean[] want = new boolean[k];
+            int total = 0;
+            for (int i = 0; i < k; i++) {
+                starts[i] = total;
+                lengths[i] = pieces.get(i).length;
+                total += lengths[i];
+                firstPos[i] = firsts.get(i);
+                seqTables[i] = tables[seqs.get(i)];
+                want[i] = wants.get(i);
+            }
+            int[] tokens = new int[total];
+            for (int i = 0; i < k; i++) {
+                System.arraycopy(pieces.get(i), 0, tokens, starts[i], lengths[i]);
+            }
+            float[] logits = m.lm().forward(new StepBatch(tokens, starts, lengths, firstPos, seqTables, want), kv);
+            for (int i = 0, row = 0; i < k; i++) {
+                if (want[i]) {
                     int s = seqs.get(i);
                     if (produced[s] == 0) {
-                        assertClose(cases.get(s).lastLogits, Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab),
-                                name + " fused prompt " + s);
+                        firstLogits[s] = Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab);
                     }
                     generated[s][produced[s]++] = Sampler.argmax(logits, row * vocab, vocab);
                     row++;
                 }
             }
-            for (int s = 0; s < n; s++) {
-                assertArrayEquals(cases.get(s).greedy, generated[s], name + " fused greedy ids of sequence " + s);
-            }
         }
+        return new Greedy(generated, firstLogits);
     }
 
-    private static int blocksFor(Case c) {
-        return (c.prompt.length + c.greedy.length + BLOCK_SIZE - 1) / BLOCK_SIZE;
-    }
-
-    private static int[] identityTable(int n) {
-        int[] t = new int[n];
-        Arrays.setAll(t, i -> i);
-        return t;
-    }
-
-    private static void assertClose(float[] expected, float[] actual, String what) {
+    private void assertClose(float[] expected, float[] actual, String what) {
         assertEquals(expected.length, actual.length, what + ": logit count");
         double worst = 0;
         for (int i = 0; i < expected.length; i++) {
             worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
         }
-        assertTrue(worst <= LOGIT_TOLERANCE, what + ": max |logit error| " + worst + " > " + LOGIT_TOLERANCE);
+        assertTrue(worst <= logitTolerance(), what + ": max |logit error| " + worst + " > " + logitTolerance());
     }
 
     private static int[] ints(JsonNode a) {

@@ -7,8 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flover.collectives.Communicator;
 import io.flover.collectives.LocalGroup;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
-import io.flover.kernels.cpu.KvCache;
+import io.flover.kernels.Backend;
 import io.flover.model.ModelConfig;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -98,10 +99,10 @@ class TensorParallelTest {
             throws Exception {
         List<float[][]> out = new ArrayList<>();
         try (CpuKernels kernels = new CpuKernels(1);
-             LoadedModel m = LoadedModel.open(GoldenModelTest.dir(name), kernels, comm)) {
+             LoadedModel m = LoadedModel.open(GoldenModelTest.dir(name), new CpuBackend(kernels), comm)) {
             for (GoldenModelTest.Case c : cases) {
                 int blocks = (c.prompt().length + c.greedy().length) / 16 + 1;
-                KvCache kv = m.lm().newKvCache(blocks, 16);
+                Backend.KvCache kv = m.lm().newKvCache(blocks, 16);
                 int[] table = new int[blocks];
                 Arrays.setAll(table, i -> i);
                 float[] logits = m.lm().forward(StepBatch.single(c.prompt(), 0, table), kv);

@@ -321,7 +321,7 @@ public final class CpuKernels implements AutoCloseable {
      * {@code h / (heads / kvHeads)} (grouped-query attention). Writes {@code out[t]}, same shape as {@code q}.
      */
     public void attention(float[] q, float[] out, int tokens, int[] positions, int[][] blockTables,
-                          KvCache kv, int layer, int heads) {
+                          CpuKvCache kv, int layer, int heads) {
         int hd = kv.headDim();
         Objects.checkFromIndexSize(0, tokens * heads * hd, q.length);
         Objects.checkFromIndexSize(0, tokens * heads * hd, out.length);
@@ -341,7 +341,7 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     private void attendHead(int worker, float[] q, float[] out, int t, int h, int heads, int len, int[] table,
-                            KvCache kv, int layer) {
+                            CpuKvCache kv, int layer) {
         int hd = kv.headDim();
         int qBase = (t * heads + h) * hd;
         float[] s = scratch(worker, len);

@@ -48,12 +48,23 @@ public final class Rope {
         return headDim;
     }
 
+    /** The rotation frequencies of the element pairs of a head: {@code headDim / 2} of them. */
+    public float[] inverseFrequencies() {
+        return invFreq.clone();
+    }
+
     /**
      * Rotates, in place, {@code heads} heads of every token row of {@code x} (row stride {@code heads * headDim},
      * starting at {@code offset}); token {@code t} is at position {@code positions[t]}.
      */
     public void apply(float[] x, int offset, int tokens, int[] positions, int heads) {
-        int half = headDim / 2;
+        rotate(invFreq, x, offset, tokens, positions, heads);
+    }
+
+    /** {@link #apply} with the frequencies given: {@code headDim} is twice their number. */
+    static void rotate(float[] invFreq, float[] x, int offset, int tokens, int[] positions, int heads) {
+        int half = invFreq.length;
+        int headDim = 2 * half;
         int stride = heads * headDim;
         float[] cos = new float[half];
         float[] sin = new float[half];

@@ -277,7 +277,7 @@ class CpuKernelsTest {
                                        int group) {
         int blockSize = 16;
         int layer = 1;
-        KvCache kv = new KvCache(2, 12, blockSize, kvHeads, headDim);
+        CpuKvCache kv = new CpuKvCache(2, 12, blockSize, kvHeads, headDim);
         for (int l = 0; l < 2; l++) {
             float[] keys = kv.keys(l);
             float[] values = kv.values(l);
@@ -318,7 +318,7 @@ class CpuKernelsTest {
     void attentionFailureInsideTheParallelLoopSurfacesAndKernelsStayUsable() {
         SplittableRandom random = new SplittableRandom(29);
         try (CpuKernels kernels = new CpuKernels(2)) {
-            KvCache kv = new KvCache(1, 4, 16, 2, 64);
+            CpuKvCache kv = new CpuKvCache(1, 4, 16, 2, 64);
             int tokens = 40;
             int heads = 8;
             int[] positions = new int[tokens];
@@ -413,6 +413,6 @@ class CpuKernelsTest {
         kernels.close();
         assertThrows(IllegalStateException.class,
                 () -> kernels.attention(new float[64 * 64], new float[64 * 64], 64, new int[64], new int[64][],
-                        new KvCache(1, 4, 16, 1, 64), 0, 1));
+                        new CpuKvCache(1, 4, 16, 1, 64), 0, 1));
     }
 }

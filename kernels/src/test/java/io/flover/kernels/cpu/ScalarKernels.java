@@ -119,7 +119,7 @@ final class ScalarKernels {
      * {@code h / (heads / kvHeads)} (grouped-query attention). Writes {@code out[t]}, same shape as {@code q}.
      */
     static void attention(float[] q, float[] out, int tokens, int[] positions, int[][] blockTables,
-                          KvCache kv, int layer, int heads) {
+                          CpuKvCache kv, int layer, int heads) {
         int hd = kv.headDim();
         int group = heads / kv.kvHeads();
         float scale = (float) (1.0 / Math.sqrt(hd));

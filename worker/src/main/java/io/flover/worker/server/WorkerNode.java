@@ -1,7 +1,7 @@
 package io.flover.worker.server;
 
 import io.flover.collectives.TcpTransport;
-import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.Device;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -30,19 +30,16 @@ public final class WorkerNode implements AutoCloseable {
      * @param metrics where the worker's meters go
      * @param tls the worker service's certificate and the CA of the coordinators it accepts (mutual TLS)
      */
-    public record Options(String host, String advertiseHost, int port, int collectivePort, int threads,
+    public record Options(String host, String advertiseHost, int port, int collectivePort, Device device, int threads,
                           long kvMemoryBytes, Membership.Options cluster, MeterRegistry metrics, Tls tls) {
     }
 
-    private final CpuKernels kernels;
     private final TcpTransport transport;
     private final WorkerService service;
     private final Server server;
     private final Membership membership;
 
-    private WorkerNode(CpuKernels kernels, TcpTransport transport, WorkerService service, Server server,
-                       Membership membership) {
-        this.kernels = kernels;
+    private WorkerNode(TcpTransport transport, WorkerService service, Server server, Membership membership) {
         this.transport = transport;
         this.service = service;
         this.server = server;
@@ -51,12 +48,12 @@ public final class WorkerNode implements AutoCloseable {
 
     /** Binds both ports, then joins the cluster: from then on a coordinator may load a shard here. */
     public static WorkerNode start(Options o) throws IOException {
-        CpuKernels kernels = new CpuKernels(o.threads());
         TcpTransport transport = null;
         Server server = null;
         try {
             transport = TcpTransport.listen(new InetSocketAddress(o.host(), o.collectivePort()));
-            WorkerService service = new WorkerService(kernels, transport::join, o.metrics());
+            WorkerService service = new WorkerService(() -> o.device().open(o.threads()), transport::join,
+                    o.metrics());
             HealthStatusManager health = new HealthStatusManager();
             server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()), o.tls().server())
                     .addService(MalformedRequests.guard(service))
@@ -70,8 +67,8 @@ public final class WorkerNode implements AutoCloseable {
                     Membership.WORKER_ADDRESS, o.advertiseHost() + ":" + server.getPort(),
                     Membership.COLLECTIVE_ADDRESS, o.advertiseHost() + ":" + transport.address().getPort(),
                     Membership.KV_MEMORY, Long.toString(o.kvMemoryBytes()),
-                    Membership.DEVICE, "cpu"));
-            return new WorkerNode(kernels, transport, service, server, membership);
+                    Membership.DEVICE, o.device().toString()));
+            return new WorkerNode(transport, service, server, membership);
         } catch (IOException | RuntimeException e) {
             if (server != null) {
                 server.shutdownNow();
@@ -79,7 +76,6 @@ public final class WorkerNode implements AutoCloseable {
             if (transport != null) {
                 transport.close();
             }
-            kernels.close();
             throw e;
         }
     }
@@ -122,6 +118,5 @@ public final class WorkerNode implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        kernels.close();
     }
 }

@@ -2,7 +2,7 @@ package io.flover.worker.server;
 
 import io.flover.collectives.CollectiveException;
 import io.flover.collectives.Communicator;
-import io.flover.kernels.cpu.CpuKernels;
+import io.flover.kernels.Backend;
 import io.flover.proto.v1.LoadShardRequest;
 import io.flover.proto.v1.LoadShardResponse;
 import io.flover.proto.v1.StepRequest;
@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Supplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -43,20 +44,21 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     }
 
     /** A loaded shard. Steps run under {@code running}, so dropping it never unmaps weights under a forward. */
-    private record Shard(String groupId, int rank, TimedCommunicator comm, LoadedModel model, ShardExecutor executor,
-                         ReentrantLock running) {
+    private record Shard(String groupId, int rank, TimedCommunicator comm, Backend backend, LoadedModel model,
+                         ShardExecutor executor, ReentrantLock running) {
         void drop() {
             comm.close(); // first: a step blocked in a collective fails at once and releases the lock
             running.lock();
             try {
                 model.close();
+                backend.close();
             } finally {
                 running.unlock();
             }
         }
     }
 
-    private final CpuKernels kernels;
+    private final Supplier<Backend> backends;
     private final Collectives collectives;
     private final Object loading = new Object();
     private volatile Shard shard;
@@ -64,9 +66,12 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     private final Timer stepCollectives;
     private final Counter collectiveBytes;
 
-    /** Records step timings, collective traffic and KV blocks held in {@code metrics}. */
-    public WorkerService(CpuKernels kernels, Collectives collectives, MeterRegistry metrics) {
-        this.kernels = kernels;
+    /**
+     * Loads each shard on a backend of its own from {@code backends}, closed with the shard; records step timings,
+     * collective traffic and KV blocks held in {@code metrics}.
+     */
+    public WorkerService(Supplier<Backend> backends, Collectives collectives, MeterRegistry metrics) {
+        this.backends = backends;
         this.collectives = collectives;
         this.stepCompute = Timer.builder("flover.worker.step.compute").description("Time a step takes on this rank")
                 .publishPercentileHistogram().register(metrics);
@@ -114,14 +119,17 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         synchronized (loading) {
             drop(shard);
             TimedCommunicator comm = null;
+            Backend backend = null;
             LoadedModel model = null;
             try {
                 comm = new TimedCommunicator(collectives.join(r.getGroupId(), r.getRank(), peers,
                         Duration.ofMillis(r.getCollectiveTimeoutMs())));
-                model = LoadedModel.open(Path.of(r.getModelDir()), kernels, comm);
+                backend = backends.get();
+                model = LoadedModel.open(Path.of(r.getModelDir()), backend, comm);
                 ShardExecutor executor = new ShardExecutor(model.lm(), r.getNumKvBlocks(), r.getBlockSize(),
                         r.getMaxSlots());
-                Shard loaded = new Shard(r.getGroupId(), r.getRank(), comm, model, executor, new ReentrantLock());
+                Shard loaded = new Shard(r.getGroupId(), r.getRank(), comm, backend, model, executor,
+                        new ReentrantLock());
                 synchronized (this) {
                     shard = loaded;
                 }
@@ -132,19 +140,19 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                                 r.getBlockSize()))
                         .build();
             } catch (NoSuchFileException e) {
-                close(comm, model);
+                close(comm, model, backend);
                 throw Status.FAILED_PRECONDITION.withDescription("model_dir: no such file " + e.getMessage())
                         .asRuntimeException();
             } catch (IOException | IllegalArgumentException e) {
-                close(comm, model);
+                close(comm, model, backend);
                 throw Status.FAILED_PRECONDITION.withDescription("model_dir " + r.getModelDir() + ": " + e.getMessage())
                         .asRuntimeException();
             } catch (CollectiveException e) {
-                close(comm, model);
+                close(comm, model, backend);
                 throw Status.UNAVAILABLE.withDescription("peers of group " + r.getGroupId() + ": " + e.getMessage())
                         .asRuntimeException();
             } catch (RuntimeException e) {
-                close(comm, model);
+                close(comm, model, backend);
                 throw e;
             }
         }
@@ -250,9 +258,12 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         return base.withDescription(e.getMessage());
     }
 
-    private static void close(Communicator comm, LoadedModel model) {
+    private static void close(Communicator comm, LoadedModel model, Backend backend) {
         if (model != null) {
             model.close();
+        }
+        if (backend != null) {
+            backend.close();
         }
         if (comm != null) {
             comm.close();

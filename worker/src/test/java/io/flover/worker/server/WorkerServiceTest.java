@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flover.collectives.Communicator;
+import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.proto.v1.LoadShardRequest;
 import io.flover.proto.v1.StepRequest;
@@ -57,7 +58,8 @@ class WorkerServiceTest {
     void start() throws Exception {
         kernels = new CpuKernels(2);
         metrics = new SimpleMeterRegistry();
-        service = new WorkerService(kernels, (group, rank, peers, timeout) -> Communicator.solo(), metrics);
+        service = new WorkerService(() -> new CpuBackend(kernels), (group, rank, peers, timeout) -> Communicator.solo(),
+                metrics);
         server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
                 .addService(MalformedRequests.guard(service)).build().start();
         channel = Grpc.newChannelBuilder("127.0.0.1:" + server.getPort(), InsecureChannelCredentials.create()).build();

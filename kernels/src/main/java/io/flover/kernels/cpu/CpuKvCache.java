@@ -1,12 +1,9 @@
 package io.flover.kernels.cpu;
 
-/**
- * A paged key/value cache: for every layer, a pool of fixed-size blocks of {@code blockSize} token rows,
- * each row holding {@code kvHeads * headDim} floats for K and the same for V. A sequence's positions map to
- * blocks through its block table: position {@code p} lives in block {@code table[p / blockSize]}, row
- * {@code p % blockSize}. The cache only stores rows; which blocks belong to whom is decided elsewhere.
- */
-public final class KvCache {
+import io.flover.kernels.Backend;
+
+/** A paged key/value cache (see {@link Backend.KvCache}) in float arrays on the heap, one pair per layer. */
+public final class CpuKvCache implements Backend.KvCache {
     private final int layers;
     private final int numBlocks;
     private final int blockSize;
@@ -15,7 +12,7 @@ public final class KvCache {
     private final float[][] keys;
     private final float[][] values;
 
-    public KvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+    public CpuKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
         long floatsPerLayer = (long) numBlocks * blockSize * kvHeads * headDim;
         if (floatsPerLayer > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("KV pool of " + numBlocks + " blocks is too large for one layer array");
@@ -29,19 +26,16 @@ public final class KvCache {
         this.values = new float[layers][(int) floatsPerLayer];
     }
 
-    /** Bytes one block takes across all layers, K and V: what a memory budget is divided by. */
-    public static long bytesPerBlock(int layers, int blockSize, int kvHeads, int headDim) {
-        return 2L * layers * blockSize * kvHeads * headDim * Float.BYTES;
-    }
-
     public int layers() {
         return layers;
     }
 
+    @Override
     public int numBlocks() {
         return numBlocks;
     }
 
+    @Override
     public int blockSize() {
         return blockSize;
     }

@@ -1,0 +1,145 @@
+package io.flover.kernels;
+
+import io.flover.model.Tensor;
+import java.util.function.Supplier;
+
+/**
+ * A kernel set: the operations of a transformer forward on one device (the CPU, or one GPU), over weights,
+ * activations and a paged KV cache that live on that device. A model's forward is written once against this
+ * interface, so the choice of backend changes where the arithmetic runs, never what it computes.
+ *
+ * <p>Activations are float32 and row-major, one row per token of the step. The handles a backend returns are its
+ * own: passing one backend's handle to another is an error. A backend is used by one thread at a time, inside
+ * {@link #onDevice}.
+ */
+public interface Backend extends AutoCloseable {
+    /** A float32 activation buffer on the device. */
+    interface Buffer {
+    }
+
+    /** A weight matrix {@code [rows = out features, cols = in features]} (Hugging Face {@code Linear} layout). */
+    interface Matrix {
+        int rows();
+
+        int cols();
+    }
+
+    /** A float32 vector on the device: a norm's weight, a bias, RoPE's frequencies. */
+    interface Vector {
+        int length();
+    }
+
+    /**
+     * A paged key/value cache: per layer, a pool of {@code numBlocks} blocks of {@code blockSize} token rows of
+     * {@code kvHeads * headDim} floats for K and as many for V. Position {@code p} of a sequence lives in block
+     * {@code table[p / blockSize]}, row {@code p % blockSize}. Which blocks belong to whom is decided elsewhere.
+     */
+    interface KvCache {
+        int numBlocks();
+
+        int blockSize();
+
+        /** Bytes one block takes across all layers, K and V: what a memory budget is divided by. */
+        static long bytesPerBlock(int layers, int blockSize, int kvHeads, int headDim) {
+            return 2L * layers * blockSize * kvHeads * headDim * Float.BYTES;
+        }
+    }
+
+    /**
+     * One forward step: its {@link StepIndex} on the device, and the scratch buffers the forward allocates, which
+     * live until the step is closed.
+     */
+    interface Step extends AutoCloseable {
+        StepIndex index();
+
+        /** A scratch buffer of {@code floats} floats, contents undefined. */
+        Buffer buffer(int floats);
+
+        @Override
+        void close();
+    }
+
+    /**
+     * Runs {@code work} where the device is driven from: on the CPU, right here; on a GPU, on the one thread that
+     * owns its context. A model wraps each whole forward in one call, so its operations need no hand-off.
+     */
+    default <T> T onDevice(Supplier<T> work) {
+        return work.get();
+    }
+
+    /** What the backend is, for logs and errors: {@code cpu}, {@code cuda:0}. */
+    String device();
+
+    /** The weights {@code w} on the device: read in place where the device can, uploaded once where not. */
+    Matrix matrix(Tensor w);
+
+    Vector vector(float[] values);
+
+    KvCache kvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim);
+
+    /** Opens a step over {@code index}, whose KV rows live in {@code kv}. */
+    Step step(StepIndex index, KvCache kv);
+
+    /**
+     * Row {@code ids[t] - firstId} of {@code table} into row {@code t} of {@code out} for each of the step's tokens,
+     * zeros for ids the table does not hold: with a vocabulary split across ranks a sum over ranks completes it.
+     */
+    void embedding(Step step, Matrix table, int firstId, Buffer out);
+
+    /** Row {@code positions[t]} of {@code table} into row {@code t} of {@code out}: learned position embeddings. */
+    void positionEmbedding(Step step, Matrix table, Buffer out);
+
+    /** {@code out[t][n] = sum_k x[t][k] * w[n][k]} for {@code t < rows}, accumulated in float32. */
+    void matmul(Buffer x, int rows, Matrix w, Buffer out);
+
+    /** RMSNorm of each row of {@code x} (width {@code weight.length()}) into {@code out}, which may be {@code x}. */
+    void rmsNorm(Buffer x, Buffer out, int rows, Vector weight, float eps);
+
+    /** LayerNorm of each row of {@code x} (width {@code weight.length()}) into {@code out}, which may be {@code x}. */
+    void layerNorm(Buffer x, Buffer out, int rows, Vector weight, Vector bias, float eps);
+
+    /** Adds {@code bias} to every row of {@code x}. */
+    void addBias(Buffer x, int rows, Vector bias);
+
+    /** {@code acc[i] += x[i]} for {@code i < n}: the residual connection. */
+    void add(Buffer acc, Buffer x, int n);
+
+    /** {@code gate[i] = silu(gate[i]) * up[i]} for {@code i < n}. */
+    void swiglu(Buffer gate, Buffer up, int n);
+
+    /** GPT-2's tanh approximation of GELU, in place on {@code x[0..n)}. */
+    void geluNew(Buffer x, int n);
+
+    /**
+     * Rotary embedding in Hugging Face's "rotate half" layout, in place on {@code heads} heads of every token row
+     * of {@code x}: element {@code i} of a head pairs with {@code i + headDim / 2} and turns by
+     * {@code position * invFreq[i]}.
+     */
+    void rope(Step step, Buffer x, int heads, Vector invFreq);
+
+    /** Stores the K and V rows of the step's tokens ({@code kvHeads * headDim} wide) in layer {@code layer}. */
+    void writeKv(Step step, int layer, Buffer k, Buffer v);
+
+    /**
+     * Causal attention of the step's tokens over their sequences' cached K/V in {@code layer}: token {@code t}
+     * attends to positions {@code 0..positions[t]}; query head {@code h} reads KV head
+     * {@code h / (heads / kvHeads)}. {@code q} and {@code out} rows are {@code heads * headDim} wide.
+     */
+    void attention(Step step, Buffer q, Buffer out, int layer, int heads);
+
+    /** Copies the rows of {@code x} (width {@code d}) at the step's logit tokens into {@code out}, in order. */
+    void gatherLogitRows(Step step, Buffer x, int d, Buffer out);
+
+    /**
+     * The first {@code n} floats of {@code b} on the host: the buffer's own storage where it already lives there
+     * (so writes to the array are writes to the buffer), a copy where not. Hand changes back with {@link #fromHost}.
+     */
+    float[] toHost(Buffer b, int n);
+
+    /** Makes {@code b}'s first {@code n} floats those of {@code host}, an array {@link #toHost} returned or any other. */
+    void fromHost(float[] host, Buffer b, int n);
+
+    /** Frees what the backend holds on the device; handles are unusable afterwards. */
+    @Override
+    void close();
+}

@@ -1,0 +1,199 @@
+package io.flover.kernels.cpu;
+
+import io.flover.kernels.Backend;
+import io.flover.kernels.StepIndex;
+import io.flover.model.Tensor;
+
+/**
+ * The CPU backend: {@link CpuKernels} over heap float arrays, weights read in place from the memory map. The
+ * kernels (and their threads) belong to whoever made them, and may be shared by several backends as long as they
+ * take turns, unless the backend was made {@link #owning} them.
+ */
+public final class CpuBackend implements Backend {
+    private record HostBuffer(float[] array) implements Buffer {
+    }
+
+    private record HostMatrix(Tensor tensor) implements Matrix {
+        @Override
+        public int rows() {
+            return tensor.rows();
+        }
+
+        @Override
+        public int cols() {
+            return tensor.cols();
+        }
+    }
+
+    private record HostVector(float[] values) implements Vector {
+        @Override
+        public int length() {
+            return values.length;
+        }
+    }
+
+    private record HostStep(StepIndex index, CpuKvCache kv) implements Step {
+        @Override
+        public Buffer buffer(int floats) {
+            return new HostBuffer(new float[floats]);
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    private final CpuKernels k;
+    private final boolean owned;
+
+    /** A backend over {@code kernels}, which stay the caller's to close. */
+    public CpuBackend(CpuKernels kernels) {
+        this(kernels, false);
+    }
+
+    private CpuBackend(CpuKernels kernels, boolean owned) {
+        this.k = kernels;
+        this.owned = owned;
+    }
+
+    /** A backend over kernels of its own on {@code threads} threads, stopped when it is closed. */
+    public static CpuBackend owning(int threads) {
+        return new CpuBackend(new CpuKernels(threads), true);
+    }
+
+    @Override
+    public String device() {
+        return "cpu";
+    }
+
+    @Override
+    public Matrix matrix(Tensor w) {
+        return new HostMatrix(w);
+    }
+
+    @Override
+    public Vector vector(float[] values) {
+        return new HostVector(values);
+    }
+
+    @Override
+    public KvCache kvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        return new CpuKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
+    }
+
+    @Override
+    public Step step(StepIndex index, KvCache kv) {
+        return new HostStep(index, (CpuKvCache) kv);
+    }
+
+    @Override
+    public void embedding(Step step, Matrix table, int firstId, Buffer out) {
+        int[] ids = step.index().ids();
+        k.embedding(tensor(table), firstId, ids, ids.length, a(out));
+    }
+
+    @Override
+    public void positionEmbedding(Step step, Matrix table, Buffer out) {
+        int[] positions = step.index().positions();
+        k.embedding(tensor(table), 0, positions, positions.length, a(out));
+    }
+
+    @Override
+    public void matmul(Buffer x, int rows, Matrix w, Buffer out) {
+        k.matmul(a(x), rows, tensor(w), a(out));
+    }
+
+    @Override
+    public void rmsNorm(Buffer x, Buffer out, int rows, Vector weight, float eps) {
+        k.rmsNorm(a(x), a(out), rows, v(weight), eps);
+    }
+
+    @Override
+    public void layerNorm(Buffer x, Buffer out, int rows, Vector weight, Vector bias, float eps) {
+        k.layerNorm(a(x), a(out), rows, v(weight), v(bias), eps);
+    }
+
+    @Override
+    public void addBias(Buffer x, int rows, Vector bias) {
+        k.addBias(a(x), rows, v(bias));
+    }
+
+    @Override
+    public void add(Buffer acc, Buffer x, int n) {
+        k.add(a(acc), a(x), n);
+    }
+
+    @Override
+    public void swiglu(Buffer gate, Buffer up, int n) {
+        k.swiglu(a(gate), a(up), n);
+    }
+
+    @Override
+    public void geluNew(Buffer x, int n) {
+        k.geluNew(a(x), n);
+    }
+
+    @Override
+    public void rope(Step step, Buffer x, int heads, Vector invFreq) {
+        int[] positions = step.index().positions();
+        Rope.rotate(v(invFreq), a(x), 0, positions.length, positions, heads);
+    }
+
+    @Override
+    public void writeKv(Step step, int layer, Buffer k, Buffer v) {
+        HostStep s = (HostStep) step;
+        int[] positions = s.index().positions();
+        int[][] tables = s.index().blockTables();
+        int width = s.kv().rowWidth();
+        for (int t = 0; t < positions.length; t++) {
+            s.kv().write(layer, tables[t], positions[t], a(k), t * width, a(v), t * width);
+        }
+    }
+
+    @Override
+    public void attention(Step step, Buffer q, Buffer out, int layer, int heads) {
+        HostStep s = (HostStep) step;
+        StepIndex index = s.index();
+        k.attention(a(q), a(out), index.tokens(), index.positions(), index.blockTables(), s.kv(), layer, heads);
+    }
+
+    @Override
+    public void gatherLogitRows(Step step, Buffer x, int d, Buffer out) {
+        int[] tokens = step.index().logitTokens();
+        for (int r = 0; r < tokens.length; r++) {
+            System.arraycopy(a(x), tokens[r] * d, a(out), r * d, d);
+        }
+    }
+
+    @Override
+    public float[] toHost(Buffer b, int n) {
+        return a(b);
+    }
+
+    @Override
+    public void fromHost(float[] host, Buffer b, int n) {
+        float[] array = a(b);
+        if (host != array) {
+            System.arraycopy(host, 0, array, 0, n);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (owned) {
+            k.close();
+        }
+    }
+
+    private static float[] a(Buffer b) {
+        return ((HostBuffer) b).array();
+    }
+
+    private static float[] v(Vector v) {
+        return ((HostVector) v).values();
+    }
+
+    private static Tensor tensor(Matrix m) {
+        return ((HostMatrix) m).tensor();
+    }
+}
