@@ -73,6 +73,8 @@ public final class CudaBackend implements Backend {
     private static final int ROPE_THREADS = 128;
     private static final int ATTENTION_THREADS = 128;
     private static final int ELEMENTWISE_BLOCKS_MAX = 65535;
+    /** PA_MAX_HEAD_DIM of paged_attention. */
+    private static final int MAX_HEAD_DIM = 256;
     /** Scratch allocations are aligned so that every buffer suits vectorised loads and cuBLAS. */
     private static final long ALIGN = 256;
     /** Uploads go through a pinned staging buffer in pieces of this size. */
@@ -357,6 +359,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public KvCache kvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        if (headDim > MAX_HEAD_DIM) {
+            throw new IllegalArgumentException("the CUDA attention kernel takes heads of up to " + MAX_HEAD_DIM
+                    + " elements, this model's have " + headDim);
+        }
         return onDevice(() -> {
             long bytes = (long) layers * numBlocks * blockSize * kvHeads * headDim * Float.BYTES;
             return new DeviceKvCache(retained(bytes), retained(bytes), layers, numBlocks, blockSize,
