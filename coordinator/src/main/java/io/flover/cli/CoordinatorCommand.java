@@ -87,6 +87,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port, membership, groups,
                 new ServingMetrics(metrics.registry()), security.security());
         Coordinator coordinator = Coordinator.start(options);
+        metrics.readiness(coordinator::serving);
         Flags.log("listening on " + host + ":" + coordinator.port() + " (policy " + scheduler.policy + "); waiting for "
                 + tensorParallel + " worker" + (tensorParallel == 1 ? "" : "s") + " per group to join cluster '"
                 + cluster.name + "'");
