@@ -130,7 +130,7 @@ public final class WorkerGroups implements AutoCloseable {
     }
 
     /** A channel to the worker at {@code address}; over TLS, its certificate must name {@code serverName} if given. */
-    static ManagedChannel channel(String address, Tls tls, String serverName) throws IOException {
+    public static ManagedChannel channel(String address, Tls tls, String serverName) throws IOException {
         var builder = Grpc.newChannelBuilder(address, tls.client()).maxInboundMessageSize(16 << 20);
         if (serverName != null) {
             builder.overrideAuthority(serverName);
