@@ -69,6 +69,11 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Option(names = "--worker-tls-key", paramLabel = "PEM", description = "the PKCS#8 private key of --worker-tls-cert")
     Path workerKey;
 
+    @Option(names = "--worker-tls-server-name", paramLabel = "NAME",
+            description = "with --worker-tls-ca: check workers' certificates for this name instead of the address "
+                    + "each is reached at (one certificate for every worker, e.g. a Kubernetes Secret)")
+    String workerServerName;
+
     @Override
     public Integer call() throws Exception {
         Flags.requirePort("--port", port);
@@ -76,17 +81,19 @@ final class CoordinatorCommand implements Callable<Integer> {
         Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
         Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");
         Duration drainTimeout = Flags.drainTimeout(drainTimeoutSeconds);
+        Flags.require(workerServerName == null || workerCa != null, "--worker-tls-server-name needs --worker-tls-ca");
         Tls workerTls = new Tls(workerCert, workerKey, workerCa);
         workerTls.client(); // reads the files now, not when the first worker joins
         Membership.Options membership = cluster.options(Flags.advertised(advertiseHost, host));
         WorkerGroups.Options groups = new WorkerGroups.Options(model.toAbsolutePath(), tensorParallel,
                 Duration.ofSeconds(loadTimeoutSeconds), Duration.ofMillis(stepTimeoutMs), scheduler.config(),
-                workerTls);
+                workerTls, workerServerName);
         Flags.oneLineLogs();
         metrics.start(host);
         Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port, membership, groups,
                 new ServingMetrics(metrics.registry()), security.security());
         Coordinator coordinator = Coordinator.start(options);
+        metrics.readiness(coordinator::serving);
         Flags.log("listening on " + host + ":" + coordinator.port() + " (policy " + scheduler.policy + "); waiting for "
                 + tensorParallel + " worker" + (tensorParallel == 1 ? "" : "s") + " per group to join cluster '"
                 + cluster.name + "'");

@@ -4,6 +4,7 @@ import io.flover.worker.server.MetricsEndpoint;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import java.io.IOException;
+import java.util.function.BooleanSupplier;
 import picocli.CommandLine.Option;
 
 /** Where a server process exposes its metrics, shared by {@code serve}, {@code coordinator} and {@code worker}. */
@@ -20,6 +21,13 @@ final class MetricsFlags {
             Flags.requirePort("--metrics-port", port);
             endpoint = MetricsEndpoint.start(host, port);
             Flags.log("metrics on http://" + host + ":" + endpoint.port() + "/metrics");
+        }
+    }
+
+    /** Serves {@code ready} at the endpoint's {@link MetricsEndpoint#READY_PATH}, if there is an endpoint. */
+    void readiness(BooleanSupplier ready) {
+        if (endpoint != null) {
+            endpoint.readiness(ready);
         }
     }
 

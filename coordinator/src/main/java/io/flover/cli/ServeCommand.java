@@ -76,6 +76,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         metrics.start(host);
         FloverServer server = FloverServer.start(options, new ServingMetrics(metrics.registry()), security.security());
+        metrics.readiness(server::serving);
         logModel(options, server);
         Flags.log("listening on " + host + ":" + server.port() + " (policy " + scheduler.policy + ")");
         ScheduledExecutorService ticker = BusyLine.start(server.replicas());

@@ -55,6 +55,11 @@ public final class Coordinator implements AutoCloseable {
         return server.port();
     }
 
+    /** Ready: a group serves, and the coordinator is not draining. */
+    public boolean serving() {
+        return server.serving();
+    }
+
     public Replicas replicas() {
         return server.replicas();
     }

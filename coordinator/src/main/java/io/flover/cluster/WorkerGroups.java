@@ -59,9 +59,11 @@ public final class WorkerGroups implements AutoCloseable {
      * @param loadTimeout how long loading a shard may take
      * @param stepTimeout how long a rank may take to answer a step before its group is lost
      * @param tls how to reach workers: the CA to trust and, for mutual TLS, this coordinator's certificate
+     * @param tlsServerName the name workers' certificates are checked for; null for the address each is reached
+     *     at (its advertised host, in Kubernetes a pod IP that no certificate made beforehand can name)
      */
     public record Options(Path modelDir, int tensorParallel, Duration loadTimeout, Duration stepTimeout,
-                          SchedulerConfig scheduler, Tls tls) {
+                          SchedulerConfig scheduler, Tls tls, String tlsServerName) {
     }
 
     private record Worker(UUID id, String address, String collectiveAddress, long kvMemoryBytes,
@@ -116,7 +118,7 @@ public final class WorkerGroups implements AutoCloseable {
         }
         ManagedChannel channel;
         try {
-            channel = Grpc.newChannelBuilder(address, options.tls().client()).maxInboundMessageSize(16 << 20).build();
+            channel = channel(address, options.tls(), options.tlsServerName());
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read the TLS files to reach workers", e);
         }
@@ -125,6 +127,15 @@ public final class WorkerGroups implements AutoCloseable {
         unusable.remove(m.getUuid());
         LOG.info(() -> "worker " + address + " joined; " + free.size() + " free");
         form();
+    }
+
+    /** A channel to the worker at {@code address}; over TLS, its certificate must name {@code serverName} if given. */
+    public static ManagedChannel channel(String address, Tls tls, String serverName) throws IOException {
+        var builder = Grpc.newChannelBuilder(address, tls.client()).maxInboundMessageSize(16 << 20);
+        if (serverName != null) {
+            builder.overrideAuthority(serverName);
+        }
+        return builder.build();
     }
 
     private void left(Member m) {

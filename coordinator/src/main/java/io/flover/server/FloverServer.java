@@ -89,6 +89,7 @@ public final class FloverServer implements AutoCloseable {
     private final Server server;
     private final AutoCloseable resources;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private volatile boolean serving;
 
     private FloverServer(Replicas replicas, HealthStatusManager health, Server server, AutoCloseable resources) {
         this.replicas = replicas;
@@ -183,7 +184,13 @@ public final class FloverServer implements AutoCloseable {
         if (closed.get()) {
             return;
         }
+        this.serving = serving;
         health.setStatus(GenerationGrpc.SERVICE_NAME, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    }
+
+    /** Readiness as {@link #setServing} last set it: what health answers for {@code flover.v1.Generation}. */
+    public boolean serving() {
+        return serving && !closed.get();
     }
 
     public static InetSocketAddress resolve(String host, int port) throws UnknownHostException {

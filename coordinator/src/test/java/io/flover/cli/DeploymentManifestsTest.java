@@ -12,13 +12,32 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.flover.cluster.WorkerGroups;
+import io.flover.coordinator.Policy;
+import io.flover.coordinator.SchedulerConfig;
+import io.flover.coordinator.ServingMetrics;
 import io.flover.proto.v1.GenerationGrpc;
+import io.flover.proto.v1.ListModelsRequest;
+import io.flover.server.FloverServer;
+import io.flover.server.ServerTesting;
+import io.flover.worker.server.MetricsEndpoint;
+import io.flover.worker.server.Tls;
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -26,6 +45,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -34,6 +54,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Named;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import picocli.CommandLine;
@@ -44,7 +65,10 @@ import picocli.CommandLine.Model.CommandSpec;
  * pods pass is an option of its command and parses, with the values of the ConfigMap; ports, probes, Services and
  * the NetworkPolicy agree with the ports the processes bind; the pods set only environment variables the launcher
  * reads or their args use. The base is checked as written; the overlays as {@code kubectl kustomize} renders them,
- * when kubectl is on the PATH ({@code .ci/run} installs it).
+ * when kubectl is on the PATH ({@code .ci/run} installs it), the cpu overlay also with each component of
+ * {@code k8s/components} alone. The components' Secrets: every file a flag reads is a key of a Secret mounted
+ * read-only for the pod's user, as {@code deploy/k8s-secrets.sh} makes it, and with openssl the script's Secrets,
+ * laid out as the pods mount them, serve the TLS and tokens the flags ask for.
  */
 class DeploymentManifestsTest {
     private static final Path ROOT = repositoryRoot();
@@ -177,6 +201,31 @@ class DeploymentManifestsTest {
             return Optional.empty();
         }
 
+        /** The volume mount that holds {@code path} (the deepest, where mounts nest), and its volume. */
+        Optional<Mounted> mountedAt(String path) {
+            JsonNode found = null;
+            for (JsonNode m : container().path("volumeMounts")) {
+                String at = m.path("mountPath").asText();
+                if ((path.equals(at) || path.startsWith(at.endsWith("/") ? at : at + "/"))
+                        && (found == null || at.length() > found.path("mountPath").asText().length())) {
+                    found = m;
+                }
+            }
+            return Optional.ofNullable(found).map(m -> new Mounted(m, volume(m.path("name").asText())));
+        }
+
+        /** The pod's volumes of Secrets. */
+        List<JsonNode> secretVolumes() {
+            List<JsonNode> out = new ArrayList<>();
+            spec().path("volumes").forEach(v -> {
+                assertFalse(v.has("projected"), name() + ": projected volumes are not checked here");
+                if (v.has("secret")) {
+                    out.add(v);
+                }
+            });
+            return out;
+        }
+
         JsonNode volume(String name) {
             for (JsonNode v : spec().path("volumes")) {
                 if (v.path("name").asText().equals(name)) {
@@ -192,8 +241,36 @@ class DeploymentManifestsTest {
     record Mount(String path, String claim, boolean readOnlyMount, boolean readOnlyClaim) {
     }
 
-    /** A container's args with {@code $(NAME)} resolved, parsed by the CLI into its command object. */
-    record Launch(String command, List<String> args, Object options, Set<String> referencedEnv) {
+    /** A container's volume mount and the pod's volume it mounts. */
+    record Mounted(JsonNode mount, JsonNode volume) {
+        String path() {
+            return mount.path("mountPath").asText();
+        }
+
+        /**
+         * The key of the Secret that {@code file} (under this mount) is, or null if the volume puts no key there:
+         * with {@code items}, the key whose path it is; without, every key is a file named after it.
+         */
+        String secretKey(String file) {
+            String relative = file.substring(path().length()).replaceFirst("^/+", "");
+            JsonNode secret = volume.path("secret");
+            if (!secret.has("items")) {
+                return relative.contains("/") || relative.isEmpty() ? null : relative;
+            }
+            for (JsonNode item : secret.path("items")) {
+                if (item.path("path").asText().equals(relative)) {
+                    return item.path("key").asText();
+                }
+            }
+            return null;
+        }
+    }
+
+    /**
+     * A container's args with {@code $(NAME)} resolved, parsed by the CLI into its command object; {@code files}:
+     * the options that name a file or directory (picocli type Path), by option name.
+     */
+    record Launch(String command, List<String> args, Object options, Set<String> referencedEnv, Map<String, Path> files) {
         private static final Pattern REFERENCE = Pattern.compile("\\$\\(([A-Za-z_][A-Za-z0-9_]*)\\)");
 
         static Launch of(Pod pod) {
@@ -234,7 +311,13 @@ class DeploymentManifestsTest {
             } catch (CommandLine.ParameterException e) {
                 throw new AssertionError(pod.name() + ": flover " + String.join(" ", args) + ": " + e.getMessage(), e);
             }
-            return new Launch(args.getFirst(), args, parsed.subcommand().commandSpec().userObject(), referenced);
+            Map<String, Path> files = new LinkedHashMap<>();
+            for (CommandLine.Model.OptionSpec o : parsed.subcommand().matchedOptions()) {
+                if (o.type() == Path.class) {
+                    files.put(o.longestName(), o.getValue());
+                }
+            }
+            return new Launch(args.getFirst(), args, parsed.subcommand().commandSpec().userObject(), referenced, files);
         }
 
         /** The cluster flags, from either command. */
@@ -248,6 +331,11 @@ class DeploymentManifestsTest {
 
         String advertiseHost() {
             return options instanceof CoordinatorCommand c ? c.advertiseHost : ((WorkerCommand) options).advertiseHost;
+        }
+
+        /** Whether the process's gRPC server (health included) speaks TLS: --tls-cert on either command. */
+        boolean grpcTls() {
+            return (options instanceof CoordinatorCommand c ? c.security.tlsCert : ((WorkerCommand) options).tlsCert) != null;
         }
 
         /** The port of the process's gRPC server (health included). */
@@ -279,6 +367,10 @@ class DeploymentManifestsTest {
         if (kubectl().isPresent()) {
             all.add(Named.of("overlay cpu", rendered("cpu")));
             all.add(Named.of("overlay gpu", rendered("gpu")));
+            all.add(Named.of("overlay cpu-secure", rendered("cpu-secure")));
+            for (String component : components()) {
+                all.add(Named.of("overlay cpu + component " + component, withComponent("cpu", component)));
+            }
         }
         return all.stream();
     }
@@ -396,14 +488,21 @@ class DeploymentManifestsTest {
                 "never two coordinators at once: both would claim the same workers");
     }
 
+    /**
+     * Probes ask what the servers answer, in a protocol the port speaks: gRPC health on a plaintext gRPC port (the
+     * coordinator ready once a group serves, alive from its bind; workers alive and ready from their bind). On a
+     * TLS port, where Kubernetes' gRPC probe cannot go, a TCP connection stands for the bind, and the coordinator's
+     * readiness is GET /ready on its plaintext metrics port.
+     */
     @ParameterizedTest(name = "{0}")
     @MethodSource("deployments")
-    void probesAskTheHealthServicesTheServersRegister(Manifests m) {
+    void probesAskTheServersInAProtocolTheirPortsSpeak(Manifests m) {
         for (Pod p : m.pods()) {
             Launch l = p.launch();
+            boolean coordinator = l.options() instanceof CoordinatorCommand;
             JsonNode container = p.container();
             List<String> kinds = new ArrayList<>(List.of("livenessProbe", "readinessProbe"));
-            if (l.options() instanceof WorkerCommand) {
+            if (!coordinator) {
                 kinds.add("startupProbe");
             }
             for (String kind : kinds) {
@@ -414,17 +513,46 @@ class DeploymentManifestsTest {
                 if (probe.isMissingNode()) {
                     continue;
                 }
-                assertTrue(probe.has("grpc"), p.name() + " " + kind + ": a gRPC health probe");
-                int port = probe.path("grpc").path("port").asInt();
-                assertTrue(p.ports().containsValue(port), p.name() + " " + kind + ": port " + port + " is no container port");
-                assertEquals(l.grpcPort(), port, p.name() + " " + kind + ": the gRPC server's port");
-                String service = probe.path("grpc").path("service").asText("");
-                assertTrue(HEALTH_SERVICES.get(l.options().getClass()).contains(service),
-                        p.name() + " " + kind + ": the server registers no health service '" + service + "'");
-                // Liveness: the process, alive from its bind; readiness of the coordinator: a group serves.
-                String expected = kind.equals("readinessProbe") && l.options() instanceof CoordinatorCommand
-                        ? GenerationGrpc.SERVICE_NAME : "";
-                assertEquals(expected, service, p.name() + " " + kind + " service");
+                String what = p.name() + " " + kind;
+                List<String> handlers = new ArrayList<>();
+                probe.fieldNames().forEachRemaining(f -> {
+                    if (Set.of("grpc", "tcpSocket", "httpGet", "exec").contains(f)) {
+                        handlers.add(f);
+                    }
+                });
+                assertEquals(1, handlers.size(), what + ": one handler, not " + handlers);
+                boolean coordinatorReadiness = coordinator && kind.equals("readinessProbe");
+                switch (handlers.getFirst()) {
+                    case "grpc" -> {
+                        assertFalse(l.grpcTls(), what + ": Kubernetes' gRPC probe speaks no TLS, and port "
+                                + l.grpcPort() + " serves TLS (--tls-cert)");
+                        int port = probe.path("grpc").path("port").asInt();
+                        assertTrue(p.ports().containsValue(port), what + ": port " + port + " is no container port");
+                        assertEquals(l.grpcPort(), port, what + ": the gRPC server's port");
+                        String service = probe.path("grpc").path("service").asText("");
+                        assertTrue(HEALTH_SERVICES.get(l.options().getClass()).contains(service),
+                                what + ": the server registers no health service '" + service + "'");
+                        // Liveness: the process, alive from its bind; readiness of the coordinator: a group serves.
+                        assertEquals(coordinatorReadiness ? GenerationGrpc.SERVICE_NAME : "", service, what + " service");
+                    }
+                    case "tcpSocket" -> {
+                        assertEquals(Integer.valueOf(l.grpcPort()), targetPort(p, probe.path("tcpSocket").path("port")),
+                                what + ": a connection to the gRPC server's port stands for its health ''");
+                        assertFalse(coordinatorReadiness, what + ": the coordinator accepts connections long before "
+                                + "a group serves; its readiness needs flover.v1.Generation's health or "
+                                + MetricsEndpoint.READY_PATH);
+                    }
+                    case "httpGet" -> {
+                        JsonNode get = probe.path("httpGet");
+                        assertTrue(coordinatorReadiness, what + ": only the coordinator's readiness is served in HTTP ("
+                                + MetricsEndpoint.READY_PATH + "; liveness there would restart a coordinator waiting "
+                                + "for workers)");
+                        assertEquals(l.metrics().port, targetPort(p, get.path("port")), what + ": the metrics port");
+                        assertEquals(MetricsEndpoint.READY_PATH, get.path("path").asText(), what + " path");
+                        assertEquals("HTTP", get.path("scheme").asText("HTTP"), what + ": the metrics port is plain HTTP");
+                    }
+                    default -> fail(what + ": " + handlers.getFirst() + " probes are not checked here");
+                }
             }
         }
     }
@@ -556,6 +684,115 @@ class DeploymentManifestsTest {
         }
     }
 
+    /**
+     * The read-only root file system has none of the files flags name: each is on a volume. A file on a Secret's
+     * volume is a key the volume puts there, of a Secret that deploy/k8s-secrets.sh makes with that key; and every
+     * Secret a pod mounts is read by one of its flags.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("deployments")
+    void filesFlagsReadAreOnVolumesAndSecretFilesAreKeysOfTheirSecrets(Manifests m) {
+        for (Pod p : m.pods()) {
+            Set<String> secretsRead = new TreeSet<>();
+            for (Map.Entry<String, Path> f : p.launch().files().entrySet()) {
+                String what = p.name() + ": " + f.getKey() + "=" + f.getValue();
+                String file = f.getValue().toString();
+                assertTrue(file.startsWith("/"), what + " is not absolute");
+                Mounted mounted = p.mountedAt(file).orElseThrow(() -> new AssertionError(what + " is on no volume"));
+                JsonNode secret = mounted.volume().path("secret");
+                if (secret.isMissingNode()) {
+                    continue;
+                }
+                String name = secret.path("secretName").asText();
+                String key = mounted.secretKey(file);
+                assertNotNull(key, what + ": the volume of Secret " + name + " at " + mounted.path() + " puts no key there");
+                if (opensslAndKubectl()) {
+                    Map<String, byte[]> made = scriptSecrets().get(name);
+                    assertNotNull(made, what + ": deploy/k8s-secrets.sh makes no Secret " + name);
+                    assertTrue(made.containsKey(key), what + ": Secret " + name + " as deploy/k8s-secrets.sh makes it has "
+                            + "no key " + key + ", only " + made.keySet());
+                }
+                secretsRead.add(mounted.volume().path("name").asText());
+            }
+            for (JsonNode v : p.secretVolumes()) {
+                assertTrue(secretsRead.contains(v.path("name").asText()), p.name() + ": Secret "
+                        + v.path("secret").path("secretName").asText() + " is mounted, but no flag reads it");
+            }
+        }
+    }
+
+    /**
+     * Secrets are mounted read-only and only the pod's user reads them: the kubelet makes their files root's, in
+     * the group fsGroup (the container's user is in it), with the volume's mode. They are required: a pod whose
+     * Secret is missing does not start, rather than starting without its credentials.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("deployments")
+    void secretsAreMountedReadOnlyForThePodsUserOnly(Manifests m) {
+        for (Pod p : m.pods()) {
+            JsonNode security = p.spec().path("securityContext");
+            for (JsonNode v : p.secretVolumes()) {
+                JsonNode secret = v.path("secret");
+                String what = p.name() + ": volume " + v.path("name").asText() + " (Secret " + secret.path("secretName").asText() + ")";
+                assertFalse(secret.path("optional").asBoolean(false), what + " is optional");
+                int mounts = 0;
+                for (JsonNode mount : p.container().path("volumeMounts")) {
+                    if (mount.path("name").asText().equals(v.path("name").asText())) {
+                        mounts++;
+                        assertTrue(mount.path("readOnly").asBoolean(false), what + ": mounted read-write at "
+                                + mount.path("mountPath").asText());
+                    }
+                }
+                assertTrue(mounts > 0, what + " is mounted nowhere");
+                List<Integer> modes = new ArrayList<>(List.of(secret.path("defaultMode").asInt(0644)));
+                secret.path("items").forEach(i -> {
+                    if (i.has("mode")) {
+                        modes.add(i.path("mode").asInt());
+                    }
+                });
+                for (int mode : modes) {
+                    String octal = what + ": mode 0" + Integer.toOctalString(mode);
+                    assertEquals(0, mode & 0007, octal + " lets other users read");
+                    assertEquals(0, mode & 0222, octal + " is writable");
+                    if (security.path("runAsUser").asInt(0) != 0) {
+                        assertNotEquals(0, mode & 0040, octal + ": the files are root's; the container's user ("
+                                + security.path("runAsUser").asInt() + ") reads them through the group only");
+                        assertTrue(security.has("fsGroup"), what + ": without fsGroup the files are in root's group, "
+                                + "which the container's user is not in");
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * The coordinator speaks to workers as they listen: TLS to a TLS port, a certificate where one is required, and
+     * (workers being reached at pod IPs) a name to check their certificates for; each side's TLS flags pass the
+     * checks its command makes before it reads the files.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("deployments")
+    void workerTlsIsTheSameOnBothSides(Manifests m) {
+        CoordinatorCommand c = (CoordinatorCommand) m.pod("coordinator").launch().options();
+        WorkerCommand w = (WorkerCommand) m.pod("worker").launch().options();
+        assertEquals(w.tlsCert != null, c.workerCa != null, "workers serve TLS (--tls-cert) exactly when the "
+                + "coordinator reaches them over TLS (--worker-tls-ca)");
+        assertEquals(w.clientCa != null, c.workerCert != null, "workers require a client certificate "
+                + "(--tls-client-ca) exactly when the coordinator presents one (--worker-tls-cert)");
+        // The checks of Tls and of the commands (CoordinatorCommand.call, Tls.server, Tls.client), short of reading.
+        new Tls(w.tlsCert, w.tlsKey, w.clientCa);
+        new Tls(c.workerCert, c.workerKey, c.workerCa);
+        new Tls(c.security.tlsCert, c.security.tlsKey, c.security.clientCa);
+        assertTrue(w.clientCa == null || w.tlsCert != null, "worker --tls-client-ca needs --tls-cert");
+        assertTrue(c.security.clientCa == null || c.security.tlsCert != null, "coordinator --tls-client-ca needs --tls-cert");
+        assertTrue(c.workerCert == null || c.workerCa != null, "--worker-tls-cert needs --worker-tls-ca");
+        assertTrue(c.workerServerName == null || c.workerCa != null, "--worker-tls-server-name needs --worker-tls-ca");
+        if (c.workerCa != null && POD_IP.equals(w.advertiseHost)) {
+            assertNotNull(c.workerServerName, "workers are reached at their pod IPs (--advertise-host), which no "
+                    + "certificate in a Secret names: the coordinator needs --worker-tls-server-name");
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // Checks of the files themselves, and of the overlays.
 
@@ -567,33 +804,173 @@ class DeploymentManifestsTest {
         }
         assertTrue(files.size() >= 5, "manifests under " + K8S);
         Set<Path> referenced = new HashSet<>();
-        for (Path f : files) {
-            for (JsonNode doc : load(f)) {
-                assertTrue(doc.hasNonNull("apiVersion") && doc.hasNonNull("kind"), f + ": a document without kind");
-                if (doc.path("kind").asText().equals("Kustomization")) {
-                    Path dir = f.getParent();
-                    for (JsonNode r : doc.path("resources")) {
-                        Path target = dir.resolve(r.asText()).normalize();
-                        assertTrue(Files.isRegularFile(target) || Files.isRegularFile(target.resolve("kustomization.yaml")),
-                                f + ": resource " + r.asText() + " does not exist");
-                        referenced.add(target);
-                    }
-                    for (JsonNode p : doc.path("patches")) {
-                        Path target = dir.resolve(p.path("path").asText()).normalize();
-                        assertTrue(Files.isRegularFile(target), f + ": patch " + target + " does not exist");
-                        referenced.add(target);
-                    }
-                    for (JsonNode g : doc.path("configMapGenerator")) {
-                        for (JsonNode e : g.path("envs")) {
-                            assertTrue(Files.isRegularFile(dir.resolve(e.asText())), f + ": env file " + e.asText());
-                        }
-                    }
+        Set<Path> jsonPatches = new HashSet<>();
+        for (Path f : files.stream().filter(f -> f.getFileName().toString().equals("kustomization.yaml")).toList()) {
+            JsonNode doc = load(f).getFirst();
+            String kind = doc.path("kind").asText();
+            assertTrue(kind.equals("Kustomization") || kind.equals("Component"), f + ": kind " + kind);
+            assertEquals(kind.equals("Component") ? "kustomize.config.k8s.io/v1alpha1" : "kustomize.config.k8s.io/v1beta1",
+                    doc.path("apiVersion").asText(), f + ": apiVersion of a " + kind);
+            Path dir = f.getParent();
+            for (JsonNode r : doc.path("resources")) {
+                Path target = dir.resolve(r.asText()).normalize();
+                assertTrue(Files.isRegularFile(target) || Files.isRegularFile(target.resolve("kustomization.yaml")),
+                        f + ": resource " + r.asText() + " does not exist");
+                referenced.add(target);
+            }
+            for (JsonNode c : doc.path("components")) {
+                Path target = dir.resolve(c.asText()).resolve("kustomization.yaml").normalize();
+                assertTrue(Files.isRegularFile(target), f + ": component " + c.asText() + " does not exist");
+                assertEquals("Component", load(target).getFirst().path("kind").asText(), f + ": component " + c.asText());
+            }
+            for (JsonNode p : doc.path("patches")) {
+                assertTrue(p.has("path"), f + ": inline patches are not checked here; name a file");
+                Path target = dir.resolve(p.path("path").asText()).normalize();
+                assertTrue(Files.isRegularFile(target), f + ": patch " + target + " does not exist");
+                referenced.add(target);
+                if (p.has("target")) {
+                    jsonPatches.add(target);
+                }
+            }
+            for (JsonNode g : doc.path("configMapGenerator")) {
+                for (JsonNode e : g.path("envs")) {
+                    assertTrue(Files.isRegularFile(dir.resolve(e.asText())), f + ": env file " + e.asText());
                 }
             }
         }
         for (Path f : files) {
-            assertTrue(f.getFileName().toString().equals("kustomization.yaml") || referenced.contains(f.normalize()),
-                    f + " is in no kustomization");
+            if (f.getFileName().toString().equals("kustomization.yaml")) {
+                continue;
+            }
+            assertTrue(referenced.contains(f.normalize()), f + " is in no kustomization");
+            JsonNode first = YAML.readTree(f.toFile());
+            if (jsonPatches.contains(f.normalize()) && first.isArray()) {
+                // A JSON patch (RFC 6902) of its target: a list of operations.
+                for (JsonNode op : first) {
+                    assertTrue(Set.of("add", "remove", "replace", "move", "copy", "test").contains(op.path("op").asText()),
+                            f + ": no JSON patch operation " + op);
+                    assertTrue(op.path("path").asText().startsWith("/"), f + ": no JSON pointer in " + op);
+                }
+                continue;
+            }
+            for (JsonNode doc : load(f)) {
+                assertTrue(doc.hasNonNull("apiVersion") && doc.hasNonNull("kind"), f + ": a document without kind");
+            }
+        }
+    }
+
+    /**
+     * The example overlay cpu-secure is the cpu overlay with every component: the flags each adds, reading the
+     * Secrets it mounts, and nothing else changed in the args or the NetworkPolicy; the cpu overlay itself stays
+     * plaintext and needs no Secret. deploy/README.md tells how to enable each component and make the Secrets.
+     */
+    @Test
+    void theSecureOverlayIsTheCpuOverlayWithEveryComponent() throws IOException {
+        assumeKubectl();
+        Manifests cpu = rendered("cpu");
+        Manifests secure = rendered("cpu-secure");
+        for (Pod p : cpu.pods()) {
+            assertTrue(p.secretVolumes().isEmpty(), "cpu overlay, " + p.name() + ": mounts a Secret");
+            assertFalse(p.launch().grpcTls(), "cpu overlay, " + p.name() + ": serves TLS");
+        }
+        Map<String, Set<String>> flags = Map.of(
+                "coordinator", Set.of("--tls-cert", "--tls-key", "--auth-tokens", "--worker-tls-ca", "--worker-tls-cert",
+                        "--worker-tls-key", "--worker-tls-server-name"),
+                "worker", Set.of("--tls-cert", "--tls-key", "--tls-client-ca"));
+        Map<String, Set<String>> secrets = Map.of(
+                "coordinator", Set.of("flover-client-tls", "flover-auth-tokens", "flover-internal-tls"),
+                "worker", Set.of("flover-internal-tls"));
+        for (String command : List.of("coordinator", "worker")) {
+            List<String> plain = cpu.pod(command).launch().args();
+            List<String> args = secure.pod(command).launch().args();
+            assertTrue(args.size() > plain.size(), command + ": no flags added");
+            assertEquals(plain, args.subList(0, plain.size()), command + ": the cpu overlay's args, then the components'");
+            Set<String> added = new TreeSet<>();
+            args.subList(plain.size(), args.size()).forEach(a -> added.add(a.split("=", 2)[0]));
+            assertEquals(new TreeSet<>(flags.get(command)), added, command + ": flags the components add");
+            Set<String> mounted = new TreeSet<>();
+            secure.pod(command).secretVolumes().forEach(v -> mounted.add(v.path("secret").path("secretName").asText()));
+            assertEquals(new TreeSet<>(secrets.get(command)), mounted, command + ": Secrets mounted");
+        }
+        assertEquals(cpu.ofKind("NetworkPolicy").toList(), secure.ofKind("NetworkPolicy").toList(),
+                "the components leave the NetworkPolicy as it is");
+        assertEquals(cpu.ofKind("Service").toList(), secure.ofKind("Service").toList(), "... and the Services");
+
+        Path overlay = K8S.resolve("overlays/cpu-secure");
+        Set<String> listed = new TreeSet<>();
+        load(overlay.resolve("kustomization.yaml")).getFirst().path("components").forEach(c ->
+                listed.add(K8S.resolve("components").relativize(overlay.resolve(c.asText()).normalize()).toString()));
+        assertEquals(new TreeSet<>(components()), listed, "cpu-secure enables every component");
+        String readme = Files.readString(ROOT.resolve("deploy/README.md"));
+        for (String component : components()) {
+            assertTrue(readme.contains("../../components/" + component), "deploy/README.md: how to enable " + component);
+        }
+        assertTrue(readme.contains("deploy/k8s-secrets.sh"), "deploy/README.md: how to make the Secrets");
+    }
+
+    /**
+     * The Secrets as deploy/k8s-secrets.sh makes them, mounted as the secure overlay mounts them, work with the
+     * flags it passes: a worker serving its port as its flags say admits the coordinator as its flags say, at an
+     * address (as the coordinator reaches pods) and only with the coordinator's certificate; the coordinator's
+     * client API takes a client that trusts the script's CA, reaches it by the Service's names and sends its token,
+     * and refuses one without the token.
+     */
+    @Test
+    void theScriptsSecretsWorkWithTheSecureOverlaysFlags(@TempDir Path tmp) throws Exception {
+        assumeKubectl();
+        Assumptions.assumeTrue(opensslAndKubectl(), "openssl is not on the PATH, so deploy/k8s-secrets.sh cannot run");
+        Manifests secure = rendered("cpu-secure");
+        CoordinatorCommand c = (CoordinatorCommand) secure.pod("coordinator").launch().options();
+        WorkerCommand w = (WorkerCommand) secure.pod("worker").launch().options();
+        assertNotNull(w.tlsCert, "cpu-secure: workers serve TLS");
+        assertNotNull(c.security.tlsCert, "cpu-secure: the client API serves TLS");
+        assertNotNull(c.security.tokens, "cpu-secure: the client API requires tokens");
+        java.util.function.UnaryOperator<Path> inCoordinator = podFiles(secure.pod("coordinator"), tmp.resolve("coordinator"));
+        java.util.function.UnaryOperator<Path> inWorker = podFiles(secure.pod("worker"), tmp.resolve("worker"));
+        for (Map<String, byte[]> secret : scriptSecrets().values()) {
+            if (secret.containsKey("tls.key")) {
+                assertTrue(new String(secret.get("tls.key"), StandardCharsets.US_ASCII).startsWith("-----BEGIN PRIVATE KEY-----"),
+                        "the flags read PKCS#8 keys");
+            }
+        }
+
+        HealthStatusManager health = new HealthStatusManager();
+        Server worker = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0),
+                        new Tls(inWorker.apply(w.tlsCert), inWorker.apply(w.tlsKey), inWorker.apply(w.clientCa)).server())
+                .addService(health.getHealthService()).build().start();
+        try {
+            String address = "127.0.0.1:" + worker.getPort();
+            Tls toWorkers = new Tls(inCoordinator.apply(c.workerCert), inCoordinator.apply(c.workerKey),
+                    inCoordinator.apply(c.workerCa));
+            assertEquals(Status.Code.OK, healthOf(WorkerGroups.channel(address, toWorkers, c.workerServerName)),
+                    "the coordinator reaches a worker over mutual TLS");
+            assertEquals(Status.Code.UNAVAILABLE, healthOf(WorkerGroups.channel(address, toWorkers, null)),
+                    "the worker's certificate names no address");
+            assertEquals(Status.Code.UNAVAILABLE, healthOf(WorkerGroups.channel(address,
+                    new Tls(null, null, inCoordinator.apply(c.workerCa)), c.workerServerName)),
+                    "a worker admits only a client with a certificate from its CA");
+        } finally {
+            worker.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+
+        SecurityFlags security = new SecurityFlags();
+        security.tlsCert = inCoordinator.apply(c.security.tlsCert);
+        security.tlsKey = inCoordinator.apply(c.security.tlsKey);
+        security.clientCa = inCoordinator.apply(c.security.clientCa);
+        security.tokens = inCoordinator.apply(c.security.tokens);
+        try (FloverServer server = FloverServer.start(new FloverServer.Options(ServerTesting.golden("llama-tiny-f32"),
+                "127.0.0.1", 0, 1, 1, 4 << 20, SchedulerConfig.defaults(new Policy.Fusion())), ServingMetrics.none(),
+                security.security())) {
+            for (String name : List.of("localhost", "flover", "flover." + NAMESPACE + ".svc")) {
+                ClientFlags client = new ClientFlags();
+                client.tlsCa = scriptDir().resolve("ca.crt");
+                client.tokenFile = scriptDir().resolve("tokens");
+                assertEquals(Status.Code.OK, listModels(client.channel("127.0.0.1:" + server.port())
+                        .overrideAuthority(name + ":" + server.port()).build()), "a client reaching " + name);
+            }
+            ClientFlags noToken = new ClientFlags();
+            noToken.tlsCa = scriptDir().resolve("ca.crt");
+            assertEquals(Status.Code.UNAUTHENTICATED, listModels(noToken.channel("localhost:" + server.port()).build()));
         }
     }
 
@@ -670,14 +1047,172 @@ class DeploymentManifestsTest {
     private static final Map<String, Manifests> RENDERED = new java.util.concurrent.ConcurrentHashMap<>();
 
     static Manifests rendered(String overlay) {
-        return RENDERED.computeIfAbsent(overlay, o -> {
-            String yaml = run(kubectl().orElseThrow(), "kustomize", K8S.resolve("overlays").resolve(o).toString());
+        return RENDERED.computeIfAbsent(overlay, o -> render(o, K8S.resolve("overlays").resolve(o)));
+    }
+
+    /** {@code overlay} with {@code component} of k8s/components added, as an operator's overlay would add it. */
+    static Manifests withComponent(String overlay, String component) {
+        return RENDERED.computeIfAbsent(overlay + " + " + component, name -> {
             try {
-                return new Manifests(o, YAML.readerFor(JsonNode.class).<JsonNode>readValues(yaml).readAll());
+                Path dir = Files.createTempDirectory("flover-kustomize");
+                try {
+                    // kustomize takes no absolute paths: reach k8s/ relatively from the temporary directory.
+                    Path k8s = dir.relativize(K8S);
+                    Files.writeString(dir.resolve("kustomization.yaml"), String.join("\n",
+                            "apiVersion: kustomize.config.k8s.io/v1beta1",
+                            "kind: Kustomization",
+                            "resources:",
+                            "  - " + k8s.resolve("overlays").resolve(overlay),
+                            "components:",
+                            "  - " + k8s.resolve("components").resolve(component), ""));
+                    return render(name, dir);
+                } finally {
+                    Files.deleteIfExists(dir.resolve("kustomization.yaml"));
+                    Files.deleteIfExists(dir);
+                }
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    private static Manifests render(String name, Path dir) {
+        String yaml = run(kubectl().orElseThrow(), "kustomize", dir.toString());
+        try {
+            return new Manifests(name, YAML.readerFor(JsonNode.class).<JsonNode>readValues(yaml).readAll());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The Kustomize components under k8s/components, by directory name. */
+    static List<String> components() {
+        try (Stream<Path> s = Files.list(K8S.resolve("components"))) {
+            List<String> names = s.filter(d -> Files.isRegularFile(d.resolve("kustomization.yaml")))
+                    .map(d -> d.getFileName().toString()).sorted().toList();
+            assertFalse(names.isEmpty(), "no components under k8s/components");
+            return names;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static void assumeKubectl() {
+        Assumptions.assumeTrue(kubectl().isPresent(), "kubectl (1.21 or newer) is not on the PATH, so the overlays "
+                + "are not rendered here (.ci/run installs it)");
+    }
+
+    /** Whether deploy/k8s-secrets.sh can run here: it needs openssl, and kubectl to write the Secrets. */
+    static boolean opensslAndKubectl() {
+        if (kubectl().isEmpty()) {
+            return false;
+        }
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(dir.isEmpty() ? "." : dir, "openssl"))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static Path scriptOut;
+    private static Map<String, Map<String, byte[]>> scriptSecrets;
+
+    /** Where deploy/k8s-secrets.sh wrote its files, run once (for the namespace the pods here are in). */
+    static synchronized Path scriptDir() {
+        if (scriptOut == null) {
+            try {
+                Path out = Files.createTempDirectory("flover-k8s-secrets");
+                Runtime.getRuntime().addShutdownHook(new Thread(() -> deleteTree(out)));
+                run(ROOT.resolve("deploy/k8s-secrets.sh").toString(), "--out", out.toString(), "--namespace", NAMESPACE);
+                scriptOut = out;
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return scriptOut;
+    }
+
+    private static void deleteTree(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            // a temporary directory: what is left, the system's cleaning takes
+        }
+    }
+
+    /** The Secrets deploy/k8s-secrets.sh makes: each one's keys and their (decoded) values, by Secret name. */
+    static synchronized Map<String, Map<String, byte[]>> scriptSecrets() {
+        if (scriptSecrets == null) {
+            Map<String, Map<String, byte[]>> secrets = new TreeMap<>();
+            for (JsonNode doc : load(scriptDir().resolve("secrets.yaml"))) {
+                assertEquals("Secret", doc.path("kind").asText(), "secrets.yaml holds Secrets only");
+                Map<String, byte[]> data = new TreeMap<>();
+                doc.path("data").properties().forEach(e -> data.put(e.getKey(), Base64.getDecoder().decode(e.getValue().asText())));
+                secrets.put(name(doc), data);
+            }
+            scriptSecrets = secrets;
+        }
+        return scriptSecrets;
+    }
+
+    /**
+     * The files of {@code pod}'s Secret volumes as the kubelet would lay them out, with the Secrets of
+     * deploy/k8s-secrets.sh, under {@code root}; returns where a path in the container is under root (null: null).
+     */
+    static java.util.function.UnaryOperator<Path> podFiles(Pod pod, Path root) throws IOException {
+        for (JsonNode v : pod.secretVolumes()) {
+            String secretName = v.path("secret").path("secretName").asText();
+            Map<String, byte[]> data = scriptSecrets().get(secretName);
+            assertNotNull(data, "deploy/k8s-secrets.sh makes no Secret " + secretName);
+            Map<String, String> files = new LinkedHashMap<>();
+            if (v.path("secret").has("items")) {
+                v.path("secret").path("items").forEach(i -> files.put(i.path("key").asText(), i.path("path").asText()));
+            } else {
+                data.keySet().forEach(k -> files.put(k, k));
+            }
+            for (JsonNode mount : pod.container().path("volumeMounts")) {
+                if (!mount.path("name").asText().equals(v.path("name").asText())) {
+                    continue;
+                }
+                for (Map.Entry<String, String> f : files.entrySet()) {
+                    byte[] value = data.get(f.getKey());
+                    assertNotNull(value, "Secret " + secretName + " has no key " + f.getKey());
+                    Path file = root.resolve(mount.path("mountPath").asText().substring(1)).resolve(f.getValue());
+                    Files.createDirectories(file.getParent());
+                    Files.write(file, value);
+                }
+            }
+        }
+        return path -> path == null ? null : root.resolve(path.toString().substring(1));
+    }
+
+    /** What gRPC health answers on {@code channel} (then closed): OK, or the status of the failure. */
+    static Status.Code healthOf(ManagedChannel channel) throws InterruptedException {
+        try {
+            HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.getDefaultInstance());
+            return Status.Code.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus().getCode();
+        } finally {
+            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    /** The status of ListModels on {@code channel} (then closed). */
+    static Status.Code listModels(ManagedChannel channel) throws InterruptedException {
+        try {
+            GenerationGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .listModels(ListModelsRequest.getDefaultInstance());
+            return Status.Code.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus().getCode();
+        } finally {
+            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
     }
 
     private static Optional<String> kubectlFound;

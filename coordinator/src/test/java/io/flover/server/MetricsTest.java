@@ -21,7 +21,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
-/** {@code /metrics} while a request streams and after it ends: the serving meters move, in the Prometheus format. */
+/**
+ * {@code /metrics} while a request streams and after it ends: the serving meters move, in the Prometheus format;
+ * {@code /ready} follows the server's readiness.
+ */
 class MetricsTest {
     private final HttpClient http = HttpClient.newHttpClient();
 
@@ -65,6 +68,35 @@ class MetricsTest {
             assertTrue(after.contains("flover_time_to_first_token_seconds_bucket{le="), "a histogram, with buckets");
             ServerTesting.close(channel);
         }
+    }
+
+    @Test
+    void readinessFollowsTheServersHealthInPlainHttp() throws Exception {
+        try (MetricsEndpoint endpoint = MetricsEndpoint.start("127.0.0.1", 0);
+             FloverServer server = FloverServer.start(new FloverServer.Options(ServerTesting.golden("llama-tiny-f32"),
+                     "127.0.0.1", 0, 1, 1, 4 << 20, SchedulerConfig.defaults(new Policy.Fusion())),
+                     new ServingMetrics(endpoint.registry()), FloverServer.Security.NONE)) {
+            assertEquals(404, get(endpoint, MetricsEndpoint.READY_PATH).statusCode(), "not served until asked for");
+            endpoint.readiness(server::serving);
+            HttpResponse<String> ready = get(endpoint, MetricsEndpoint.READY_PATH);
+            assertEquals(200, ready.statusCode());
+            assertEquals("ready\n", ready.body());
+            server.setServing(false); // what the coordinator does when its last group goes, and a drain
+            HttpResponse<String> notReady = get(endpoint, MetricsEndpoint.READY_PATH);
+            assertEquals(503, notReady.statusCode());
+            assertEquals("not ready\n", notReady.body());
+            server.setServing(true);
+            assertEquals(200, get(endpoint, MetricsEndpoint.READY_PATH).statusCode());
+            server.close();
+            assertEquals(503, get(endpoint, MetricsEndpoint.READY_PATH).statusCode(), "closed: never ready again");
+            server.setServing(true);
+            assertEquals(503, get(endpoint, MetricsEndpoint.READY_PATH).statusCode(), "closed: never ready again");
+        }
+    }
+
+    private HttpResponse<String> get(MetricsEndpoint endpoint, String path) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + endpoint.port() + path)).build(),
+                HttpResponse.BodyHandlers.ofString());
     }
 
     private String scrape(MetricsEndpoint endpoint) throws Exception {

@@ -86,6 +86,29 @@ class TensorParallelClusterIT {
         }
     }
 
+    /**
+     * As in Kubernetes (k8s/components/internal-tls): every worker has the same certificate, for the name
+     * flover-worker only, and is reached at an address it does not name; the coordinator checks for the name.
+     */
+    @Test
+    void workersShareOneCertificateForANameTheCoordinatorChecks() throws Exception {
+        List<Golden> cases = cases("llama-tiny-f32");
+        String ca = tls("ca.pem");
+        try (ProcessCluster cluster = new ProcessCluster("mtls-name")) {
+            int port = cluster.startCoordinator(golden("llama-tiny-f32"), 2, "--worker-tls-ca", ca,
+                    "--worker-tls-cert", tls("named.pem"), "--worker-tls-key", tls("named.key"),
+                    "--worker-tls-server-name", "flover-worker");
+            for (int i = 0; i < 2; i++) {
+                cluster.startWorker("--tls-cert", tls("named.pem"), "--tls-key", tls("named.key"),
+                        "--tls-client-ca", ca);
+            }
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.awaitServing(channel, START);
+            assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
+            channel.shutdownNow();
+        }
+    }
+
     @Test
     void groupsFormAsWorkersJoinAndALostGroupsRequestsFinishOnAnother() throws Exception {
         List<Golden> cases = cases("llama-tiny-f32");

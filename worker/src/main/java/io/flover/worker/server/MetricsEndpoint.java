@@ -15,12 +15,18 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.function.BooleanSupplier;
 
 /**
  * A process's metrics in the Prometheus text format at {@code http://HOST:PORT/metrics}, with the JVM's own
- * (memory, GC, threads, CPU) beside Flover's. One per process: coordinator, {@code serve}, or worker.
+ * (memory, GC, threads, CPU) beside Flover's. One per process: coordinator, {@code serve}, or worker. A server
+ * may add its readiness at {@link #READY_PATH}, in plain HTTP, for probes that cannot ask gRPC health (Kubernetes'
+ * gRPC probe does not speak TLS).
  */
 public final class MetricsEndpoint implements AutoCloseable {
+    /** Where {@link #readiness} answers: 200 while the process is ready, 503 while it is not. */
+    public static final String READY_PATH = "/ready";
+
     private final PrometheusMeterRegistry registry;
     private final HttpServer server;
     private final JvmGcMetrics gc;
@@ -63,6 +69,22 @@ public final class MetricsEndpoint implements AutoCloseable {
         server.setExecutor(thread);
         server.start();
         return new MetricsEndpoint(registry, server, gc, thread);
+    }
+
+    /**
+     * Serves {@code ready} at {@link #READY_PATH}: 200 {@code ready} while it says true, 503 {@code not ready}
+     * otherwise. Until this is called the path is not served (404).
+     */
+    public void readiness(BooleanSupplier ready) {
+        server.createContext(READY_PATH, exchange -> {
+            boolean now = ready.getAsBoolean();
+            byte[] body = (now ? "ready\n" : "not ready\n").getBytes(StandardCharsets.UTF_8);
+            exchange.getResponseHeaders().set("Content-Type", "text/plain; charset=utf-8");
+            exchange.sendResponseHeaders(now ? 200 : 503, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
     }
 
     public PrometheusMeterRegistry registry() {
