@@ -36,8 +36,10 @@ class WorkerPoolTest {
         try (WorkerPool pool = new WorkerPool(3, "test-pool")) {
             Set<Thread> threads = ConcurrentHashMap.newKeySet();
             Set<Integer> workers = ConcurrentHashMap.newKeySet();
-            // On a loaded 2-core machine a helper may miss many rounds; the loop ends as soon as all three have worked.
-            for (int round = 0; round < 5000 && threads.size() < 3; round++) {
+            // On a loaded 2-core machine a helper may miss many rounds, for seconds on end; the loop ends as soon as
+            // all three have worked.
+            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(60);
+            while (threads.size() < 3 && System.nanoTime() < deadline) {
                 pool.forEach(64, (worker, c) -> {
                     threads.add(Thread.currentThread());
                     workers.add(worker);
