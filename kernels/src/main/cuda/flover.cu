@@ -300,7 +300,7 @@ extern "C" __global__ void kv_write(const float* k, const float* v, float* keyCa
 // cache is read once and no score buffer is needed whatever the context length; the 4 warps' (m, l, acc) are then
 // merged through shared memory. headDim up to 256, any value (lanes past headDim hold zeros); a larger headDim
 // writes NaN, which the host must rule out beforehand.
-// Launch: grid=(heads, tokens), block=128. grid.y may be smaller than tokens (at most 65535): blocks stride.
+// Launch: grid=(heads, tokens), block=128. grid.y cannot exceed 65535: for more tokens launch fewer, blocks stride.
 extern "C" __global__ void __launch_bounds__(PA_THREADS)
 paged_attention(const float* q, float* out, const float* keyCache, const float* valueCache, const int* blockTables,
                 const int* tableStart, const int* positions, int tokens, int heads, int kvHeads, int headDim,
