@@ -285,6 +285,7 @@ extern "C" __global__ void kv_write(const float* k, const float* v, float* keyCa
 #define PA_THREADS (PA_WARPS * 32)
 #define PA_MAX_HEAD_DIM 256
 #define PA_PER_LANE (PA_MAX_HEAD_DIM / 32)
+#define PA_UNROLL 4
 
 // Causal attention over the paged KV cache for a flat batch of tokens from different sequences. Token t is at
 // positions[t] and attends to its sequence's positions 0..positions[t]; position p of that sequence lives in cache
@@ -299,7 +300,7 @@ extern "C" __global__ void kv_write(const float* k, const float* v, float* keyCa
 // cache is read once and no score buffer is needed whatever the context length; the 4 warps' (m, l, acc) are then
 // merged through shared memory. headDim up to 256, any value (lanes past headDim hold zeros); a larger headDim
 // writes NaN, which the host must rule out beforehand.
-// Launch: grid=(heads, tokens), block=128. grid.y may be smaller than tokens (at most 65535): blocks stride.
+// Launch: grid=(heads, tokens), block=128. grid.y cannot exceed 65535: for more tokens launch fewer, blocks stride.
 extern "C" __global__ void __launch_bounds__(PA_THREADS)
 paged_attention(const float* q, float* out, const float* keyCache, const float* valueCache, const int* blockTables,
                 const int* tableStart, const int* positions, int tokens, int heads, int kvHeads, int headDim,
@@ -341,33 +342,69 @@ paged_attention(const float* q, float* out, const float* keyCache, const float* 
         float l = 0.0f;
         const int last = positions[t];
         const int* table = blockTables + tableStart[t];
-        for (int p = warp; p <= last; p += PA_WARPS) {
-            const size_t row = static_cast<size_t>(table[p / blockSize]) * blockSize + p % blockSize;
-            const float* k = keyCache + row * rowWidth + kvOffset;
-            const float* v = valueCache + row * rowWidth + kvOffset;
-            float dot = 0.0f;
+        // PA_UNROLL positions per step (p, p+4, p+8, p+12 for warp 0): their table, K and V loads are independent,
+        // so they are in flight together instead of one position's latency after another's.
+        for (int p0 = warp; p0 <= last; p0 += PA_WARPS * PA_UNROLL) {
+            float s[PA_UNROLL];
+            float vv[PA_UNROLL][PA_PER_LANE];
 #pragma unroll
-            for (int j = 0; j < PA_PER_LANE; j++) {
-                const int i = lane + 32 * j;
-                if (i < headDim) {
-                    dot += qv[j] * k[i];
+            for (int u = 0; u < PA_UNROLL; u++) {
+                const int p = p0 + u * PA_WARPS;
+                float dot = 0.0f;
+#pragma unroll
+                for (int j = 0; j < PA_PER_LANE; j++) {
+                    vv[u][j] = 0.0f;
                 }
+                if (p <= last) {  // the same in every lane of the warp
+                    const size_t row = static_cast<size_t>(table[p / blockSize]) * blockSize + p % blockSize;
+                    const float* k = keyCache + row * rowWidth + kvOffset;
+                    const float* v = valueCache + row * rowWidth + kvOffset;
+#pragma unroll
+                    for (int j = 0; j < PA_PER_LANE; j++) {
+                        const int i = lane + 32 * j;
+                        if (i < headDim) {
+                            dot += qv[j] * k[i];
+                            vv[u][j] = v[i];
+                        }
+                    }
+                }
+                s[u] = dot;
             }
-            const float s = warp_sum(dot) * scale;
-            const float mNew = fmaxf(m, s);
-            // Subtract the running max so that exp never overflows; -inf scores (only from overflowed products)
-            // would make exp(-inf - -inf) = NaN, so they contribute nothing instead.
+            float mNew = m;
+#pragma unroll
+            for (int u = 0; u < PA_UNROLL; u++) {
+                s[u] = p0 + u * PA_WARPS <= last ? warp_sum(s[u]) * scale : -CUDART_INF_F;
+                mNew = fmaxf(mNew, s[u]);
+            }
+            // Subtract the running max so that exp never overflows. Positions past the end (and -inf scores, which
+            // only overflowed products give) have score -inf and weight 0: exp(-inf - -inf) would be NaN.
             float rescale = 1.0f;
-            float w = 0.0f;
+            float w[PA_UNROLL];
+#pragma unroll
+            for (int u = 0; u < PA_UNROLL; u++) {
+                w[u] = 0.0f;
+            }
             if (mNew != -CUDART_INF_F) {
                 rescale = expf(m - mNew);
-                w = expf(s - mNew);
+#pragma unroll
+                for (int u = 0; u < PA_UNROLL; u++) {
+                    w[u] = expf(s[u] - mNew);
+                }
             }
-            l = l * rescale + w;
+            float wSum = 0.0f;
+#pragma unroll
+            for (int u = 0; u < PA_UNROLL; u++) {
+                wSum += w[u];
+            }
+            l = l * rescale + wSum;
 #pragma unroll
             for (int j = 0; j < PA_PER_LANE; j++) {
-                const int i = lane + 32 * j;
-                acc[j] = acc[j] * rescale + (i < headDim ? w * v[i] : 0.0f);
+                float a = acc[j] * rescale;
+#pragma unroll
+                for (int u = 0; u < PA_UNROLL; u++) {
+                    a += w[u] * vv[u][j];
+                }
+                acc[j] = a;
             }
             m = mNew;
         }
@@ -409,8 +446,8 @@ paged_attention(const float* q, float* out, const float* keyCache, const float* 
             }
             out[qBase + i] = sum * invL;
         }
-        // The next token reuses the shared arrays.
-        __syncthreads();
+        // No barrier before the next token: its writes of warpMax and warpSum come after this token's second
+        // barrier, which every reader of them has passed, and its writes of warpAcc after its own first one.
     }
 }
 
