@@ -3,7 +3,6 @@ package io.flover.kernels.cuda;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
-import static jcuda.driver.JCudaDriver.cuDeviceGetName;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuInit;
@@ -30,7 +29,6 @@ import io.flover.model.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -205,7 +203,6 @@ public final class CudaBackend implements Backend {
 
     private final int ordinal;
     private final Precision precision;
-    private final String name;
     private final ExecutorService owner;
     private final Thread ownerThread;
     private final CUdevice device = new CUdevice();
@@ -230,7 +227,7 @@ public final class CudaBackend implements Backend {
             made[0] = t;
             return t;
         });
-        this.name = submit(this::init);
+        submit(this::init);
         this.ownerThread = made[0];
     }
 
@@ -244,7 +241,7 @@ public final class CudaBackend implements Backend {
         return new CudaBackend(ordinal, precision);
     }
 
-    private String init() {
+    private Void init() {
         JCudaDriver.setExceptionsEnabled(true);
         JCublas2.setExceptionsEnabled(true);
         cuInit(0);
@@ -262,15 +259,7 @@ public final class CudaBackend implements Backend {
         stagingBuffer = staging.getByteBuffer(0, STAGING_BYTES).order(ByteOrder.nativeOrder());
         workspace.base = alloc(ALIGN);
         workspace.capacity = ALIGN;
-        byte[] nameBytes = new byte[256];
-        cuDeviceGetName(nameBytes, nameBytes.length, device);
-        String n = new String(nameBytes, StandardCharsets.US_ASCII);
-        return n.substring(0, Math.max(0, n.indexOf('\0')));
-    }
-
-    /** The GPU's name, as the driver reports it. */
-    public String deviceName() {
-        return name;
+        return null;
     }
 
     @Override
