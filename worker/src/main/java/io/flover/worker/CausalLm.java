@@ -1,26 +1,53 @@
 package io.flover.worker;
 
+import io.flover.collectives.Communicator;
 import io.flover.kernels.Backend;
 import io.flover.model.ModelConfig;
 
 /**
  * A causal language model, or one tensor-parallel rank's shard of it, that runs fused steps over a paged KV cache:
- * one implementation per architecture, on any {@link Backend}. The ranks of a group run every step together and
- * all return the same logits.
+ * one subclass per architecture, on any {@link Backend}. The ranks of a group run every step together and all
+ * return the same logits.
  */
-public interface CausalLm {
-    ModelConfig config();
+public abstract sealed class CausalLm permits LlamaModel, Gpt2Model {
+    // Short names: the forwards read as the math (c.hiddenSize(), k.matmul(...)).
+    final ModelConfig c;
+    final ShardLayout shard;
+    final Backend k;
+    final ShardCollectives group;
+    final VocabParallel vocab;
+
+    CausalLm(ModelConfig c, Backend backend, Communicator comm) {
+        this.c = c;
+        this.shard = ShardLayout.of(c, comm.rank(), comm.size());
+        this.k = backend;
+        this.group = new ShardCollectives(backend, comm);
+        this.vocab = new VocabParallel(backend, group, shard, c.vocabSize());
+    }
+
+    public final ModelConfig config() {
+        return c;
+    }
 
     /** The part of the model this instance holds: all of it, or one tensor-parallel rank's shard. */
-    ShardLayout shard();
+    public final ShardLayout shard() {
+        return shard;
+    }
 
     /** A KV cache of {@code numBlocks} blocks of {@code blockSize} positions for this shard's KV heads. */
-    Backend.KvCache newKvCache(int numBlocks, int blockSize);
+    public final Backend.KvCache newKvCache(int numBlocks, int blockSize) {
+        return k.kvCache(c.numLayers(), numBlocks, blockSize, shard.kvHeads(), c.headDim());
+    }
 
     /**
      * Runs one step: stores the K/V of every token in {@code kv} and returns the logits of the last token of each
      * sequence that wants them, row after row ({@code numLogitRows() * vocabSize} floats, perhaps followed by
      * unused ones).
      */
-    float[] forward(StepBatch batch, Backend.KvCache kv);
+    public final float[] forward(StepBatch batch, Backend.KvCache kv) {
+        return k.onDevice(() -> forwardOnDevice(batch, kv));
+    }
+
+    /** {@link #forward} on the backend's device thread. */
+    abstract float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv);
 }

@@ -16,17 +16,12 @@ import java.lang.foreign.ValueLayout;
  * The GPT-2 forward: learned positions, pre-norm LayerNorm blocks with biases, multi-head attention from a
  * fused {@code c_attn}, a {@code gelu_new} MLP and an LM head tied to the token embedding.
  */
-final class Gpt2Model implements CausalLm {
+final class Gpt2Model extends CausalLm {
     private record Layer(Vector ln1Weight, Vector ln1Bias, Matrix q, Matrix k, Matrix v,
                          Vector qBias, Vector kBias, Vector vBias, Matrix proj, Vector projBias,
                          Vector ln2Weight, Vector ln2Bias, Matrix fc, Vector fcBias, Matrix fcProj, Vector fcProjBias) {
     }
 
-    private final ModelConfig c;
-    private final ShardLayout shard;
-    private final Backend k;
-    private final ShardCollectives group;
-    private final VocabParallel vocab;
     private final Matrix wte;
     private final Matrix wpe;
     private final Layer[] layers;
@@ -39,11 +34,7 @@ final class Gpt2Model implements CausalLm {
      * {@code weights} holds the transposed copies of the {@code Conv1D} matrices for as long as the model lives.
      */
     Gpt2Model(ModelConfig c, Checkpoint ck, Backend backend, Communicator comm, Arena weights) {
-        this.c = c;
-        this.shard = ShardLayout.of(c, comm.rank(), comm.size());
-        this.k = backend;
-        this.group = new ShardCollectives(backend, comm);
-        this.vocab = new VocabParallel(backend, group, shard, c.vocabSize());
+        super(c, backend, comm);
         long d = c.hiddenSize();
         long f = c.intermediateSize();
         long from = (long) shard.firstHead() * c.headDim();
@@ -82,26 +73,7 @@ final class Gpt2Model implements CausalLm {
     }
 
     @Override
-    public ModelConfig config() {
-        return c;
-    }
-
-    @Override
-    public ShardLayout shard() {
-        return shard;
-    }
-
-    @Override
-    public Backend.KvCache newKvCache(int numBlocks, int blockSize) {
-        return k.kvCache(c.numLayers(), numBlocks, blockSize, shard.kvHeads(), c.headDim());
-    }
-
-    @Override
-    public float[] forward(StepBatch batch, Backend.KvCache kv) {
-        return k.onDevice(() -> forwardOnDevice(batch, kv));
-    }
-
-    private float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
+    float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();

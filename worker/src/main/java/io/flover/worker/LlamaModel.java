@@ -15,17 +15,12 @@ import java.lang.foreign.Arena;
  * The Llama forward (also Mistral without sliding window, and Qwen2 with its QKV biases): pre-norm RMSNorm
  * blocks with rotary grouped-query attention and a SwiGLU MLP.
  */
-final class LlamaModel implements CausalLm {
+final class LlamaModel extends CausalLm {
     private record Layer(Vector attnNorm, Matrix q, Matrix k, Matrix v, Matrix o,
                          Vector qBias, Vector kBias, Vector vBias,
                          Vector mlpNorm, Matrix gate, Matrix up, Matrix down) {
     }
 
-    private final ModelConfig c;
-    private final ShardLayout shard;
-    private final Backend k;
-    private final ShardCollectives group;
-    private final VocabParallel vocab;
     private final Vector ropeFrequencies;
     private final Matrix embed;
     private final Layer[] layers;
@@ -38,11 +33,7 @@ final class LlamaModel implements CausalLm {
      * and hands them to {@code backend}.
      */
     LlamaModel(ModelConfig c, Checkpoint ck, Backend backend, Communicator comm, Arena weights) {
-        this.c = c;
-        this.shard = ShardLayout.of(c, comm.rank(), comm.size());
-        this.k = backend;
-        this.group = new ShardCollectives(backend, comm);
-        this.vocab = new VocabParallel(backend, group, shard, c.vocabSize());
+        super(c, backend, comm);
         long d = c.hiddenSize();
         int hd = c.headDim();
         long qDim = (long) c.numHeads() * hd;
@@ -82,26 +73,7 @@ final class LlamaModel implements CausalLm {
     }
 
     @Override
-    public ShardLayout shard() {
-        return shard;
-    }
-
-    @Override
-    public ModelConfig config() {
-        return c;
-    }
-
-    @Override
-    public Backend.KvCache newKvCache(int numBlocks, int blockSize) {
-        return k.kvCache(c.numLayers(), numBlocks, blockSize, shard.kvHeads(), c.headDim());
-    }
-
-    @Override
-    public float[] forward(StepBatch batch, Backend.KvCache kv) {
-        return k.onDevice(() -> forwardOnDevice(batch, kv));
-    }
-
-    private float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
+    float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
