@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.kernels.Backend;
+import io.flover.kernels.Device;
+import io.flover.kernels.cuda.CudaBackend;
 import io.flover.kernels.cpu.MatmulBenchmark;
 import io.flover.kernels.cpu.MemoryBandwidth;
 import io.flover.model.Architecture;
@@ -23,12 +25,14 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench-engine", mixinStandardHelpOptions = true,
-        description = {"Measure the CPU engine on one model: memory bandwidth, matmul GFLOP/s, prompt processing and "
-                + "decode tokens/s at several batch sizes, against the memory-bandwidth limit of decoding.",
-                "Without --model it writes (once) random-weight Llama checkpoints of the 110m shape."})
+        description = {"Measure the engine on one model: memory bandwidth, matmul GFLOP/s (CPU), prompt processing "
+                + "and decode tokens/s at several batch sizes, against the memory-bandwidth limit of decoding.",
+                "On a GPU the bandwidth is that of a device-to-device copy. Without --model it writes (once) "
+                        + "random-weight Llama checkpoints of the 110m shape."})
 final class BenchEngineCommand implements Callable<Integer> {
     @Option(names = "--model", description = "model directory (default: random llama 110m per --dtypes)")
     Path model;
@@ -50,6 +54,9 @@ final class BenchEngineCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
+    @Mixin
+    DeviceFlags device;
+
     @Option(names = "--json", description = "also write the results as JSON to this file")
     Path jsonOut;
 
@@ -58,12 +65,21 @@ final class BenchEngineCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Device on = device.device();
         Map<String, Object> results = new LinkedHashMap<>();
-        try (CpuKernels kernels = new CpuKernels(threads)) {
-            double bandwidth = MemoryBandwidth.measure(threads, 1L << 30, 1.0);
-            out.printf("threads %d, memory read bandwidth %.1f GB/s%n%n", threads, bandwidth / 1e9);
-            results.put("threads", threads);
-            results.put("memory_read_gb_per_s", bandwidth / 1e9);
+        try (Backend backend = on.open(threads)) {
+            double bandwidth;
+            if (backend instanceof CudaBackend gpu) {
+                bandwidth = gpu.copyBandwidth(1L << 30, 5);
+                out.printf("%s, device copy bandwidth %.0f GB/s (read + written)%n%n", on, bandwidth / 1e9);
+                results.put("copy_gb_per_s", bandwidth / 1e9);
+            } else {
+                bandwidth = MemoryBandwidth.measure(threads, 1L << 30, 1.0);
+                out.printf("threads %d, memory read bandwidth %.1f GB/s%n%n", threads, bandwidth / 1e9);
+                results.put("threads", threads);
+                results.put("memory_read_gb_per_s", bandwidth / 1e9);
+            }
+            results.put("device", on.toString());
             List<Path> models = new ArrayList<>();
             if (model != null) {
                 models.add(model);
@@ -74,7 +90,7 @@ final class BenchEngineCommand implements Callable<Integer> {
             }
             List<Object> perModel = new ArrayList<>();
             for (Path dir : models) {
-                perModel.add(benchModel(kernels, dir, bandwidth));
+                perModel.add(benchModel(backend, dir, bandwidth));
             }
             results.put("models", perModel);
         }
@@ -84,9 +100,9 @@ final class BenchEngineCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Map<String, Object> benchModel(CpuKernels kernels, Path dir, double bandwidth) throws Exception {
+    private Map<String, Object> benchModel(Backend backend, Path dir, double bandwidth) throws Exception {
         Map<String, Object> r = new LinkedHashMap<>();
-        try (LoadedModel m = LoadedModel.open(dir, new CpuBackend(kernels))) {
+        try (LoadedModel m = LoadedModel.open(dir, backend)) {
             CausalLm lm = m.lm();
             DType dtype = m.weightsDtype();
             int d = m.config().hiddenSize();
@@ -98,20 +114,9 @@ final class BenchEngineCommand implements Callable<Integer> {
             r.put("dtype", dtype.name());
             r.put("weight_bytes", m.weightBytes());
 
-            out.println("matmul (weights [n, k], GFLOP/s and weight GB/s):");
-            List<Object> mm = new ArrayList<>();
-            int[][] shapes = {{f, d}, {d, f}, {m.config().vocabSize(), d}};
-            for (int[] s : shapes) {
-                StringBuilder line = new StringBuilder(String.format("  %6d x %-5d", s[0], s[1]));
-                for (int tokens : new int[] {1, 4, 16, 64}) {
-                    MatmulBenchmark.Result res = MatmulBenchmark.run(kernels, dtype, s[0], s[1], tokens, 0.5);
-                    line.append(String.format("  T=%-2d %6.1f GFLOP/s %5.1f GB/s", tokens, res.gflops(), res.weightGBps()));
-                    mm.add(Map.of("n", s[0], "k", s[1], "tokens", tokens, "gflops", res.gflops(),
-                            "weight_gb_per_s", res.weightGBps()));
-                }
-                out.println(line);
+            if (backend instanceof CpuBackend cpu) {
+                r.put("matmul", matmul(cpu.kernels(), dtype, new int[][] {{f, d}, {d, f}, {m.config().vocabSize(), d}}));
             }
-            r.put("matmul", mm);
 
             warmUp(lm);
             double prefill = prefillTokensPerSecond(lm);
@@ -131,6 +136,23 @@ final class BenchEngineCommand implements Callable<Integer> {
             out.println();
         }
         return r;
+    }
+
+    /** GFLOP/s of the CPU's matmul for weights of each shape {@code [n, k]}, at several token counts. */
+    private List<Object> matmul(CpuKernels kernels, DType dtype, int[][] shapes) {
+        out.println("matmul (weights [n, k], GFLOP/s and weight GB/s):");
+        List<Object> mm = new ArrayList<>();
+        for (int[] s : shapes) {
+            StringBuilder line = new StringBuilder(String.format("  %6d x %-5d", s[0], s[1]));
+            for (int tokens : new int[] {1, 4, 16, 64}) {
+                MatmulBenchmark.Result res = MatmulBenchmark.run(kernels, dtype, s[0], s[1], tokens, 0.5);
+                line.append(String.format("  T=%-2d %6.1f GFLOP/s %5.1f GB/s", tokens, res.gflops(), res.weightGBps()));
+                mm.add(Map.of("n", s[0], "k", s[1], "tokens", tokens, "gflops", res.gflops(),
+                        "weight_gb_per_s", res.weightGBps()));
+            }
+            out.println(line);
+        }
+        return mm;
     }
 
     /**

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import io.flover.coordinator.Policy;
 import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
+import io.flover.kernels.Device;
 import io.flover.model.Architecture;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
@@ -32,6 +33,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.function.ToDoubleFunction;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -106,6 +108,9 @@ final class BenchFloverCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
+    @Mixin
+    DeviceFlags device;
+
     @Option(names = "--seed", paramLabel = "SEED", defaultValue = "1",
             description = "seed of the workloads (default: ${DEFAULT-VALUE})")
     long seed;
@@ -151,6 +156,7 @@ final class BenchFloverCommand implements Callable<Integer> {
     }
 
     private Path dir;
+    private Device on;
     private long kvBytes;
     private int vocab;
     private PrintWriter out;
@@ -173,8 +179,8 @@ final class BenchFloverCommand implements Callable<Integer> {
         out.printf("model %s (%s, %s): hidden %d, %d layers, %d heads (%d KV), MLP %d, vocabulary %d%n", info.getName(),
                 info.getArchitecture(), info.getDtype(), config.hiddenSize(), config.numLayers(), config.numHeads(),
                 config.numKvHeads(), config.intermediateSize(), config.vocabSize());
-        out.printf("%d threads on %d cores, max batch %d, dynamic batching's queue delay %d ms, KV cache %s per "
-                + "server, %d requests per run, prompts of %d tokens, greedy with ignore_eos, seed %d%n", threads,
+        out.printf("on %s, %d threads on %d cores, max batch %d, dynamic batching's queue delay %d ms, KV cache %s per "
+                + "server, %d requests per run, prompts of %d tokens, greedy with ignore_eos, seed %d%n", on, threads,
                 Runtime.getRuntime().availableProcessors(), maxBatch, maxQueueDelayMs, kvMemory, requests,
                 promptLength, seed);
         out.flush();
@@ -187,6 +193,7 @@ final class BenchFloverCommand implements Callable<Integer> {
         Map<String, Object> results = new LinkedHashMap<>();
         results.put("model", modelJson(info, config));
         Map<String, Object> machine = new LinkedHashMap<>();
+        machine.put("device", on.toString());
         machine.put("threads", threads);
         machine.put("cores", Runtime.getRuntime().availableProcessors());
         machine.put("java", Runtime.version().toString());
@@ -239,6 +246,7 @@ final class BenchFloverCommand implements Callable<Integer> {
         Flags.require(maxQueueDelayMs >= 0, "--max-queue-delay must not be negative, got " + maxQueueDelayMs);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         kvBytes = ByteSize.parse("--kv-memory", kvMemory);
+        on = device.device();
         return chosen;
     }
 
@@ -311,6 +319,7 @@ final class BenchFloverCommand implements Callable<Integer> {
         m.put("interval_steps", intervalSteps);
         m.put("interval_ms", intervalMs);
         m.put("output_len", outputLength);
+        m.put("workload", workloadJson(w));
         m.put("runs", rows);
         return m;
     }
@@ -341,6 +350,7 @@ final class BenchFloverCommand implements Callable<Integer> {
             row.put("overlap_dynamic_batching", d.report().meanInFlight());
             row.put("speedup_total", d.total() / f.total());
             row.put("speedup_latency", d.latency() / f.latency());
+            row.put("workload", workloadJson(w));
             row.put("runs", List.of(f.json(), d.json()));
             rows.add(row);
             out.printf("| %s | %.1f | %.2f | %.2f | %.1f | %.1f | %.2fx | %.2f | %.2f | %.2fx |%n", number(gap), gapMs,
@@ -391,6 +401,7 @@ final class BenchFloverCommand implements Callable<Integer> {
             row.put("max_len", l);
             row.put("speedup_total", without.total() / with.total());
             row.put("speedup_latency", without.latency() / with.latency());
+            row.put("workload", workloadJson(w));
             row.put("runs", List.of(with.json(), without.json()));
             rows.add(row);
             for (Run r : List.of(with, without)) {
@@ -425,6 +436,15 @@ final class BenchFloverCommand implements Callable<Integer> {
         return Workload.generate(requests, arrivals, new Workload.Fixed(promptLength), outputs, vocab, seed);
     }
 
+    /** The requests as sent, so that other servers (a baseline outside Flover) can replay the same run. */
+    private static Map<String, Object> workloadJson(Workload w) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("arrival_ms", w.requests().stream().mapToDouble(r -> r.atNanos() / 1e6).toArray());
+        m.put("prompt_ids", w.requests().stream().map(Workload.Request::prompt).toList());
+        m.put("output_lens", w.requests().stream().mapToInt(Workload.Request::maxTokens).toArray());
+        return m;
+    }
+
     private Variant fusion() {
         return variant("fusion");
     }
@@ -456,7 +476,7 @@ final class BenchFloverCommand implements Callable<Integer> {
         Served(Variant variant) throws Exception {
             this.variant = variant;
             server = FloverServer.start(new FloverServer.Options(dir, "127.0.0.1", 0, threads, 1, kvBytes,
-                    variant.config()));
+                    variant.config(), on, 0));
             // A direct executor: responses are timed on the transport thread as they arrive, with no hand-off.
             channel = Grpc.newChannelBuilder("127.0.0.1:" + server.port(), InsecureChannelCredentials.create())
                     .directExecutor().build();

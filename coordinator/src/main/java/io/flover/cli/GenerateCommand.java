@@ -48,9 +48,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
-    @Option(names = "--device", defaultValue = "cpu",
-            description = "where the model runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
-    String device;
+    @Mixin
+    DeviceFlags device;
 
     @Override
     public Integer call() throws Exception {
@@ -86,7 +85,7 @@ final class GenerateCommand implements Callable<Integer> {
             ids = flags.prompt.ids;
         }
         var request = flags.request(ids);
-        Device on = Device.parse("--device", device);
+        Device on = device.device();
         try (Backend backend = on.open(threads); LoadedModel m = LoadedModel.open(dir, backend)) {
             Generator generator = new Generator(m.lm(), tokenizer);
             if (json) {

@@ -14,7 +14,7 @@ final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--arch", required = true, description = "llama or gpt2")
     String arch;
 
-    @Option(names = "--preset", defaultValue = "tiny", description = "tiny, 110m or 1b (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", defaultValue = "tiny", description = "tiny, 110m, 1b or 7b (llama only) (default: ${DEFAULT-VALUE})")
     String preset;
 
     @Option(names = "--dtype", defaultValue = "f32", description = "f32, bf16 or f16 (default: ${DEFAULT-VALUE})")

@@ -53,9 +53,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
-    @Option(names = "--device", defaultValue = "cpu",
-            description = "where the model runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
-    String device;
+    @Mixin
+    DeviceFlags device;
 
     @Option(names = "--gpu-memory-fraction", paramLabel = "F",
             description = "with --device cuda: size the KV cache so that this process uses this fraction of the "
@@ -98,7 +97,7 @@ final class ServeCommand implements Callable<Integer> {
         Flags.requirePort("--port", port);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
-        Device on = Device.parse("--device", device);
+        Device on = device.device();
         Flags.require(!on.cuda() || tensorParallel == 1, "--tp " + tensorParallel + " with --device " + on
                 + ": one process drives one GPU; run a coordinator and a worker per GPU for tensor parallelism");
         Flags.require(gpuMemoryFraction == null || on.cuda(), "--gpu-memory-fraction needs --device cuda");

@@ -1,7 +1,6 @@
 package io.flover.cli;
 
 import io.flover.kernels.Device;
-import io.flover.kernels.cuda.Cuda;
 import io.flover.worker.server.Membership;
 import io.flover.worker.server.Tls;
 import java.nio.file.Path;
@@ -33,9 +32,8 @@ final class WorkerCommand implements Callable<Integer> {
             description = "port of the all-reduce connections between ranks, 0 for any (default: ${DEFAULT-VALUE})")
     int collectivePort;
 
-    @Option(names = "--device", defaultValue = "cpu",
-            description = "where the shard runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
-    String device;
+    @Mixin
+    DeviceFlags device;
 
     @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
             description = "memory for this worker's KV cache, e.g. 512m or 2g (default: ${DEFAULT-VALUE})")
@@ -62,9 +60,7 @@ final class WorkerCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Device on = Device.parse("--device", device);
-        String noGpu = on.cuda() ? Cuda.unavailableReason(on.ordinal()) : null;
-        Flags.require(noGpu == null, "--device " + on + ": " + noGpu);
+        Device on = device.device();
         Flags.requirePort("--port", port);
         Flags.requirePort("--collective-port", collectivePort);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);

@@ -5,14 +5,17 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flover.model.Architecture;
 import io.flover.model.DType;
 import io.flover.model.RandomCheckpoint;
+import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.stream.StreamSupport;
@@ -67,6 +70,13 @@ class BenchFloverCommandTest {
                     .endsWith(String.format("| %.2fx | %.2fx |", total, latency)), r.out());
         }
         assertEquals(1.0, fusion.get("speedup_total").asDouble(), 1e-12);
+        // The workload as sent, for baselines outside Flover to replay: arrivals one interval apart, 8-token prompts.
+        JsonNode sent = constant.get("workload");
+        for (int i = 0; i < REQUESTS; i++) {
+            assertEquals(i * step, sent.get("arrival_ms").get(i).asDouble(), 1e-3);
+            assertEquals(8, sent.get("prompt_ids").get(i).size());
+            assertEquals(12, sent.get("output_lens").get(i).asInt());
+        }
         assertEquals(0, runs.get(2).get("slot_moves").asInt(), "sequential: one row, nothing to move");
 
         JsonNode gaps = got.get("poisson").get("gaps");
@@ -103,6 +113,9 @@ class BenchFloverCommandTest {
             assertEquals(off.get("duration_s").asDouble() / on.get("duration_s").asDouble(),
                     l.get("speedup_total").asDouble(), 1e-9);
             int max = l.get("max_len").asInt();
+            long asked = StreamSupport.stream(l.get("workload").get("output_lens").spliterator(), false)
+                    .mapToLong(JsonNode::asLong).sum();
+            assertEquals(asked, on.get("output_tokens").asLong(), "the workload's lengths are what was generated");
             assertTrue(on.get("output_tokens").asLong() >= 16L * REQUESTS
                     && on.get("output_tokens").asLong() <= (long) max * REQUESTS, l.toString());
             assertTrue(r.out().contains("| " + max + " | on |") && r.out().contains("| " + max + " | off |"), r.out());
@@ -129,10 +142,66 @@ class BenchFloverCommandTest {
         assertFalse(Files.exists(dir.resolve("pics-constant.png")));
     }
 
+    /**
+     * deploy/bench/hf_baseline.py reads this command's JSON. Simulated, its replay serves every workload to the end,
+     * no faster than its batches allow, beside fusion's own figures; its batching is also checked on a simulated
+     * clock by its unit tests.
+     */
+    @Test
+    void theTransformersBaselineReplaysTheWorkloadsOfTheJson(@TempDir Path dir) throws Exception {
+        assumeTrue(onPath("python3"), "no python3 on the PATH");
+        Path json = dir.resolve("flover.json");
+        GenerateCommandTest.Run r = run("bench", "flover", "--model", model.toString(), "--experiments",
+                "constant,reorder", "--requests", "4", "--output-len", "6", "--lengths", "16", "--max-batch", "2",
+                "--kv-memory", "16m", "--json", json.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        Path scripts = DeploymentManifestsTest.ROOT.resolve("deploy/bench");
+        String units = python(scripts, "-m", "unittest", "discover", "-s", scripts.toString());
+        Path out = dir.resolve("hf.json");
+        double stepSeconds = 0.002;
+        String table = python(scripts, scripts.resolve("hf_baseline.py").toString(), json.toString(),
+                "--simulate-step-ms", "" + stepSeconds * 1000, "--json", out.toString());
+        assertTrue(table.contains("| workload | total (s), Flover fusion |"), table);
+
+        JsonNode bench = JSON.readTree(json.toFile());
+        JsonNode rows = JSON.readTree(out.toFile()).get("rows");
+        assertEquals(2, rows.size(), units + table);
+        JsonNode[] fusion = {bench.get("constant").get("runs").get(0),
+            bench.get("reorder").get("lengths").get(0).get("runs").get(0)};
+        int[] tokens = {6, 16};
+        for (int i = 0; i < 2; i++) {
+            JsonNode row = rows.get(i);
+            assertEquals(4, row.get("requests").asInt());
+            assertEquals(fusion[i].get("duration_s").asDouble(), row.get("fusion_total_s").asDouble(), 1e-12);
+            assertEquals(row.get("static_total_s").asDouble() / row.get("fusion_total_s").asDouble(),
+                    row.get("speedup_total").asDouble(), 1e-9);
+            // Four requests in batches of two: at least two batches one after the other, each a full output long.
+            assertTrue(row.get("static_total_s").asDouble() >= 2 * tokens[i] * stepSeconds, row.toString());
+            assertTrue(row.get("static_mean_latency_s").asDouble() >= tokens[i] * stepSeconds, row.toString());
+        }
+    }
+
+    private static boolean onPath(String program) {
+        return Arrays.stream(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator))
+                .anyMatch(d -> Files.isExecutable(Path.of(d.isEmpty() ? "." : d, program)));
+    }
+
+    /** Runs python3 in {@code dir}; its output, or an assertion failure with it. */
+    private static String python(Path dir, String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of("python3"));
+        command.addAll(List.of(args));
+        ProcessBuilder b = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true);
+        b.environment().put("PYTHONDONTWRITEBYTECODE", "1"); // no __pycache__ in the source tree
+        Process p = b.start();
+        String output = new String(p.getInputStream().readAllBytes());
+        assertEquals(0, p.waitFor(), String.join(" ", command) + "\n" + output);
+        return output;
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"--requests=0", "--prompt-len=0", "--output-len=0", "--interval=0", "--gaps=2,-1",
             "--lengths=8", "--max-batch=0", "--max-queue-delay=-1", "--kv-memory=lots", "--threads=0",
-            "--experiments=constant,bogus"})
+            "--experiments=constant,bogus", "--device=gpu"})
     void aBadFlagIsOneLineNamingIt(String flag) {
         GenerateCommandTest.Run r = run("bench", "flover", "--model", model.toString(), flag);
         assertEquals(2, r.exitCode());

@@ -16,6 +16,7 @@ import io.flover.cluster.WorkerGroups;
 import io.flover.coordinator.Policy;
 import io.flover.coordinator.SchedulerConfig;
 import io.flover.coordinator.ServingMetrics;
+import io.flover.kernels.Device;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ListModelsRequest;
 import io.flover.server.FloverServer;
@@ -71,7 +72,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * laid out as the pods mount them, serve the TLS and tokens the flags ask for.
  */
 class DeploymentManifestsTest {
-    private static final Path ROOT = repositoryRoot();
+    static final Path ROOT = repositoryRoot();
     private static final Path K8S = ROOT.resolve("k8s");
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
 
@@ -80,8 +81,6 @@ class DeploymentManifestsTest {
     private static final String NAMESPACE = "flover-test";
     private static final Map<String, String> FIELD_REFS = Map.of(
             "status.podIP", POD_IP, "metadata.namespace", NAMESPACE, "metadata.name", "flover-pod-0");
-    /** What {@code flover worker --device} accepts in this build (WorkerCommand). */
-    private static final Set<String> DEVICES = Set.of("cpu");
     /** The gRPC health services each command's server registers: FloverServer and WorkerNode. */
     private static final Map<Class<?>, Set<String>> HEALTH_SERVICES = Map.of(
             CoordinatorCommand.class, Set.of("", GenerationGrpc.SERVICE_NAME),
@@ -431,7 +430,7 @@ class DeploymentManifestsTest {
         assertTrue(c.tensorParallel >= 1, "--tp");
         assertTrue(c.stepTimeoutMs >= 1 && c.loadTimeoutSeconds >= 1, "--step-timeout, --load-timeout");
         ByteSize.parse("--kv-memory", w.kvMemory);
-        assertTrue(DEVICES.contains(w.device), "worker --device " + w.device + ": the CLI accepts " + DEVICES);
+        Device.parse("--device", w.device.spec); // throws, naming the flag, where the CLI would refuse it
         for (Pod p : List.of(coordinatorPod, workerPod)) {
             Launch l = p.launch();
             l.cluster().options(l.advertiseHost());
@@ -999,6 +998,12 @@ class DeploymentManifestsTest {
         assertTrue(Integer.parseInt(gpus) >= 1, "nvidia.com/gpu " + gpus);
         assertTrue(gpu.pod("worker").container().path("image").asText().contains("cuda"), "the workers' CUDA image");
         assertFalse(cpu.pod("worker").container().path("image").asText().contains("cuda"), "cpu workers' image");
+        assertEquals(new Device(true, 0), device(gpu), "the gpu overlay's workers run on their GPU");
+        assertEquals(Device.CPU, device(cpu), "cpu workers");
+    }
+
+    private static Device device(Manifests m) {
+        return Device.parse("--device", ((WorkerCommand) m.pod("worker").launch().options()).device.spec);
     }
 
     @Test

@@ -22,14 +22,16 @@ public final class RandomCheckpoint {
 
     /** Model sizes: {@code tiny} for tests and demos, {@code 110m} and {@code 1b} for benchmarks. */
     public enum Preset {
-        TINY, M110, B1;
+        TINY, M110, B1, B7;
 
         public static Preset parse(String name) {
             return switch (name.toLowerCase(Locale.ROOT)) {
                 case "tiny" -> TINY;
                 case "110m" -> M110;
                 case "1b" -> B1;
-                default -> throw new IllegalArgumentException("unknown preset '" + name + "' (expected tiny, 110m or 1b)");
+                case "7b" -> B7;
+                default -> throw new IllegalArgumentException("unknown preset '" + name
+                        + "' (expected tiny, 110m, 1b or 7b)");
             };
         }
     }
@@ -46,11 +48,12 @@ public final class RandomCheckpoint {
         switch (arch) {
             case LLAMA -> {
                 c.put("model_type", "llama");
-                // tiny: a toy; 110m: the llama2.c "stories110M" shape; 1b: the Llama 3.2 1B shape.
+                // tiny: a toy; 110m: the llama2.c "stories110M" shape; 1b: the Llama 3.2 1B shape; 7b: Llama 2 7B.
                 int[] s = switch (preset) {
                     case TINY -> new int[] {128, 352, 2, 4, 2, 2048, 2048};
                     case M110 -> new int[] {768, 2048, 12, 12, 12, 32000, 2048};
                     case B1 -> new int[] {2048, 8192, 16, 32, 8, 128256, 8192};
+                    case B7 -> new int[] {4096, 11008, 32, 32, 32, 32000, 4096};
                 };
                 c.put("hidden_size", s[0]);
                 c.put("intermediate_size", s[1]);
@@ -75,6 +78,8 @@ public final class RandomCheckpoint {
                     case TINY -> new int[] {128, 2, 4, 2048, 1024};
                     case M110 -> new int[] {768, 12, 12, 50257, 1024};
                     case B1 -> new int[] {1280, 36, 20, 50257, 1024};
+                    case B7 -> throw new IllegalArgumentException("gpt2 has no 7b preset: its largest is 1b, the "
+                            + "shape of GPT-2 large");
                 };
                 c.put("n_embd", s[0]);
                 c.put("n_layer", s[1]);

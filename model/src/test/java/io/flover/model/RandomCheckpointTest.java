@@ -20,6 +20,7 @@ class RandomCheckpointTest {
     void presetsHaveTheSizesOfTheModelsTheyCopy() throws IOException {
         assertEquals(134.1e6, parameters(Architecture.LLAMA, RandomCheckpoint.Preset.M110), 0.1e6); // untied 110m
         assertEquals(1.236e9, parameters(Architecture.LLAMA, RandomCheckpoint.Preset.B1), 0.001e9); // Llama 3.2 1B
+        assertEquals(6.738e9, parameters(Architecture.LLAMA, RandomCheckpoint.Preset.B7), 0.001e9); // Llama 2 7B
         assertEquals(124.4e6, parameters(Architecture.GPT2, RandomCheckpoint.Preset.M110), 0.1e6); // GPT-2 small
         assertEquals(774.0e6, parameters(Architecture.GPT2, RandomCheckpoint.Preset.B1), 0.1e6); // GPT-2 large
     }

@@ -61,6 +61,11 @@ public final class CpuBackend implements Backend {
         return new CpuBackend(new CpuKernels(threads), true);
     }
 
+    /** The kernels it runs, for benchmarks of one kernel alone. */
+    public CpuKernels kernels() {
+        return k;
+    }
+
     @Override
     public String device() {
         return "cpu";

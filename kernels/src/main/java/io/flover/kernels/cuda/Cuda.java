@@ -8,6 +8,9 @@ import jcuda.driver.JCudaDriver;
 
 /** Whether this machine can run the CUDA backend, and if not, why not in one line. */
 public final class Cuda {
+    /** Why JCuda's driver binding could not load, once it has failed: a failed class stays failed. */
+    private static volatile String noDriver;
+
     private Cuda() {
     }
 
@@ -31,9 +34,12 @@ public final class Cuda {
             cuDeviceGetCount(n);
             count = n[0];
         } catch (LinkageError e) {
-            // JCuda's native library links libcuda.so.1, which only an NVIDIA driver installs.
-            throw new CudaUnavailableException("no CUDA driver: libcuda.so.1 (the NVIDIA driver) could not be loaded"
-                    + " (" + firstLine(e) + ")", e);
+            // JCuda's native library links libcuda.so.1, which only an NVIDIA driver installs. Later attempts fail
+            // only with "Could not initialize class": the first attempt's reason is the one to repeat.
+            if (noDriver == null) {
+                noDriver = "no CUDA driver: libcuda.so.1 (the NVIDIA driver) could not be loaded (" + firstLine(e) + ")";
+            }
+            throw new CudaUnavailableException(noDriver, e);
         } catch (CudaException e) {
             throw new CudaUnavailableException("the CUDA driver did not start: " + firstLine(e), e);
         }

@@ -5,6 +5,11 @@ import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
@@ -43,6 +48,8 @@ import jcuda.cudaDataType;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
@@ -285,6 +292,40 @@ public final class CudaBackend implements Backend {
         long[] info = memoryInfo();
         long usedByOthersAndUs = info[1] - info[0];
         return (long) (info[1] * fraction) - usedByOthersAndUs - reserve;
+    }
+
+    /**
+     * The device memory's bandwidth as copies measure it: bytes read plus bytes written per second by a
+     * device-to-device copy of {@code bytes}, the fastest of {@code runs} after one untimed copy (the figure CUDA's
+     * bandwidthTest reports). It bounds any step that must read its weights once.
+     */
+    public double copyBandwidth(long bytes, int runs) {
+        return onDevice(() -> {
+            CUdeviceptr src = alloc(bytes);
+            CUdeviceptr dst = alloc(bytes);
+            CUevent start = new CUevent();
+            CUevent end = new CUevent();
+            cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT);
+            cuEventCreate(end, CUevent_flags.CU_EVENT_DEFAULT);
+            try {
+                float best = Float.POSITIVE_INFINITY;
+                float[] millis = new float[1];
+                for (int i = 0; i <= runs; i++) {
+                    cuEventRecord(start, stream);
+                    cuMemcpyDtoDAsync(dst, src, bytes, stream);
+                    cuEventRecord(end, stream);
+                    cuEventSynchronize(end);
+                    cuEventElapsedTime(millis, start, end);
+                    best = i == 0 ? best : Math.min(best, millis[0]);
+                }
+                return 2.0 * bytes / (best / 1e3);
+            } finally {
+                cuEventDestroy(start);
+                cuEventDestroy(end);
+                free(src);
+                free(dst);
+            }
+        });
     }
 
     @Override
