@@ -78,6 +78,7 @@ public final class CudaBackend implements Backend {
     private static final int ROPE_THREADS = 128;
     private static final int ATTENTION_THREADS = 128;
     private static final int ELEMENTWISE_BLOCKS_MAX = 65535;
+    private static final int GRID_Y_MAX = 65535;
     /** PA_MAX_HEAD_DIM of paged_attention. */
     private static final int MAX_HEAD_DIM = 256;
     /** Scratch allocations are aligned so that every buffer suits vectorised loads and cuBLAS. */
@@ -222,6 +223,10 @@ public final class CudaBackend implements Backend {
     private final List<CUdeviceptr> allocations = new ArrayList<>();
     private Pointer staging;
     private ByteBuffer stagingBuffer;
+    /** The whole staging buffer, whatever the position the buffer's users leave it at. */
+    private MemorySegment stagingSegment;
+    private CUdeviceptr half;
+    private long halfBytes;
     private boolean closed;
 
     private CudaBackend(int ordinal, Precision precision) {
@@ -234,7 +239,12 @@ public final class CudaBackend implements Backend {
             made[0] = t;
             return t;
         });
-        submit(this::init);
+        try {
+            submit(this::init);
+        } catch (RuntimeException | Error e) {
+            owner.shutdownNow();
+            throw e;
+        }
         this.ownerThread = made[0];
     }
 
@@ -245,7 +255,13 @@ public final class CudaBackend implements Backend {
      */
     public static CudaBackend open(int ordinal, Precision precision) {
         Cuda.requireDevice(ordinal);
-        return new CudaBackend(ordinal, precision);
+        try {
+            return new CudaBackend(ordinal, precision);
+        } catch (LinkageError e) {
+            // The driver loaded, so this is cuBLAS: JCublas' native library links libcublas.so.12.
+            throw new CudaUnavailableException("cuBLAS could not be loaded (" + Cuda.firstLine(e) + "); on a host "
+                    + "with CUDA 13 libraries only, see deploy/README.md on CUDA 12 libraries", e);
+        }
     }
 
     private Void init() {
@@ -264,6 +280,7 @@ public final class CudaBackend implements Backend {
         staging = new Pointer();
         cuMemAllocHost(staging, STAGING_BYTES);
         stagingBuffer = staging.getByteBuffer(0, STAGING_BYTES).order(ByteOrder.nativeOrder());
+        stagingSegment = MemorySegment.ofBuffer(stagingBuffer);
         workspace.base = alloc(ALIGN);
         workspace.capacity = ALIGN;
         return null;
@@ -448,10 +465,12 @@ public final class CudaBackend implements Backend {
             return;
         }
         long elements = (long) rows * k;
-        CUdeviceptr x16 = workspace.take(elements * 2);
+        CUdeviceptr x16 = halfActivations(elements * 2);
         launch1d(m.dtype() == DType.BF16 ? "f32_to_bf16" : "f32_to_f16", elements, ptr(x), x16, elements);
         int type = m.dtype() == DType.BF16 ? cudaDataType.CUDA_R_16BF : cudaDataType.CUDA_R_16F;
-        JCublas2.cublasGemmEx(cublas, cublasOperation.CUBLAS_OP_T, cublasOperation.CUBLAS_OP_N, n, rows, k,
+        // The _new wrapper takes a cublasComputeType; JCublas' cublasGemmEx takes the legacy cudaDataType there and
+        // answers CUBLAS_COMPUTE_32F with NOT_SUPPORTED, without raising it as an exception.
+        JCublas2.cublasGemmEx_new(cublas, cublasOperation.CUBLAS_OP_T, cublasOperation.CUBLAS_OP_N, n, rows, k,
                 one, m.ptr(), type, k, x16, type, k, zero, ptr(out), cudaDataType.CUDA_R_32F, n,
                 cublasComputeType.CUBLAS_COMPUTE_32F, cublasGemmAlgo.CUBLAS_GEMM_DEFAULT);
     }
@@ -515,7 +534,8 @@ public final class CudaBackend implements Backend {
         int tokens = s.index.tokens();
         long at = layer * kv.layerBytes();
         float scale = (float) (1.0 / Math.sqrt(kv.headDim()));
-        launch("paged_attention", heads, tokens, ATTENTION_THREADS, 0, ptr(q), ptr(out),
+        // grid.y is at most 65535: beyond that, blocks stride over the tokens.
+        launch("paged_attention", heads, Math.min(tokens, GRID_Y_MAX), ATTENTION_THREADS, 0, ptr(q), ptr(out),
                 kv.keys().withByteOffset(at), kv.values().withByteOffset(at), s.tables, s.tableStarts, s.positions,
                 tokens, heads, kv.kvHeads(), kv.headDim(), kv.blockSize(), scale);
     }
@@ -585,6 +605,22 @@ public final class CudaBackend implements Backend {
         return device;
     }
 
+    /**
+     * The buffer every 16-bit GEMM converts its activations into. One serves all: the stream runs each conversion
+     * and its GEMM before the next conversion, so a step's GEMMs need no scratch of their own.
+     */
+    private CUdeviceptr halfActivations(long bytes) {
+        if (bytes > halfBytes) {
+            cuStreamSynchronize(stream); // a queued GEMM may still read the old one
+            if (half != null) {
+                free(half);
+            }
+            halfBytes = Math.max(bytes, 2 * halfBytes);
+            half = alloc(halfBytes);
+        }
+        return half;
+    }
+
     /** A device copy of {@code data}, through the pinned staging buffer. */
     private CUdeviceptr upload(MemorySegment data) {
         long bytes = data.byteSize();
@@ -592,7 +628,7 @@ public final class CudaBackend implements Backend {
         for (long done = 0; done < bytes; done += STAGING_BYTES) {
             long part = Math.min(STAGING_BYTES, bytes - done);
             cuStreamSynchronize(stream);
-            MemorySegment.ofBuffer(stagingBuffer).copyFrom(data.asSlice(done, part));
+            stagingSegment.copyFrom(data.asSlice(done, part));
             cuMemcpyHtoDAsync(p.withByteOffset(done), staging, part, stream);
         }
         cuStreamSynchronize(stream);
@@ -623,6 +659,9 @@ public final class CudaBackend implements Backend {
 
     private void launch(String kernel, int gridX, int gridY, int block, int sharedBytes, Object... args) {
         checkThread();
+        if (gridX == 0 || gridY == 0) {
+            return; // e.g. the final norm of a step that samples nothing: the driver refuses an empty grid
+        }
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             params[i] = switch (args[i]) {
@@ -663,6 +702,9 @@ public final class CudaBackend implements Backend {
         onDevice(() -> {
             cuStreamSynchronize(stream);
             workspace.close();
+            if (half != null) {
+                free(half);
+            }
             allocations.forEach(CudaBackend::free);
             allocations.clear();
             cuMemFreeHost(staging);
