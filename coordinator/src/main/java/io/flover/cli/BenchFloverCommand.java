@@ -13,6 +13,7 @@ import io.flover.model.RandomCheckpoint;
 import io.flover.proto.v1.GenerateRequest;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.server.FloverServer;
+import io.flover.worker.KvMemory;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
@@ -101,9 +102,8 @@ final class BenchFloverCommand implements Callable<Integer> {
             + "how long the oldest request waits for a batch to fill (default: ${DEFAULT-VALUE})")
     long maxQueueDelayMs;
 
-    @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
-            description = "KV cache of each server (default: ${DEFAULT-VALUE})")
-    String kvMemory;
+    @Mixin
+    KvMemoryFlags kv;
 
     @Option(names = "--threads", paramLabel = "N", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
@@ -157,7 +157,7 @@ final class BenchFloverCommand implements Callable<Integer> {
 
     private Path dir;
     private Device on;
-    private long kvBytes;
+    private KvMemory kvMemory;
     private int vocab;
     private PrintWriter out;
 
@@ -181,7 +181,7 @@ final class BenchFloverCommand implements Callable<Integer> {
                 config.numKvHeads(), config.intermediateSize(), config.vocabSize());
         out.printf("on %s, %d threads on %d cores, max batch %d, dynamic batching's queue delay %d ms, KV cache %s per "
                 + "server, %d requests per run, prompts of %d tokens, greedy with ignore_eos, seed %d%n", on, threads,
-                Runtime.getRuntime().availableProcessors(), maxBatch, maxQueueDelayMs, kvMemory, requests,
+                Runtime.getRuntime().availableProcessors(), maxBatch, maxQueueDelayMs, kv.describe(), requests,
                 promptLength, seed);
         out.flush();
         long started = System.nanoTime();
@@ -245,8 +245,8 @@ final class BenchFloverCommand implements Callable<Integer> {
         Flags.require(maxBatch >= 1, "--max-batch must be at least 1, got " + maxBatch);
         Flags.require(maxQueueDelayMs >= 0, "--max-queue-delay must not be negative, got " + maxQueueDelayMs);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
-        kvBytes = ByteSize.parse("--kv-memory", kvMemory);
         on = device.device();
+        kvMemory = kv.kvMemory(on);
         return chosen;
     }
 
@@ -475,8 +475,8 @@ final class BenchFloverCommand implements Callable<Integer> {
 
         Served(Variant variant) throws Exception {
             this.variant = variant;
-            server = FloverServer.start(new FloverServer.Options(dir, "127.0.0.1", 0, threads, 1, kvBytes,
-                    variant.config(), on, 0));
+            server = FloverServer.start(new FloverServer.Options(dir, "127.0.0.1", 0, threads, 1, kvMemory,
+                    variant.config(), on));
             // A direct executor: responses are timed on the transport thread as they arrive, with no hand-off.
             channel = Grpc.newChannelBuilder("127.0.0.1:" + server.port(), InsecureChannelCredentials.create())
                     .directExecutor().build();
@@ -550,7 +550,7 @@ final class BenchFloverCommand implements Callable<Integer> {
         m.put("prompt_len", promptLength);
         m.put("max_batch", maxBatch);
         m.put("max_queue_delay_ms", maxQueueDelayMs);
-        m.put("kv_memory", kvMemory);
+        m.put("kv_memory", kv.describe());
         m.put("seed", seed);
         m.put("ignore_eos", true);
         return m;

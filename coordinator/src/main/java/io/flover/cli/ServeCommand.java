@@ -8,6 +8,7 @@ import io.flover.coordinator.ServingMetrics;
 import io.flover.model.ModelConfig;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.server.FloverServer;
+import io.flover.worker.KvMemory;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -46,20 +47,14 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     SecurityFlags security;
 
-    @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
-            description = "memory for the KV cache, e.g. 512m or 2g (default: ${DEFAULT-VALUE})")
-    String kvMemory;
+    @Mixin
+    KvMemoryFlags kv;
 
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
     @Mixin
     DeviceFlags device;
-
-    @Option(names = "--gpu-memory-fraction", paramLabel = "F",
-            description = "with --device cuda: size the KV cache so that this process uses this fraction of the "
-                    + "GPU's memory in all, weights included (default: --kv-memory decides)")
-    Double gpuMemoryFraction;
 
     @Option(names = "--tp", defaultValue = "1",
             description = "tensor-parallel ranks in this process, sharing the threads (default: ${DEFAULT-VALUE})")
@@ -93,20 +88,16 @@ final class ServeCommand implements Callable<Integer> {
         if (model != null && demo) {
             throw new IllegalArgumentException("--model and --demo cannot be combined");
         }
-        long kvBytes = ByteSize.parse("--kv-memory", kvMemory);
         Flags.requirePort("--port", port);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Device on = device.device();
         Flags.require(!on.cuda() || tensorParallel == 1, "--tp " + tensorParallel + " with --device " + on
                 + ": one process drives one GPU; run a coordinator and a worker per GPU for tensor parallelism");
-        Flags.require(gpuMemoryFraction == null || on.cuda(), "--gpu-memory-fraction needs --device cuda");
-        Flags.require(gpuMemoryFraction == null || (gpuMemoryFraction > 0 && gpuMemoryFraction <= 1),
-                "--gpu-memory-fraction must be in (0, 1], got " + gpuMemoryFraction);
+        KvMemory kvMemory = kv.kvMemory(on);
         SchedulerConfig config = scheduler.config();
         Path dir = model != null ? model : ModelCache.defaultModel();
-        return new FloverServer.Options(dir, host, port, threads, tensorParallel, kvBytes, config, on,
-                gpuMemoryFraction == null ? 0 : gpuMemoryFraction);
+        return new FloverServer.Options(dir, host, port, threads, tensorParallel, kvMemory, config, on);
     }
 
     private void logModel(FloverServer.Options o, FloverServer server) throws IOException {
@@ -117,6 +108,6 @@ final class ServeCommand implements Callable<Integer> {
                 info.getName() + " on " + o.device(), info.getArchitecture(), info.getDtype(), c.maxPositions(),
                 o.tensorParallel() > 1 ? ", " + o.tensorParallel() + " tensor-parallel ranks" : "", s.totalBlocks(),
                 (long) s.totalBlocks() * EmbeddedEngine.BLOCK_SIZE,
-                o.gpuMemoryFraction() > 0 ? "GPU memory fraction " + o.gpuMemoryFraction() : kvMemory));
+                kv.describe()));
     }
 }

@@ -1,6 +1,7 @@
 package io.flover.cli;
 
 import io.flover.kernels.Device;
+import io.flover.worker.KvMemory;
 import io.flover.worker.server.Membership;
 import io.flover.worker.server.Tls;
 import java.nio.file.Path;
@@ -35,9 +36,8 @@ final class WorkerCommand implements Callable<Integer> {
     @Mixin
     DeviceFlags device;
 
-    @Option(names = "--kv-memory", paramLabel = "SIZE", defaultValue = "1g",
-            description = "memory for this worker's KV cache, e.g. 512m or 2g (default: ${DEFAULT-VALUE})")
-    String kvMemory;
+    @Mixin
+    KvMemoryFlags kv;
 
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
@@ -64,12 +64,12 @@ final class WorkerCommand implements Callable<Integer> {
         Flags.requirePort("--port", port);
         Flags.requirePort("--collective-port", collectivePort);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
-        long kvBytes = ByteSize.parse("--kv-memory", kvMemory);
+        KvMemory kvMemory = kv.kvMemory(on);
         String advertise = Flags.advertised(advertiseHost, host);
         Membership.Options membership = cluster.options(advertise);
         Flags.oneLineLogs();
         metrics.start(host);
-        WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, on, threads, kvBytes,
+        WorkerNode node = WorkerNode.start(new WorkerNode.Options(host, advertise, port, collectivePort, on, threads, kvMemory,
                 membership, metrics.registry(), new Tls(tlsCert, tlsKey, clientCa)));
         Flags.log("worker at " + advertise + ":" + node.port() + " (collectives on port " + node.collectivePort()
                 + ") joined cluster '" + cluster.name + "'");

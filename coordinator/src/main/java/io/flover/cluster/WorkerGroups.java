@@ -66,8 +66,7 @@ public final class WorkerGroups implements AutoCloseable {
                           SchedulerConfig scheduler, Tls tls, String tlsServerName) {
     }
 
-    private record Worker(UUID id, String address, String collectiveAddress, long kvMemoryBytes,
-                          ManagedChannel channel) {
+    private record Worker(UUID id, String address, String collectiveAddress, ManagedChannel channel) {
     }
 
     private record Group(String id, List<Worker> ranks, Scheduler scheduler) {
@@ -123,7 +122,7 @@ public final class WorkerGroups implements AutoCloseable {
             throw new UncheckedIOException("cannot read the TLS files to reach workers", e);
         }
         free.put(m.getUuid(), new Worker(m.getUuid(), address, m.getAttribute(Membership.COLLECTIVE_ADDRESS),
-                Long.parseLong(m.getAttribute(Membership.KV_MEMORY)), channel));
+                channel));
         unusable.remove(m.getUuid());
         LOG.info(() -> "worker " + address + " joined; " + free.size() + " free");
         form();
@@ -174,17 +173,12 @@ public final class WorkerGroups implements AutoCloseable {
     private void load(List<Worker> ranks) {
         String id = "g" + (++groupsFormed);
         int tp = ranks.size();
-        int blocks = Integer.MAX_VALUE;
-        for (int r = 0; r < tp; r++) {
-            long perBlock = ShardLayout.of(model, r, tp).kvBytesPerBlock(model, EmbeddedEngine.BLOCK_SIZE);
-            blocks = Math.min(blocks, EmbeddedEngine.blocksFor(perBlock, ranks.get(r).kvMemoryBytes()));
-        }
         List<String> peers = ranks.stream().map(Worker::collectiveAddress).toList();
         List<ListenableFuture<LoadShardResponse>> loads = new ArrayList<>();
         for (int r = 0; r < tp; r++) {
             LoadShardRequest request = LoadShardRequest.newBuilder()
                     .setModelDir(options.modelDir().toString()).setGroupId(id + "@" + epoch).setRank(r).setWorldSize(tp)
-                    .addAllPeerAddresses(peers).setNumKvBlocks(blocks).setBlockSize(EmbeddedEngine.BLOCK_SIZE)
+                    .addAllPeerAddresses(peers).setBlockSize(EmbeddedEngine.BLOCK_SIZE)
                     .setMaxSlots(options.scheduler().maxBatch())
                     .setCollectiveTimeoutMs(Math.toIntExact(options.stepTimeout().toMillis()))
                     .build();
@@ -195,18 +189,18 @@ public final class WorkerGroups implements AutoCloseable {
             free.remove(w.id());
             loading.put(w.id(), w);
         });
-        int numBlocks = blocks;
-        Futures.whenAllComplete(loads).run(() -> onThread(() -> loaded(id, ranks, loads, numBlocks)),
+        Futures.whenAllComplete(loads).run(() -> onThread(() -> loaded(id, ranks, loads)),
                 MoreExecutors.directExecutor());
         LOG.info(() -> "group " + id + ": loading " + tp + " shards on " + names(ranks));
     }
 
-    private void loaded(String id, List<Worker> ranks, List<ListenableFuture<LoadShardResponse>> loads, int blocks) {
+    private void loaded(String id, List<Worker> ranks, List<ListenableFuture<LoadShardResponse>> loads) {
         ranks.forEach(w -> loading.remove(w.id()));
         boolean ok = true;
+        int fewestBlocks = Integer.MAX_VALUE;
         for (int r = 0; r < ranks.size(); r++) {
             try {
-                Futures.getDone(loads.get(r));
+                fewestBlocks = Math.min(fewestBlocks, Futures.getDone(loads.get(r)).getNumKvBlocks());
             } catch (ExecutionException | CancellationException e) {
                 ok = false;
                 Status status = Status.fromThrowable(e.getCause() == null ? e : e.getCause());
@@ -226,6 +220,8 @@ public final class WorkerGroups implements AutoCloseable {
         RemoteGroup runner = RemoteGroup.open(id, ranks.stream().map(Worker::address).toList(),
                 ranks.stream().map(Worker::channel).toList(), options.stepTimeout(),
                 loss -> onThread(() -> lost(id, loss)));
+        // Every rank holds at least this many blocks: the group uses those.
+        int blocks = fewestBlocks;
         Group g = new Group(id, ranks, replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, options.scheduler()));
         ranks.forEach(w -> groupOf.put(w.id(), g));
         LOG.info(() -> "group " + id + " serves on " + names(ranks) + " with " + blocks + " KV blocks");

@@ -7,13 +7,13 @@ import io.flover.coordinator.SchedulerConfig;
 import io.flover.coordinator.ServingMetrics;
 import io.flover.kernels.Backend;
 import io.flover.kernels.Device;
-import io.flover.kernels.cuda.CudaBackend;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ModelInfo;
+import io.flover.worker.KvMemory;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.LocalTensorParallel;
 import io.flover.worker.ShardExecutor;
@@ -51,8 +51,6 @@ public final class FloverServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(FloverServer.class.getName());
     /** Ranks in one process only wait for each other's compute, never a network. */
     private static final Duration LOCAL_COLLECTIVE_TIMEOUT = Duration.ofMinutes(1);
-    /** GPU memory kept out of the KV cache for a step's activations, logits and cuBLAS's workspaces. */
-    private static final long GPU_STEP_RESERVE = 1L << 30;
 
     /**
      * What to serve and how, in one process.
@@ -60,17 +58,15 @@ public final class FloverServer implements AutoCloseable {
      * @param host the address to bind, e.g. 0.0.0.0 or 127.0.0.1
      * @param port 0 binds a free port; {@link #port()} tells which
      * @param tensorParallel ranks of the in-process tensor-parallel group (1: no tensor parallelism)
-     * @param kvMemoryBytes KV cache of the whole group
+     * @param kvMemory KV cache of the whole group
      * @param device where a single rank runs; tensor-parallel ranks run on the CPU
-     * @param gpuMemoryFraction on a GPU, size the KV cache so that the process uses this fraction of the GPU's
-     *                          memory (0: {@code kvMemoryBytes} decides)
      */
-    public record Options(Path modelDir, String host, int port, int threads, int tensorParallel, long kvMemoryBytes,
-                          SchedulerConfig scheduler, Device device, double gpuMemoryFraction) {
-        /** A CPU server. */
+    public record Options(Path modelDir, String host, int port, int threads, int tensorParallel, KvMemory kvMemory,
+                          SchedulerConfig scheduler, Device device) {
+        /** A CPU server with a KV cache of {@code kvMemoryBytes}. */
         public Options(Path modelDir, String host, int port, int threads, int tensorParallel, long kvMemoryBytes,
                        SchedulerConfig scheduler) {
-            this(modelDir, host, port, threads, tensorParallel, kvMemoryBytes, scheduler, Device.CPU, 0);
+            this(modelDir, host, port, threads, tensorParallel, KvMemory.of(kvMemoryBytes), scheduler, Device.CPU);
         }
     }
 
@@ -113,21 +109,20 @@ public final class FloverServer implements AutoCloseable {
         ModelConfig config = ModelConfig.load(o.modelDir());
         ShardLayout shard = ShardLayout.of(config, 0, tp); // checks that the model splits before anything loads
         long perBlock = shard.kvBytesPerBlock(config, EmbeddedEngine.BLOCK_SIZE) * tp;
-        int blocks = EmbeddedEngine.blocksFor(perBlock, o.kvMemoryBytes());
         int maxSlots = o.scheduler().maxBatch();
         List<AutoCloseable> opened = new ArrayList<>();
         try {
             StepRunner runner;
+            int blocks;
             if (tp == 1) {
                 Backend backend = o.device().open(o.threads());
                 opened.add(backend);
                 LoadedModel model = LoadedModel.open(o.modelDir(), backend);
                 opened.add(model);
-                if (o.gpuMemoryFraction() > 0 && backend instanceof CudaBackend gpu) {
-                    blocks = EmbeddedEngine.blocksFor(perBlock, gpu.kvBudget(o.gpuMemoryFraction(), GPU_STEP_RESERVE));
-                }
+                blocks = o.kvMemory().blocks(backend, perBlock);
                 runner = new ShardExecutor(model.lm(), blocks, EmbeddedEngine.BLOCK_SIZE, maxSlots);
             } else {
+                blocks = KvMemory.blocks(o.kvMemory().bytes(), perBlock);
                 runner = LocalTensorParallel.open(o.modelDir(), tp, Math.max(1, o.threads() / tp), blocks,
                         EmbeddedEngine.BLOCK_SIZE, maxSlots, LOCAL_COLLECTIVE_TIMEOUT);
             }

@@ -429,8 +429,8 @@ class DeploymentManifestsTest {
         Flags.requirePort("--port", c.port);
         assertTrue(c.tensorParallel >= 1, "--tp");
         assertTrue(c.stepTimeoutMs >= 1 && c.loadTimeoutSeconds >= 1, "--step-timeout, --load-timeout");
-        ByteSize.parse("--kv-memory", w.kvMemory);
-        Device.parse("--device", w.device.spec); // throws, naming the flag, where the CLI would refuse it
+        // Each throws, naming the flag, where the CLI would refuse it.
+        w.kv.kvMemory(Device.parse("--device", w.device.spec));
         for (Pod p : List.of(coordinatorPod, workerPod)) {
             Launch l = p.launch();
             l.cluster().options(l.advertiseHost());
@@ -998,12 +998,12 @@ class DeploymentManifestsTest {
         assertTrue(Integer.parseInt(gpus) >= 1, "nvidia.com/gpu " + gpus);
         assertTrue(gpu.pod("worker").container().path("image").asText().contains("cuda"), "the workers' CUDA image");
         assertFalse(cpu.pod("worker").container().path("image").asText().contains("cuda"), "cpu workers' image");
-        assertEquals(new Device(true, 0), device(gpu), "the gpu overlay's workers run on their GPU");
-        assertEquals(Device.CPU, device(cpu), "cpu workers");
-    }
-
-    private static Device device(Manifests m) {
-        return Device.parse("--device", ((WorkerCommand) m.pod("worker").launch().options()).device.spec);
+        WorkerCommand gpuWorker = (WorkerCommand) gpu.pod("worker").launch().options();
+        WorkerCommand cpuWorker = (WorkerCommand) cpu.pod("worker").launch().options();
+        Device onGpu = Device.parse("--device", gpuWorker.device.spec);
+        assertEquals(new Device(true, 0), onGpu, "the gpu overlay's workers run on their GPU");
+        assertTrue(gpuWorker.kv.kvMemory(onGpu).gpuFraction() > 0, "GPU workers size their KV cache by the GPU");
+        assertEquals(Device.CPU, Device.parse("--device", cpuWorker.device.spec), "cpu workers");
     }
 
     @Test

@@ -79,9 +79,13 @@ final class ProcessCluster implements AutoCloseable {
         return port;
     }
 
+    /** Starts a worker with {@code flags}, and a KV memory of 16m unless they name one. */
     Node startWorker(String... flags) throws IOException {
         List<String> args = new ArrayList<>(List.of("worker", "--host", "127.0.0.1", "--threads", "1",
-                "--kv-memory", "16m", "--cluster-port", Integer.toString(clusterPort + 1)));
+                "--cluster-port", Integer.toString(clusterPort + 1)));
+        if (!List.of(flags).contains("--kv-memory")) {
+            args.addAll(List.of("--kv-memory", "16m"));
+        }
         args.addAll(List.of(flags));
         return start("worker-" + (++workers), args);
     }

@@ -109,6 +109,29 @@ class TensorParallelClusterIT {
         }
     }
 
+    /** Each worker sizes its own KV cache when it loads its shard; a group uses the fewest blocks of its ranks. */
+    @Test
+    void aGroupUsesTheKvBlocksOfItsSmallestWorker() throws Exception {
+        Golden golden = cases("llama-tiny-f32").getFirst();
+        try (ProcessCluster cluster = new ProcessCluster("kv-sizes")) {
+            int metricsPort = ProcessCluster.freePort();
+            int port = cluster.startCoordinator(golden("llama-tiny-f32"), 2, "--metrics-port",
+                    Integer.toString(metricsPort));
+            cluster.startWorker("--kv-memory", "4m");
+            cluster.startWorker("--kv-memory", "1m");
+            ManagedChannel channel = ProcessCluster.channel(port);
+            ProcessCluster.awaitServing(channel, START);
+            assertArrayEquals(golden.greedy(), generate(channel, golden.prompt(), golden.greedy().length));
+            // llama-tiny on 2 ranks: each holds 1 of the 2 KV heads (of 16) in 2 layers, keys and values of 16
+            // positions in float32: 4096 bytes, 256 blocks in 1m.
+            long perBlock = 2L * 2 * 16 * 16 * Float.BYTES;
+            String metrics = ProcessCluster.scrape(metricsPort);
+            assertEquals((1 << 20) / perBlock, ProcessCluster.metric(metrics, "flover_kv_cache_blocks{state=\"free\"}")
+                    + ProcessCluster.metric(metrics, "flover_kv_cache_blocks{state=\"used\"}"), metrics);
+            channel.shutdownNow();
+        }
+    }
+
     @Test
     void groupsFormAsWorkersJoinAndALostGroupsRequestsFinishOnAnother() throws Exception {
         List<Golden> cases = cases("llama-tiny-f32");

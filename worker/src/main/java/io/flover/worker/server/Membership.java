@@ -25,7 +25,6 @@ public final class Membership implements AutoCloseable {
     public static final String ROLE = "flover.role";
     public static final String WORKER_ADDRESS = "flover.worker";
     public static final String COLLECTIVE_ADDRESS = "flover.collectives";
-    public static final String KV_MEMORY = "flover.kv-memory";
     public static final String DEVICE = "flover.device";
 
     /**

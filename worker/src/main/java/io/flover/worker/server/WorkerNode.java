@@ -2,6 +2,7 @@ package io.flover.worker.server;
 
 import io.flover.collectives.TcpTransport;
 import io.flover.kernels.Device;
+import io.flover.worker.KvMemory;
 import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
@@ -15,8 +16,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A worker process: the {@code flover.v1.Worker} service with a health service, a listener for its group's
- * collectives, and its membership in the cluster, where it announces both addresses and its KV memory so a
- * coordinator can put it in a group.
+ * collectives, and its membership in the cluster, where it announces both addresses so a coordinator can put it in
+ * a group.
  */
 public final class WorkerNode implements AutoCloseable {
     /** Steps carry a batch's token ids and block tables: far below this even for long prompts. */
@@ -27,11 +28,12 @@ public final class WorkerNode implements AutoCloseable {
      * @param advertiseHost the address others reach this worker at
      * @param port the worker service's port, 0 for any
      * @param collectivePort the collectives' port, 0 for any
+     * @param kvMemory the KV cache of each shard it loads
      * @param metrics where the worker's meters go
      * @param tls the worker service's certificate and the CA of the coordinators it accepts (mutual TLS)
      */
     public record Options(String host, String advertiseHost, int port, int collectivePort, Device device, int threads,
-                          long kvMemoryBytes, Membership.Options cluster, MeterRegistry metrics, Tls tls) {
+                          KvMemory kvMemory, Membership.Options cluster, MeterRegistry metrics, Tls tls) {
     }
 
     private final TcpTransport transport;
@@ -52,8 +54,8 @@ public final class WorkerNode implements AutoCloseable {
         Server server = null;
         try {
             transport = TcpTransport.listen(new InetSocketAddress(o.host(), o.collectivePort()));
-            WorkerService service = new WorkerService(() -> o.device().open(o.threads()), transport::join,
-                    o.metrics());
+            WorkerService service = new WorkerService(() -> o.device().open(o.threads()), o.kvMemory(),
+                    transport::join, o.metrics());
             HealthStatusManager health = new HealthStatusManager();
             server = NettyServerBuilder.forAddress(new InetSocketAddress(o.host(), o.port()), o.tls().server())
                     .addService(MalformedRequests.guard(service))
@@ -66,7 +68,6 @@ public final class WorkerNode implements AutoCloseable {
                     Membership.ROLE, "worker",
                     Membership.WORKER_ADDRESS, o.advertiseHost() + ":" + server.getPort(),
                     Membership.COLLECTIVE_ADDRESS, o.advertiseHost() + ":" + transport.address().getPort(),
-                    Membership.KV_MEMORY, Long.toString(o.kvMemoryBytes()),
                     Membership.DEVICE, o.device().toString()));
             return new WorkerNode(transport, service, server, membership);
         } catch (IOException | RuntimeException e) {

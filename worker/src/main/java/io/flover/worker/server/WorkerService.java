@@ -8,6 +8,7 @@ import io.flover.proto.v1.LoadShardResponse;
 import io.flover.proto.v1.StepRequest;
 import io.flover.proto.v1.StepResponse;
 import io.flover.proto.v1.WorkerGrpc;
+import io.flover.worker.KvMemory;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.ShardExecutor;
 import io.grpc.Status;
@@ -59,6 +60,7 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     }
 
     private final Supplier<Backend> backends;
+    private final KvMemory kvMemory;
     private final Collectives collectives;
     private final Object loading = new Object();
     private volatile Shard shard;
@@ -67,11 +69,12 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     private final Counter collectiveBytes;
 
     /**
-     * Loads each shard on a backend of its own from {@code backends}, closed with the shard; records step timings,
-     * collective traffic and KV blocks held in {@code metrics}.
+     * Loads each shard on a backend of its own from {@code backends}, closed with the shard, with a KV cache of
+     * {@code kvMemory}; records step timings, collective traffic and KV blocks held in {@code metrics}.
      */
-    public WorkerService(Supplier<Backend> backends, Collectives collectives, MeterRegistry metrics) {
+    public WorkerService(Supplier<Backend> backends, KvMemory kvMemory, Collectives collectives, MeterRegistry metrics) {
         this.backends = backends;
+        this.kvMemory = kvMemory;
         this.collectives = collectives;
         this.stepCompute = Timer.builder("flover.worker.step.compute").description("Time a step takes on this rank")
                 .publishPercentileHistogram().register(metrics);
@@ -108,7 +111,6 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         require(r.getRank() < r.getWorldSize(), "rank " + r.getRank() + " is not below world_size " + r.getWorldSize());
         require(r.getPeerAddressesCount() == r.getWorldSize(), "peer_addresses has " + r.getPeerAddressesCount()
                 + " entries for a world_size of " + r.getWorldSize());
-        require(r.getNumKvBlocks() >= 1, "num_kv_blocks must be at least 1");
         require(r.getBlockSize() >= 1, "block_size must be at least 1");
         require(r.getMaxSlots() >= 1, "max_slots must be at least 1");
         require(r.getCollectiveTimeoutMs() >= 1, "collective_timeout_ms must be at least 1");
@@ -126,19 +128,24 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                         Duration.ofMillis(r.getCollectiveTimeoutMs())));
                 backend = backends.get();
                 model = LoadedModel.open(Path.of(r.getModelDir()), backend, comm);
-                ShardExecutor executor = new ShardExecutor(model.lm(), r.getNumKvBlocks(), r.getBlockSize(),
-                        r.getMaxSlots());
+                long perBlock = model.lm().shard().kvBytesPerBlock(model.config(), r.getBlockSize());
+                int blocks;
+                try {
+                    blocks = kvMemory.blocks(backend, perBlock);
+                } catch (IllegalArgumentException e) {
+                    throw Status.FAILED_PRECONDITION.withDescription("this worker's KV memory: " + e.getMessage())
+                            .asRuntimeException();
+                }
+                ShardExecutor executor = new ShardExecutor(model.lm(), blocks, r.getBlockSize(), r.getMaxSlots());
                 Shard loaded = new Shard(r.getGroupId(), r.getRank(), comm, backend, model, executor,
                         new ReentrantLock());
                 synchronized (this) {
                     shard = loaded;
                 }
                 LOG.info(() -> "loaded rank " + r.getRank() + " of " + r.getWorldSize() + " of " + r.getModelDir()
-                        + " for group " + r.getGroupId());
+                        + " for group " + r.getGroupId() + " with " + blocks + " KV blocks");
                 return LoadShardResponse.newBuilder().setWeightBytes(model.weightBytes() / r.getWorldSize())
-                        .setKvCacheBytes(r.getNumKvBlocks() * model.lm().shard().kvBytesPerBlock(model.config(),
-                                r.getBlockSize()))
-                        .build();
+                        .setKvCacheBytes(blocks * perBlock).setNumKvBlocks(blocks).build();
             } catch (NoSuchFileException e) {
                 close(comm, model, backend);
                 throw Status.FAILED_PRECONDITION.withDescription("model_dir: no such file " + e.getMessage())

@@ -9,9 +9,11 @@ import io.flover.collectives.Communicator;
 import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.proto.v1.LoadShardRequest;
+import io.flover.proto.v1.LoadShardResponse;
 import io.flover.proto.v1.StepRequest;
 import io.flover.proto.v1.StepResponse;
 import io.flover.proto.v1.WorkerGrpc;
+import io.flover.worker.KvMemory;
 import io.flover.worker.SamplingParams;
 import io.flover.worker.SlotOp;
 import io.flover.worker.Step;
@@ -54,12 +56,19 @@ class WorkerServiceTest {
     private Server server;
     private ManagedChannel channel;
 
+    /** The workers' KV memory in these tests. */
+    private static final long KV_MEMORY = 1 << 20;
+
     @BeforeEach
     void start() throws Exception {
         kernels = new CpuKernels(2);
+        serve(KvMemory.of(KV_MEMORY));
+    }
+
+    private void serve(KvMemory kvMemory) throws Exception {
         metrics = new SimpleMeterRegistry();
-        service = new WorkerService(() -> new CpuBackend(kernels), (group, rank, peers, timeout) -> Communicator.solo(),
-                metrics);
+        service = new WorkerService(() -> new CpuBackend(kernels), kvMemory,
+                (group, rank, peers, timeout) -> Communicator.solo(), metrics);
         server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
                 .addService(MalformedRequests.guard(service)).build().start();
         channel = Grpc.newChannelBuilder("127.0.0.1:" + server.getPort(), InsecureChannelCredentials.create()).build();
@@ -67,10 +76,14 @@ class WorkerServiceTest {
 
     @AfterEach
     void stop() throws Exception {
+        shutdown();
+        kernels.close();
+    }
+
+    private void shutdown() throws Exception {
         channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         server.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         service.close();
-        kernels.close();
     }
 
     private static Path golden(String name) throws Exception {
@@ -79,8 +92,29 @@ class WorkerServiceTest {
 
     private static LoadShardRequest.Builder load() throws Exception {
         return LoadShardRequest.newBuilder().setModelDir(golden("llama-tiny-f32").toString()).setGroupId("g")
-                .setRank(0).setWorldSize(1).addPeerAddresses("127.0.0.1:1").setNumKvBlocks(16).setBlockSize(16)
+                .setRank(0).setWorldSize(1).addPeerAddresses("127.0.0.1:1").setBlockSize(16)
                 .setMaxSlots(4).setCollectiveTimeoutMs(1000);
+    }
+
+    @Test
+    void aShardHoldsTheKvBlocksItsMemoryFits() throws Exception {
+        LoadShardResponse r = WorkerGrpc.newBlockingStub(channel).loadShard(load().build());
+        // llama-tiny: 2 layers, 2 KV heads of 16; keys and values of 16 positions in float32.
+        long perBlock = 2L * 2 * 16 * 2 * 16 * Float.BYTES;
+        assertEquals(KV_MEMORY / perBlock, r.getNumKvBlocks());
+        assertEquals(r.getNumKvBlocks() * perBlock, r.getKvCacheBytes());
+    }
+
+    @Test
+    void aKvMemoryThatHoldsNoBlockIsAFailedPreconditionSayingSo() throws Exception {
+        shutdown();
+        serve(KvMemory.of(1000));
+        StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+                () -> WorkerGrpc.newBlockingStub(channel).loadShard(load().build()));
+        assertEquals(Status.Code.FAILED_PRECONDITION, e.getStatus().getCode());
+        assertTrue(e.getStatus().getDescription().startsWith("this worker's KV memory: a KV memory of 1000 bytes "
+                + "holds no block"), e.getStatus().getDescription());
+        assertEquals(null, service.groupId(), "nothing stays loaded");
     }
 
     @Test
@@ -120,7 +154,7 @@ class WorkerServiceTest {
                         (UnaryOperator<LoadShardRequest.Builder>) b -> b.setRank(2).setWorldSize(2)),
                 Arguments.of("peer_addresses has 1 entries",
                         (UnaryOperator<LoadShardRequest.Builder>) b -> b.setWorldSize(2)),
-                Arguments.of("num_kv_blocks", (UnaryOperator<LoadShardRequest.Builder>) b -> b.setNumKvBlocks(0)),
+                Arguments.of("block_size", (UnaryOperator<LoadShardRequest.Builder>) b -> b.setBlockSize(0)),
                 Arguments.of("peer_addresses: 'nowhere' is not host:port",
                         (UnaryOperator<LoadShardRequest.Builder>) b -> b.setPeerAddresses(0, "nowhere")));
     }
