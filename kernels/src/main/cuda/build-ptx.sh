@@ -10,8 +10,9 @@
 # (--force compiles anyway), so machines with another nvcc do not rewrite the committed PTX.
 #
 # Why compute_80 PTX: the driver JIT-compiles it for the GPU at hand (Ampere, Ada, Hopper, Blackwell), and the
-# bfloat16 conversions need sm_80. No fast math: results must match the float32 CPU kernels. The output is
-# deterministic: nvcc's PTX carries no timestamps or paths, only the toolkit's version in its header comment.
+# bfloat16 conversions need sm_80. It declares PTX ISA 8.0, so that drivers from CUDA 12.0 on load it. No fast
+# math: results must match the float32 CPU kernels. The output is deterministic: nvcc's PTX carries no timestamps
+# or paths, only the toolkit's version in its header comment.
 # Environment: NVCC (the nvcc to use; default: nvcc on the PATH).
 set -euo pipefail
 
@@ -48,8 +49,13 @@ trap 'rm -rf "$tmp"' EXIT
 # The precision flags are nvcc's defaults without --use_fast_math, spelled out so that nobody flips them unnoticed.
 "$nvcc" -ptx -arch=compute_80 -O3 -std=c++17 -ftz=false -prec-div=true -prec-sqrt=true \
   -o "$tmp/flover.ptx" "$SRC"
+# nvcc declares the newest PTX ISA it knows (9.0 for CUDA 13), which drivers older than its own refuse to JIT.
+# Declare 8.0 (drivers of CUDA 12.0 and later) instead: the kernels use nothing newer, and ptxas below rejects
+# any instruction that 8.0 lacks.
+sed -i 's/^\.version [0-9][0-9.]*$/.version 8.0/' "$tmp/flover.ptx"
 
-# Assemble once where ptxas is at hand, so that PTX the driver would reject fails here.
+# Assemble once where ptxas is at hand, so that PTX the driver would reject (an instruction newer than the declared
+# ISA among it) fails here.
 ptxas="$(dirname "$nvcc")/ptxas"
 [ -x "$ptxas" ] || ptxas="$(command -v ptxas || true)"
 if [ -n "$ptxas" ]; then

@@ -77,6 +77,16 @@ class PtxSourcesTest {
                         + "(it needs nvcc from the CUDA toolkit) and commit the PTX with the source");
     }
 
+    /**
+     * The driver JIT-compiles the PTX and refuses an ISA newer than it knows: 8.0 is what drivers of CUDA 12.0 (525)
+     * and later read, among them those the CUDA 12 image runs on. nvcc writes its own, newer version.
+     */
+    @Test
+    void ptxDeclaresAnIsaThatCuda12DriversRead() throws IOException {
+        List<String> header = ptx().lines().filter(l -> l.startsWith(".version") || l.startsWith(".target")).toList();
+        assertEquals(List.of(".version 8.0", ".target sm_80"), header);
+    }
+
     @Test
     void ptxDeclaresEveryKernelWithItsParameters() throws IOException {
         Map<String, List<String>> entries = new LinkedHashMap<>();
