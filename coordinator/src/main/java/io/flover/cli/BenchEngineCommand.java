@@ -171,15 +171,16 @@ final class BenchEngineCommand implements Callable<Integer> {
     private double prefillTokensPerSecond(CausalLm lm) {
         int[] prompt = randomTokens(promptLength, lm.config().vocabSize(), 1);
         int blocks = (promptLength + BLOCK_SIZE - 1) / BLOCK_SIZE;
-        Backend.KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE);
         int[] table = identity(blocks);
-        lm.forward(StepBatch.single(prompt, 0, table), kv); // warm-up
-        int runs = 3;
-        long start = System.nanoTime();
-        for (int i = 0; i < runs; i++) {
-            lm.forward(StepBatch.single(prompt, 0, table), kv);
+        try (Backend.KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE)) {
+            lm.forward(StepBatch.single(prompt, 0, table), kv); // warm-up
+            int runs = 3;
+            long start = System.nanoTime();
+            for (int i = 0; i < runs; i++) {
+                lm.forward(StepBatch.single(prompt, 0, table), kv);
+            }
+            return runs * promptLength / ((System.nanoTime() - start) / 1e9);
         }
-        return runs * promptLength / ((System.nanoTime() - start) / 1e9);
     }
 
     /** {@code batch} sequences with 16-token prompts, then {@code steps} fused decode steps of all of them. */
@@ -188,33 +189,34 @@ final class BenchEngineCommand implements Callable<Integer> {
         int promptLen = 16;
         int warmup = 4;
         int perSeqBlocks = (promptLen + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE;
-        Backend.KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE);
-        int[][] tables = new int[batch][perSeqBlocks];
-        for (int s = 0; s < batch; s++) {
-            for (int b = 0; b < perSeqBlocks; b++) {
-                tables[s][b] = s * perSeqBlocks + b;
+        try (Backend.KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE)) {
+            int[][] tables = new int[batch][perSeqBlocks];
+            for (int s = 0; s < batch; s++) {
+                for (int b = 0; b < perSeqBlocks; b++) {
+                    tables[s][b] = s * perSeqBlocks + b;
+                }
             }
-        }
-        for (int s = 0; s < batch; s++) {
-            lm.forward(StepBatch.single(randomTokens(promptLen, vocab, s), 0, tables[s]), kv);
-        }
-        int[] starts = new int[batch];
-        Arrays.setAll(starts, i -> i);
-        int[] ones = new int[batch];
-        Arrays.fill(ones, 1);
-        boolean[] want = new boolean[batch];
-        Arrays.fill(want, true);
-        int[] tokens = randomTokens(batch, vocab, 99);
-        long start = 0;
-        for (int step = 0; step < warmup + steps; step++) {
-            if (step == warmup) {
-                start = System.nanoTime();
+            for (int s = 0; s < batch; s++) {
+                lm.forward(StepBatch.single(randomTokens(promptLen, vocab, s), 0, tables[s]), kv);
             }
-            int[] positions = new int[batch];
-            Arrays.fill(positions, promptLen + step);
-            lm.forward(new StepBatch(tokens, starts, ones, positions, tables, want), kv);
+            int[] starts = new int[batch];
+            Arrays.setAll(starts, i -> i);
+            int[] ones = new int[batch];
+            Arrays.fill(ones, 1);
+            boolean[] want = new boolean[batch];
+            Arrays.fill(want, true);
+            int[] tokens = randomTokens(batch, vocab, 99);
+            long start = 0;
+            for (int step = 0; step < warmup + steps; step++) {
+                if (step == warmup) {
+                    start = System.nanoTime();
+                }
+                int[] positions = new int[batch];
+                Arrays.fill(positions, promptLen + step);
+                lm.forward(new StepBatch(tokens, starts, ones, positions, tables, want), kv);
+            }
+            return (double) batch * steps / ((System.nanoTime() - start) / 1e9);
         }
-        return (double) batch * steps / ((System.nanoTime() - start) / 1e9);
     }
 
     private static int[] randomTokens(int n, int vocab, long seed) {

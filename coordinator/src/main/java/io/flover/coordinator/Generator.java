@@ -32,28 +32,29 @@ public final class Generator {
         int maxTokens = req.maxTokens();
         int[] history = Arrays.copyOf(prompt, prompt.length + maxTokens);
         int blocks = (prompt.length + maxTokens + EmbeddedEngine.BLOCK_SIZE - 1) / EmbeddedEngine.BLOCK_SIZE;
-        Backend.KvCache kv = lm.newKvCache(blocks, EmbeddedEngine.BLOCK_SIZE);
         int[] table = new int[blocks];
         Arrays.setAll(table, i -> i);
 
         StopChecker stop = new StopChecker(req, c, tokenizer);
         StringBuilder text = new StringBuilder();
-        float[] logits = lm.forward(StepBatch.single(prompt, 0, table), kv);
-        float[] firstLogits = logits;
-        int length = prompt.length;
-        while (true) {
-            int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, length);
-            history[length++] = next;
-            StopChecker.Emitted out = stop.accept(next, length - prompt.length, length);
-            if (!out.text().isEmpty()) {
-                text.append(out.text());
-                onText.accept(out.text());
+        try (Backend.KvCache kv = lm.newKvCache(blocks, EmbeddedEngine.BLOCK_SIZE)) {
+            float[] logits = lm.forward(StepBatch.single(prompt, 0, table), kv);
+            float[] firstLogits = logits;
+            int length = prompt.length;
+            while (true) {
+                int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, length);
+                history[length++] = next;
+                StopChecker.Emitted out = stop.accept(next, length - prompt.length, length);
+                if (!out.text().isEmpty()) {
+                    text.append(out.text());
+                    onText.accept(out.text());
+                }
+                if (out.finishReason() != null) {
+                    return new GenerationResult(Arrays.copyOfRange(history, prompt.length, length),
+                            tokenizer == null ? null : text.toString(), out.finishReason(), firstLogits);
+                }
+                logits = lm.forward(StepBatch.single(new int[] {next}, length - 1, table), kv);
             }
-            if (out.finishReason() != null) {
-                return new GenerationResult(Arrays.copyOfRange(history, prompt.length, length),
-                        tokenizer == null ? null : text.toString(), out.finishReason(), firstLogits);
-            }
-            logits = lm.forward(StepBatch.single(new int[] {next}, length - 1, table), kv);
         }
     }
 

@@ -59,7 +59,7 @@ public final class FloverServer implements AutoCloseable {
      * @param port 0 binds a free port; {@link #port()} tells which
      * @param tensorParallel ranks of the in-process tensor-parallel group (1: no tensor parallelism)
      * @param kvMemory KV cache of the whole group
-     * @param device where a single rank runs; tensor-parallel ranks run on the CPU
+     * @param device where the model runs; tensor parallelism in one process ({@code tensorParallel > 1}) is CPU only
      */
     public record Options(Path modelDir, String host, int port, int threads, int tensorParallel, KvMemory kvMemory,
                           SchedulerConfig scheduler, Device device) {
@@ -106,6 +106,11 @@ public final class FloverServer implements AutoCloseable {
     public static FloverServer start(Options o, ServingMetrics metrics, Security security) throws IOException {
         InetSocketAddress address = resolve(o.host(), o.port());
         int tp = o.tensorParallel();
+        if (tp > 1 && o.device().cuda()) {
+            // Ranks in one process would share the GPU's one owner thread and wait on each other in all-reduce.
+            throw new IllegalArgumentException("tensor parallelism in one process runs on the CPU; with a GPU, run a "
+                    + "coordinator and a worker per GPU");
+        }
         ModelConfig config = ModelConfig.load(o.modelDir());
         ShardLayout shard = ShardLayout.of(config, 0, tp); // checks that the model splits before anything loads
         long perBlock = shard.kvBytesPerBlock(config, EmbeddedEngine.BLOCK_SIZE) * tp;

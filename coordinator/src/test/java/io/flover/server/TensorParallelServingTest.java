@@ -2,10 +2,14 @@ package io.flover.server;
 
 import static io.flover.server.ServerTesting.ids;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flover.coordinator.Policy;
 import io.flover.coordinator.SchedulerConfig;
+import io.flover.kernels.Device;
 import io.flover.proto.v1.GenerationGrpc;
+import io.flover.worker.KvMemory;
 import io.grpc.ManagedChannel;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,6 +18,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -44,5 +49,14 @@ class TensorParallelServingTest {
         } finally {
             clients.shutdownNow();
         }
+    }
+
+    /** A GPU has one owner thread: ranks sharing it would wait on each other's all-reduce, so it is refused. */
+    @Test
+    void ranksInOneProcessDoNotShareAGpu() throws Exception {
+        FloverServer.Options options = new FloverServer.Options(ServerTesting.golden("llama-tiny-f32"), "127.0.0.1",
+                0, 2, 2, KvMemory.of(16 << 20), SchedulerConfig.defaults(new Policy.Fusion()), new Device(true, 0));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> FloverServer.start(options));
+        assertTrue(e.getMessage().startsWith("tensor parallelism in one process runs on the CPU"), e.getMessage());
     }
 }

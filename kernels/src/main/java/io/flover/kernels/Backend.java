@@ -34,10 +34,18 @@ public interface Backend extends AutoCloseable {
      * {@code kvHeads * headDim} floats for K and as many for V. Position {@code p} of a sequence lives in block
      * {@code table[p / blockSize]}, row {@code p % blockSize}. Which blocks belong to whom is decided elsewhere.
      */
-    interface KvCache {
+    interface KvCache extends AutoCloseable {
         int numBlocks();
 
         int blockSize();
+
+        /**
+         * Frees its memory now rather than when the backend closes: a GPU's device memory has no garbage collector.
+         * Idempotent.
+         */
+        @Override
+        default void close() {
+        }
 
         /** Bytes one block takes across all layers, K and V: what a memory budget is divided by. */
         static long bytesPerBlock(int layers, int blockSize, int kvHeads, int headDim) {

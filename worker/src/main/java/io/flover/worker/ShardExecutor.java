@@ -108,6 +108,7 @@ public final class ShardExecutor implements StepRunner {
 
     @Override
     public void close() {
+        kv.close();
     }
 
     private void apply(SlotOp op) {

@@ -103,10 +103,74 @@ public final class CudaBackend implements Backend {
     private record DeviceVector(CUdeviceptr ptr, int length) implements Vector {
     }
 
-    private record DeviceKvCache(CUdeviceptr keys, CUdeviceptr values, int layers, int numBlocks, int blockSize,
-                                 int rowWidth, int kvHeads, int headDim) implements KvCache {
+    private final class DeviceKvCache implements KvCache {
+        private final CUdeviceptr keys;
+        private final CUdeviceptr values;
+        private final int numBlocks;
+        private final int blockSize;
+        private final int kvHeads;
+        private final int headDim;
+        private boolean freed;
+
+        DeviceKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+            this.numBlocks = numBlocks;
+            this.blockSize = blockSize;
+            this.kvHeads = kvHeads;
+            this.headDim = headDim;
+            long bytes = layers * layerBytes();
+            this.keys = retained(bytes);
+            this.values = retained(bytes);
+        }
+
+        CUdeviceptr keys() {
+            return keys;
+        }
+
+        CUdeviceptr values() {
+            return values;
+        }
+
+        @Override
+        public int numBlocks() {
+            return numBlocks;
+        }
+
+        @Override
+        public int blockSize() {
+            return blockSize;
+        }
+
+        int kvHeads() {
+            return kvHeads;
+        }
+
+        int headDim() {
+            return headDim;
+        }
+
+        /** Floats per position of one layer: all of this cache's KV heads. */
+        int rowWidth() {
+            return kvHeads * headDim;
+        }
+
         long layerBytes() {
-            return (long) numBlocks * blockSize * rowWidth * Float.BYTES;
+            return (long) numBlocks * blockSize * rowWidth() * Float.BYTES;
+        }
+
+        @Override
+        public void close() {
+            if (closed) {
+                return; // the backend has freed everything
+            }
+            onDevice(() -> {
+                if (!freed) {
+                    freed = true;
+                    cuStreamSynchronize(stream); // a queued step may still write it
+                    release(keys);
+                    release(values);
+                }
+                return null;
+            });
         }
     }
 
@@ -192,20 +256,26 @@ public final class CudaBackend implements Backend {
         }
 
         void reset() {
+            long wanted = used;
+            used = 0;
             cuStreamSynchronize(stream); // kernels queued by the step may still read its buffers
             overflow.forEach(CudaBackend::free);
             overflow.clear();
-            if (used > capacity) {
+            if (wanted > capacity) {
                 free(base);
-                capacity = used;
-                base = alloc(capacity);
+                // Empty until the larger one is there: if that allocation fails, the next step overflows instead.
+                base = null;
+                capacity = 0;
+                base = alloc(wanted);
+                capacity = wanted;
             }
-            used = 0;
         }
 
         void close() {
             overflow.forEach(CudaBackend::free);
-            free(base);
+            if (base != null) {
+                free(base);
+            }
         }
     }
 
@@ -227,7 +297,7 @@ public final class CudaBackend implements Backend {
     private MemorySegment stagingSegment;
     private CUdeviceptr half;
     private long halfBytes;
-    private boolean closed;
+    private volatile boolean closed;
 
     private CudaBackend(int ordinal, Precision precision) {
         this.ordinal = ordinal;
@@ -350,13 +420,22 @@ public final class CudaBackend implements Backend {
         return Thread.currentThread() == ownerThread ? work.get() : submit(work::get);
     }
 
+    /**
+     * Runs {@code work} on the owner thread and waits for it, through interrupts: work queued on a GPU cannot be
+     * taken back, and a caller that stopped waiting would leave it running against state it may free next (the
+     * CPU backend ignores interrupts in a forward too). The interrupt stays set for the caller to see afterwards.
+     */
     private <T> T submit(java.util.concurrent.Callable<T> work) {
         Future<T> f = owner.submit(work);
+        boolean interrupted = false;
         try {
-            return f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted waiting for " + device(), e);
+            while (true) {
+                try {
+                    return f.get();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
         } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException r) {
                 throw r;
@@ -365,6 +444,10 @@ public final class CudaBackend implements Backend {
                 throw err;
             }
             throw new IllegalStateException(e.getCause());
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
@@ -410,17 +493,17 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the CUDA attention kernel takes heads of up to " + MAX_HEAD_DIM
                     + " elements, this model's have " + headDim);
         }
-        return onDevice(() -> {
-            long bytes = (long) layers * numBlocks * blockSize * kvHeads * headDim * Float.BYTES;
-            return new DeviceKvCache(retained(bytes), retained(bytes), layers, numBlocks, blockSize,
-                    kvHeads * headDim, kvHeads, headDim);
-        });
+        return onDevice(() -> new DeviceKvCache(layers, numBlocks, blockSize, kvHeads, headDim));
     }
 
     @Override
     public Step step(StepIndex index, KvCache kv) {
         checkThread();
-        return new DeviceStep(index, (DeviceKvCache) kv);
+        DeviceKvCache cache = (DeviceKvCache) kv;
+        if (cache.freed) {
+            throw new IllegalStateException("a step on a KV cache that was closed");
+        }
+        return new DeviceStep(index, cache);
     }
 
     @Override
@@ -612,11 +695,14 @@ public final class CudaBackend implements Backend {
     private CUdeviceptr halfActivations(long bytes) {
         if (bytes > halfBytes) {
             cuStreamSynchronize(stream); // a queued GEMM may still read the old one
+            long size = Math.max(bytes, 2 * halfBytes);
             if (half != null) {
                 free(half);
+                half = null;
+                halfBytes = 0;
             }
-            halfBytes = Math.max(bytes, 2 * halfBytes);
-            half = alloc(halfBytes);
+            half = alloc(size);
+            halfBytes = size;
         }
         return half;
     }
@@ -639,6 +725,12 @@ public final class CudaBackend implements Backend {
         CUdeviceptr p = alloc(bytes);
         allocations.add(p);
         return p;
+    }
+
+    /** Frees one of the backend's lasting allocations before the backend closes. */
+    private void release(CUdeviceptr p) {
+        allocations.remove(p);
+        free(p);
     }
 
     private static CUdeviceptr alloc(long bytes) {
@@ -699,23 +791,39 @@ public final class CudaBackend implements Backend {
         if (closed) {
             return;
         }
-        onDevice(() -> {
-            cuStreamSynchronize(stream);
-            workspace.close();
-            if (half != null) {
-                free(half);
-            }
-            allocations.forEach(CudaBackend::free);
-            allocations.clear();
-            cuMemFreeHost(staging);
-            JCublas2.cublasDestroy(cublas);
-            cuModuleUnload(module);
-            cuStreamDestroy(stream);
-            cuDevicePrimaryCtxRelease(device);
-            closed = true;
-            return null;
-        });
-        owner.shutdown();
+        try {
+            onDevice(() -> {
+                // Each step on its own: after a kernel fault every call fails, and the context must still be let go.
+                RuntimeException first = null;
+                List<Runnable> steps = new ArrayList<>(List.of(() -> cuStreamSynchronize(stream), workspace::close));
+                if (half != null) {
+                    steps.add(() -> free(half));
+                }
+                allocations.forEach(p -> steps.add(() -> free(p)));
+                steps.addAll(List.of(() -> cuMemFreeHost(staging), () -> JCublas2.cublasDestroy(cublas),
+                        () -> cuModuleUnload(module), () -> cuStreamDestroy(stream),
+                        () -> cuDevicePrimaryCtxRelease(device)));
+                for (Runnable step : steps) {
+                    try {
+                        step.run();
+                    } catch (RuntimeException e) {
+                        if (first == null) {
+                            first = e;
+                        } else {
+                            first.addSuppressed(e);
+                        }
+                    }
+                }
+                allocations.clear();
+                closed = true;
+                if (first != null) {
+                    throw first;
+                }
+                return null;
+            });
+        } finally {
+            owner.shutdown();
+        }
     }
 
     static int deviceCount() {

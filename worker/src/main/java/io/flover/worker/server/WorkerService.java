@@ -3,6 +3,7 @@ package io.flover.worker.server;
 import io.flover.collectives.CollectiveException;
 import io.flover.collectives.Communicator;
 import io.flover.kernels.Backend;
+import io.flover.kernels.cuda.CudaUnavailableException;
 import io.flover.proto.v1.LoadShardRequest;
 import io.flover.proto.v1.LoadShardResponse;
 import io.flover.proto.v1.StepRequest;
@@ -25,7 +26,9 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Supplier;
 import java.util.logging.Level;
@@ -44,17 +47,40 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         Communicator join(String groupId, int rank, List<InetSocketAddress> peers, Duration timeout);
     }
 
-    /** A loaded shard. Steps run under {@code running}, so dropping it never unmaps weights under a forward. */
+    /**
+     * A loaded shard. Steps run under {@code running}, so dropping it never unmaps weights under a forward. It is
+     * dropped once, by whichever thread comes first (a step stream that ends, a new load, the worker's close); the
+     * others wait until its memory is free, so a new shard never sizes its KV cache beside the old one's.
+     */
     private record Shard(String groupId, int rank, TimedCommunicator comm, Backend backend, LoadedModel model,
-                         ShardExecutor executor, ReentrantLock running) {
+                         ShardExecutor executor, ReentrantLock running, AtomicBoolean dropping,
+                         CompletableFuture<Void> released) {
+        Shard(String groupId, int rank, TimedCommunicator comm, Backend backend, LoadedModel model,
+              ShardExecutor executor) {
+            this(groupId, rank, comm, backend, model, executor, new ReentrantLock(), new AtomicBoolean(),
+                    new CompletableFuture<>());
+        }
+
         void drop() {
-            comm.close(); // first: a step blocked in a collective fails at once and releases the lock
-            running.lock();
+            if (!dropping.compareAndSet(false, true)) {
+                released.join();
+                return;
+            }
             try {
-                model.close();
-                backend.close();
+                comm.close(); // first: a step blocked in a collective fails at once and releases the lock
+                running.lock();
+                try {
+                    executor.close();
+                    model.close();
+                } finally {
+                    try {
+                        backend.close();
+                    } finally {
+                        running.unlock();
+                    }
+                }
             } finally {
-                running.unlock();
+                released.complete(null);
             }
         }
     }
@@ -64,6 +90,8 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     private final Collectives collectives;
     private final Object loading = new Object();
     private volatile Shard shard;
+    /** The shard loaded last, dropped or not: a new load waits until it is released. Guarded by {@code loading}. */
+    private Shard last;
     private final Timer stepCompute;
     private final Timer stepCollectives;
     private final Counter collectiveBytes;
@@ -119,7 +147,14 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
             peers.add(parseAddress(a));
         }
         synchronized (loading) {
-            drop(shard);
+            try {
+                drop(shard);
+                if (last != null) {
+                    last.drop(); // returns once it is released, if a step stream's end is dropping it now
+                }
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "dropping the previous shard failed", e);
+            }
             TimedCommunicator comm = null;
             Backend backend = null;
             LoadedModel model = null;
@@ -137,11 +172,11 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                             .asRuntimeException();
                 }
                 ShardExecutor executor = new ShardExecutor(model.lm(), blocks, r.getBlockSize(), r.getMaxSlots());
-                Shard loaded = new Shard(r.getGroupId(), r.getRank(), comm, backend, model, executor,
-                        new ReentrantLock());
+                Shard loaded = new Shard(r.getGroupId(), r.getRank(), comm, backend, model, executor);
                 synchronized (this) {
                     shard = loaded;
                 }
+                last = loaded;
                 LOG.info(() -> "loaded rank " + r.getRank() + " of " + r.getWorldSize() + " of " + r.getModelDir()
                         + " for group " + r.getGroupId() + " with " + blocks + " KV blocks");
                 return LoadShardResponse.newBuilder().setWeightBytes(model.weightBytes() / r.getWorldSize())
@@ -158,9 +193,17 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                 close(comm, model, backend);
                 throw Status.UNAVAILABLE.withDescription("peers of group " + r.getGroupId() + ": " + e.getMessage())
                         .asRuntimeException();
-            } catch (RuntimeException e) {
+            } catch (CudaUnavailableException e) {
+                close(comm, model, backend);
+                throw Status.FAILED_PRECONDITION.withDescription(e.getMessage()).asRuntimeException();
+            } catch (StatusRuntimeException e) {
                 close(comm, model, backend);
                 throw e;
+            } catch (RuntimeException e) {
+                // E.g. the device's memory ran out while the weights went up: say so rather than UNKNOWN.
+                close(comm, model, backend);
+                throw Status.INTERNAL.withDescription("loading rank " + r.getRank() + " of " + r.getModelDir() + ": "
+                        + e).withCause(e).asRuntimeException();
             }
         }
     }
@@ -204,7 +247,11 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                     failed = true;
                     s.running().unlock();
                     LOG.log(Level.WARNING, "step " + request.getStepId() + " of group " + s.groupId() + " failed", e);
-                    drop(s);
+                    try {
+                        drop(s);
+                    } catch (RuntimeException dropFailed) {
+                        LOG.log(Level.WARNING, "dropping the shard of group " + s.groupId() + " failed", dropFailed);
+                    }
                     responses.onError(status(e).asRuntimeException());
                     return;
                 }
