@@ -67,8 +67,8 @@ final class BenchEngineCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Device on = device.device();
         Map<String, Object> results = new LinkedHashMap<>();
+        double bandwidth;
         try (Backend backend = on.open(threads)) {
-            double bandwidth;
             if (backend instanceof CudaBackend gpu) {
                 bandwidth = gpu.copyBandwidth(1L << 30, 5);
                 out.printf("%s, device copy bandwidth %.0f GB/s (read + written)%n%n", on, bandwidth / 1e9);
@@ -79,21 +79,24 @@ final class BenchEngineCommand implements Callable<Integer> {
                 results.put("threads", threads);
                 results.put("memory_read_gb_per_s", bandwidth / 1e9);
             }
-            results.put("device", on.toString());
-            List<Path> models = new ArrayList<>();
-            if (model != null) {
-                models.add(model);
-            } else {
-                for (String d : dtypes) {
-                    models.add(ModelCache.get(Architecture.LLAMA, RandomCheckpoint.Preset.M110, DType.parse(d)));
-                }
+        }
+        results.put("device", on.toString());
+        List<Path> models = new ArrayList<>();
+        if (model != null) {
+            models.add(model);
+        } else {
+            for (String d : dtypes) {
+                models.add(ModelCache.get(Architecture.LLAMA, RandomCheckpoint.Preset.M110, DType.parse(d)));
             }
-            List<Object> perModel = new ArrayList<>();
-            for (Path dir : models) {
+        }
+        List<Object> perModel = new ArrayList<>();
+        for (Path dir : models) {
+            // A backend per model: on a GPU, closing it is what frees the model's weights.
+            try (Backend backend = on.open(threads)) {
                 perModel.add(benchModel(backend, dir, bandwidth));
             }
-            results.put("models", perModel);
         }
+        results.put("models", perModel);
         if (jsonOut != null) {
             new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(jsonOut.toFile(), results);
         }

@@ -78,6 +78,11 @@ public interface Backend extends AutoCloseable {
     /** What the backend is, for logs and errors: {@code cpu}, {@code cuda:0}. */
     String device();
 
+    /** The longest attention head, in elements, that {@link #attention} takes. */
+    default int maxHeadDim() {
+        return Integer.MAX_VALUE;
+    }
+
     /** The weights {@code w} on the device: read in place where the device can, uploaded once where not. */
     Matrix matrix(Tensor w);
 

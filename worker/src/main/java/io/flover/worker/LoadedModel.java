@@ -38,6 +38,11 @@ public final class LoadedModel implements AutoCloseable {
      */
     public static LoadedModel open(Path dir, Backend backend, Communicator comm) throws IOException {
         ModelConfig config = ModelConfig.load(dir);
+        if (config.headDim() > backend.maxHeadDim()) {
+            // Before any weight is read or uploaded.
+            throw new IllegalArgumentException(backend.device() + " runs attention heads of up to "
+                    + backend.maxHeadDim() + " elements; this model's have " + config.headDim());
+        }
         Checkpoint ck = Checkpoint.open(dir);
         Arena derived = Arena.ofShared();
         try {

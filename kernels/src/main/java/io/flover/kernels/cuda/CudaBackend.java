@@ -488,6 +488,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public int maxHeadDim() {
+        return MAX_HEAD_DIM;
+    }
+
+    @Override
     public KvCache kvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
         if (headDim > MAX_HEAD_DIM) {
             throw new IllegalArgumentException("the CUDA attention kernel takes heads of up to " + MAX_HEAD_DIM
