@@ -78,9 +78,12 @@ def simulated(step_ms):
     return generate
 
 
-def transformers_generate(model_dir, device, dtype):
+def transformers_generate(model_dir, device, dtype, threads):
     import torch
     from transformers import AutoModelForCausalLM
+
+    if device == "cpu":
+        torch.set_num_threads(threads)  # as many as Flover computed with
 
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, torch_dtype="auto" if dtype == "auto" else getattr(torch, dtype)).to(device).eval()
@@ -103,7 +106,8 @@ def transformers_generate(model_dir, device, dtype):
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    return generate, f"{model.config.model_type} in {next(model.parameters()).dtype} on {device}"
+    return generate, (f"{model.config.model_type} in {next(model.parameters()).dtype} on {device}"
+                      + (f", {torch.get_num_threads()} threads" if device == "cpu" else ""))
 
 
 def main(argv=None):
@@ -126,7 +130,8 @@ def main(argv=None):
     if args.simulate_step_ms is not None:
         generate, what = simulated(args.simulate_step_ms), f"simulated, {args.simulate_step_ms} ms per step"
     else:
-        generate, what = transformers_generate(args.model or bench["model"]["dir"], args.device, args.dtype)
+        generate, what = transformers_generate(args.model or bench["model"]["dir"], args.device, args.dtype,
+                                               bench["machine"]["threads"])
         # The first batches compile and tune kernels: run a full one untimed.
         first = next(experiments(bench))[1]
         generate(first["prompt_ids"][:max_batch], [8] * min(max_batch, len(first["prompt_ids"])))
