@@ -490,12 +490,11 @@ __device__ __forceinline__ bool beats(float v, int i, float bestV, int bestI) {
     return v > bestV || (v == bestV && i < bestI);
 }
 
-// Per row of logits (rows x vocab), the index of the largest value; the lowest index wins a tie. NaN: exactly as
-// the CPU loop `best = 0; for i: if (x[i] > x[best]) best = i`, where a comparison with NaN is false: if x[0] is
-// NaN the answer is 0, otherwise NaNs are never chosen. So the reduction skips NaNs and thread 0 returns 0 when
-// x[0] is NaN (or the row is empty).
-// Launch: grid=(rows), block=1024.
-extern "C" __global__ void argmax_rows(const float* logits, int vocab, int rows, int* out) {
+// Per row of logits (rows x vocab), the index of the largest value into ids and that value into maxima: greedy
+// decoding reads these rows x 2 numbers instead of the logits. As the CPU's CpuKernels.argmax: the lowest index wins
+// a tie, a NaN is never chosen, and a row with nothing above -inf (or no columns) gives index 0 and -inf.
+// Launch: grid=(rows) or fewer, block=1024.
+extern "C" __global__ void argmax_rows(const float* logits, int vocab, int rows, int* ids, float* maxima) {
     __shared__ float sharedV[32];
     __shared__ int sharedI[32];
     const int lane = threadIdx.x & 31;
@@ -540,7 +539,9 @@ extern "C" __global__ void argmax_rows(const float* logits, int vocab, int rows,
                 }
             }
             if (lane == 0) {
-                out[r] = (vocab <= 0 || isnan(x[0]) || bestI == NO_INDEX) ? 0 : bestI;
+                const bool none = bestI == NO_INDEX || !(bestV > -CUDART_INF_F);
+                ids[r] = none ? 0 : bestI;
+                maxima[r] = none ? -CUDART_INF_F : bestV;
             }
         }
         // The next row reuses the shared arrays.

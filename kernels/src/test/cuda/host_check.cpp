@@ -478,11 +478,22 @@ static void testAttentionLimits() {
     check(allZero, "paged_attention with a negative position writes zeros");
 }
 
+// CpuKernels.argmax: the first index of the largest value above -inf, else 0.
 static int javaArgmax(const float* x, int n) {
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
+    float bestValue = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (x[i] > bestValue) {
+            bestValue = x[i];
+            best = i;
+        }
     return best;
+}
+
+// CpuBackend.argmaxRows' maximum: the chosen value, -inf where nothing is above it.
+static float javaMaximum(const float* x, int n) {
+    float v = n == 0 ? -INFINITY : x[javaArgmax(x, n)];
+    return v > -INFINITY ? v : -INFINITY;
 }
 
 static void testArgmax() {
@@ -510,18 +521,26 @@ static void testArgmax() {
     infs[2999] = INFINITY;
     infs[100] = NAN;
     cases.push_back({"+inf last", infs});
+    std::vector<float> nanThenMinusInf(40, -INFINITY);
+    nanThenMinusInf[0] = NAN;
+    cases.push_back({"NaN, then -inf", nanThenMinusInf});
+    cases.push_back({"no columns", {}});
     for (auto& [name, x] : cases) {
         int n = (int)x.size();
         // Two rows: the row offset is exercised too.
         std::vector<float> two(x);
         two.insert(two.end(), x.rbegin(), x.rend());
         for (unsigned grid : {2u, 1u}) {  // one block per row, and one block striding over both
-            std::vector<int> out(2, -1);
-            launch({grid}, {1024}, [&] { argmax_rows(two.data(), n, 2, out.data()); });
-            check(out[0] == javaArgmax(two.data(), n) && out[1] == javaArgmax(two.data() + n, n),
-                  "argmax_rows " + name + " grid=" + std::to_string(grid) + ": got " + std::to_string(out[0]) +
-                      "," + std::to_string(out[1]) + " want " + std::to_string(javaArgmax(two.data(), n)) + "," +
-                      std::to_string(javaArgmax(two.data() + n, n)));
+            std::vector<int> ids(2, -1);
+            std::vector<float> maxima(2, NAN);
+            launch({grid}, {1024}, [&] { argmax_rows(two.data(), n, 2, ids.data(), maxima.data()); });
+            for (int r = 0; r < 2; r++) {
+                const float* row = two.data() + (size_t)r * n;
+                check(ids[r] == javaArgmax(row, n) && maxima[r] == javaMaximum(row, n),
+                      "argmax_rows " + name + " grid=" + std::to_string(grid) + " row " + std::to_string(r) +
+                          ": got " + std::to_string(ids[r]) + " (" + std::to_string(maxima[r]) + ") want " +
+                          std::to_string(javaArgmax(row, n)) + " (" + std::to_string(javaMaximum(row, n)) + ")");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ import io.flover.kernels.Backend;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.CausalLm;
+import io.flover.worker.LogitRows;
 import io.flover.worker.Sampler;
 import io.flover.worker.StepBatch;
 import java.util.Arrays;
@@ -38,8 +39,9 @@ public final class Generator {
         StopChecker stop = new StopChecker(req, c, tokenizer);
         StringBuilder text = new StringBuilder();
         try (Backend.KvCache kv = lm.newKvCache(blocks, EmbeddedEngine.BLOCK_SIZE)) {
-            float[] logits = lm.forward(StepBatch.single(prompt, 0, table), kv);
-            float[] firstLogits = logits;
+            LogitRows logits = lm.forward(StepBatch.single(prompt, 0, table), kv, true);
+            float[] firstLogits = logits.rows();
+            boolean withRows = !req.sampling().argmaxOfLogits();
             int length = prompt.length;
             while (true) {
                 int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, length);
@@ -53,7 +55,7 @@ public final class Generator {
                     return new GenerationResult(Arrays.copyOfRange(history, prompt.length, length),
                             tokenizer == null ? null : text.toString(), out.finishReason(), firstLogits);
                 }
-                logits = lm.forward(StepBatch.single(new int[] {next}, length - 1, table), kv);
+                logits = lm.forward(StepBatch.single(new int[] {next}, length - 1, table), kv, withRows);
             }
         }
     }

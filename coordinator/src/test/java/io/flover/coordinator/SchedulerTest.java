@@ -104,9 +104,11 @@ class SchedulerTest {
     }
 
     /**
-     * 64 greedy requests over the golden prompts and prefixes of them, with max_tokens from 1 to 24, arriving in
-     * waves while others decode, every seventh cancelled midway: each uncancelled one yields the golden greedy ids
-     * (or, for a prefix prompt, what the single-request generator yields alone), cut at its max_tokens.
+     * 64 requests over the golden prompts and prefixes of them, with max_tokens from 1 to 24, arriving in waves
+     * while others decode, every seventh cancelled midway: each uncancelled greedy one yields the golden greedy ids
+     * (or, for a prefix prompt, what the single-request generator yields alone), cut at its max_tokens. Every sixth
+     * samples with a seed instead, so steps mix rows that need their logits with rows that need only their argmax;
+     * it yields what it yields alone.
      */
     @ParameterizedTest
     @MethodSource("modelsAndPolicies")
@@ -118,9 +120,17 @@ class SchedulerTest {
         int n = 64;
         int[][] prompts = new int[n][];
         int[][] expected = new int[n][];
+        GenerationRequest[] requests = new GenerationRequest[n];
         for (int i = 0; i < n; i++) {
             Golden g = golden.get(i % golden.size());
             int max = 1 + rnd.nextInt(24);
+            if (i % 6 == 5) { // sampled, hot enough to leave the tiny models' peaked logits: compare with a run alone
+                prompts[i] = g.prompt;
+                requests[i] = new GenerationRequest(prompts[i], max, new SamplingParams(10f, 0, 1, 0, 1, i),
+                        List.of(), Set.of(), true);
+                expected[i] = alone.generate(requests[i], d -> { }).tokenIds();
+                continue;
+            }
             if (i % 5 == 4 && g.prompt.length > 2) { // a prefix of a golden prompt: compare with a run alone
                 prompts[i] = Arrays.copyOf(g.prompt, 1 + rnd.nextInt(g.prompt.length - 1));
                 expected[i] = alone.generate(GenerationRequest.greedy(prompts[i], max).withIgnoreEos(), d -> { }).tokenIds();
@@ -128,7 +138,14 @@ class SchedulerTest {
                 prompts[i] = g.prompt;
                 expected[i] = Arrays.copyOf(g.greedy, max);
             }
+            requests[i] = GenerationRequest.greedy(prompts[i], expected[i].length).withIgnoreEos();
         }
+        boolean sampledSomethingElse = false;
+        for (int i = 5; i < n; i += 6) {
+            int[] greedy = golden.get(i % golden.size()).greedy;
+            sampledSomethingElse |= !Arrays.equals(expected[i], Arrays.copyOf(greedy, expected[i].length));
+        }
+        assertTrue(sampledSomethingElse, "the sampled requests chose only greedy tokens: they test nothing");
         boolean reorder = !policy.endsWith("-no-reorder");
         SchedulerConfig config = new SchedulerConfig(Policy.parse(policy.replace("-no-reorder", ""), 8,
                 Duration.ofMillis(5)), 16, 48, 256, reorder);
@@ -137,7 +154,7 @@ class SchedulerTest {
             Scheduler.Handle[] handles = new Scheduler.Handle[n];
             for (int i = 0; i < n; i++) {
                 out[i] = new Collector();
-                handles[i] = scheduler.submit(GenerationRequest.greedy(prompts[i], expected[i].length).withIgnoreEos(), out[i]);
+                handles[i] = scheduler.submit(requests[i], out[i]);
                 if (i % 16 == 15) {
                     Thread.sleep(5); // later waves arrive while earlier requests decode
                 }

@@ -144,6 +144,15 @@ public interface Backend extends AutoCloseable {
     void gatherLogitRows(Step step, Buffer x, int d, Buffer out);
 
     /**
+     * Per row of {@code x} ({@code rows} rows of {@code width} floats), the index of its largest value into
+     * {@code ids} and that value into {@code maxima}, with {@link io.flover.kernels.cpu.CpuKernels#argmax}'s rules:
+     * the lowest index wins a tie, a NaN is never chosen, and a row with nothing above -infinity gives 0 and
+     * -infinity. Greedy decoding reads these two numbers per row where the logits are, not the logits. Called
+     * inside a step.
+     */
+    void argmaxRows(Buffer x, int rows, int width, int[] ids, float[] maxima);
+
+    /**
      * The first {@code n} floats of {@code b} on the host: the buffer's own storage where it already lives there
      * (so writes to the array are writes to the buffer), a copy where not. Hand changes back with {@link #fromHost}.
      */

@@ -7,7 +7,7 @@ import io.flover.model.ModelConfig;
 /**
  * A causal language model, or one tensor-parallel rank's shard of it, that runs fused steps over a paged KV cache:
  * one subclass per architecture, on any {@link Backend}. The ranks of a group run every step together and all
- * return the same logits.
+ * return the same tokens and logits.
  */
 public abstract sealed class CausalLm permits LlamaModel, Gpt2Model {
     // Short names: the forwards read as the math (c.hiddenSize(), k.matmul(...)).
@@ -40,14 +40,15 @@ public abstract sealed class CausalLm permits LlamaModel, Gpt2Model {
     }
 
     /**
-     * Runs one step: stores the K/V of every token in {@code kv} and returns the logits of the last token of each
-     * sequence that wants them, row after row ({@code numLogitRows() * vocabSize} floats, perhaps followed by
-     * unused ones).
+     * Runs one step: stores the K/V of every token in {@code kv} and returns, for the last token of each sequence
+     * that wants logits, its greedy token, and with {@code withRows} its logits, row after row
+     * ({@code numLogitRows() * vocabSize} floats, perhaps followed by unused ones). The ranks of a group pass the
+     * same {@code withRows}.
      */
-    public final float[] forward(StepBatch batch, Backend.KvCache kv) {
-        return k.onDevice(() -> forwardOnDevice(batch, kv));
+    public final LogitRows forward(StepBatch batch, Backend.KvCache kv, boolean withRows) {
+        return k.onDevice(() -> forwardOnDevice(batch, kv, withRows));
     }
 
     /** {@link #forward} on the backend's device thread. */
-    abstract float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv);
+    abstract LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows);
 }

@@ -73,7 +73,7 @@ final class Gpt2Model extends CausalLm {
     }
 
     @Override
-    float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
+    LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
@@ -119,7 +119,7 @@ final class Gpt2Model extends CausalLm {
             int rows = batch.numLogitRows();
             k.gatherLogitRows(step, x, d, h);
             k.layerNorm(h, h, rows, lnfWeight, lnfBias, c.normEps());
-            return vocab.logits(step, h, rows, wte);
+            return vocab.logits(step, h, rows, wte, withRows);
         }
     }
 

@@ -73,7 +73,7 @@ final class LlamaModel extends CausalLm {
     }
 
     @Override
-    float[] forwardOnDevice(StepBatch batch, Backend.KvCache kv) {
+    LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
@@ -121,7 +121,7 @@ final class LlamaModel extends CausalLm {
             int rows = batch.numLogitRows();
             k.gatherLogitRows(step, x, d, h);
             k.rmsNorm(h, h, rows, finalNorm, c.normEps());
-            return vocab.logits(step, h, rows, lmHead);
+            return vocab.logits(step, h, rows, lmHead, withRows);
         }
     }
 

@@ -1,5 +1,7 @@
 package io.flover.worker;
 
+import static io.flover.kernels.cpu.CpuKernels.argmax;
+
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -16,12 +18,23 @@ public final class Sampler {
     private long[] order = new long[0];
 
     /**
+     * The next token from row {@code row} of a step's logits: its argmax where {@code p} asks for no more, which
+     * needs no logits on the host; otherwise as {@link #sample(float[], int, int, SamplingParams, int[], int, long)}
+     * from the rows, which the step must have fetched.
+     */
+    public int sample(LogitRows logits, int row, int vocab, SamplingParams p, int[] history, int historyLength,
+                      long step) {
+        return p.argmaxOfLogits() ? logits.argmax()[row]
+                : sample(logits.rows(), row * vocab, vocab, p, history, historyLength, step);
+    }
+
+    /**
      * Samples from {@code logits[offset .. offset + vocab)} (not modified). {@code history} holds the tokens seen so
      * far (prompt and generated, {@code historyLength} of them) for the repetition penalty; {@code step} numbers
      * the token being chosen within its sequence and picks the random draw.
      */
     public int sample(float[] logits, int offset, int vocab, SamplingParams p, int[] history, int historyLength, long step) {
-        if (p.greedy() && p.repetitionPenalty() == 1f) {
+        if (p.argmaxOfLogits()) {
             return argmax(logits, offset, vocab);
         }
         if (scratch.length < vocab) {
@@ -95,19 +108,6 @@ public final class Sampler {
             }
         }
         return tokenAt(n - count);
-    }
-
-    /** Index of the largest logit; the lowest index wins a tie, and NaN never wins. */
-    public static int argmax(float[] x, int offset, int n) {
-        int best = 0;
-        float bestValue = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            if (x[offset + i] > bestValue) {
-                bestValue = x[offset + i];
-                best = i;
-            }
-        }
-        return best;
     }
 
     private int tokenAt(int sortedIndex) {

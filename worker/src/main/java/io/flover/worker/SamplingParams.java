@@ -25,6 +25,11 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
         return temperature == 0;
     }
 
+    /** Whether the token is the argmax of the logits as they come, which a backend finds without copying them. */
+    public boolean argmaxOfLogits() {
+        return greedy() && repetitionPenalty == 1;
+    }
+
     private static void check(String field, double value, boolean ok) {
         if (!ok || Double.isNaN(value) || Double.isInfinite(value)) {
             throw new IllegalArgumentException(field + " is out of range: " + value);

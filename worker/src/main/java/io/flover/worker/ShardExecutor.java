@@ -79,15 +79,19 @@ public final class ShardExecutor implements StepRunner {
             tables[i] = s.blocks;
             s.recordTokens(step.tokens(), starts[i], step.lengths()[i], step.firstPositions()[i]);
         }
-        float[] logits = lm.forward(new StepBatch(step.tokens(), starts, step.lengths(), step.firstPositions(), tables,
-                step.sample()), kv);
+        boolean withRows = false; // only where some sequence samples otherwise than by the argmax
+        for (int i = 0; i < n; i++) {
+            withRows |= step.sample()[i] && !slots[step.slots()[i]].sampling.argmaxOfLogits();
+        }
+        LogitRows logits = lm.forward(new StepBatch(step.tokens(), starts, step.lengths(), step.firstPositions(),
+                tables, step.sample()), kv, withRows);
         int vocab = lm.config().vocabSize();
         int[] sampled = new int[step.numSampled()];
         for (int i = 0, row = 0; i < n; i++) {
             if (step.sample()[i]) {
                 Slot s = slots[step.slots()[i]];
                 long position = step.firstPositions()[i] + step.lengths()[i];
-                sampled[row] = sampler.sample(logits, row * vocab, vocab, s.sampling, s.history, s.historyLength, position);
+                sampled[row] = sampler.sample(logits, row, vocab, s.sampling, s.history, s.historyLength, position);
                 row++;
             }
         }

@@ -2,11 +2,12 @@ package io.flover.worker;
 
 import io.flover.kernels.Backend;
 import io.flover.model.Tensor;
+import java.util.Arrays;
 
 /**
  * The embedding and the LM head split by vocabulary: each rank looks up the ids it holds (zeros for the others)
- * and a sum over ranks completes the lookup; each rank computes the logits of its vocabulary slice and an
- * all-gather gives every rank the whole rows, so every rank samples the same token.
+ * and a sum over ranks completes the lookup; each rank computes the logits of its vocabulary slice, and the ranks
+ * gather the argmax of each row (and the whole rows where a sampler needs them), so every rank picks the same token.
  */
 final class VocabParallel {
     private final Backend k;
@@ -19,6 +20,10 @@ final class VocabParallel {
         this.group = group;
         this.shard = shard;
         this.vocabSize = vocabSize;
+        if (vocabSize >= 1 << 24) {
+            throw new IllegalArgumentException("vocab_size " + vocabSize + ": token ids travel as floats, exact "
+                    + "below 2^24");
+        }
     }
 
     /** This rank's rows of a {@code [vocab, d]} table, read through the memory map. */
@@ -32,25 +37,57 @@ final class VocabParallel {
         group.allReduceSum(out, step.index().tokens() * localTable.cols());
     }
 
-    /** The logits over the whole vocabulary of {@code rows} hidden states ({@code localHead}: this rank's slice). */
-    float[] logits(Backend.Step step, Backend.Buffer hidden, int rows, Backend.Matrix localHead) {
-        if (shard.size() == 1) {
-            Backend.Buffer logits = step.buffer(rows * vocabSize);
-            k.matmul(hidden, rows, localHead, logits);
-            return k.toHost(logits, rows * vocabSize);
-        }
-        int chunk = shard.vocabChunk();
+    /**
+     * The greedy token of each of {@code rows} hidden states ({@code localHead}: this rank's slice of the LM head),
+     * and with {@code withRows} their logits over the whole vocabulary. Each rank takes the argmax of its own
+     * slice; the ranks then trade one (maximum, index) pair per row rather than their slices of the logits.
+     */
+    LogitRows logits(Backend.Step step, Backend.Buffer hidden, int rows, Backend.Matrix localHead, boolean withRows) {
         int held = shard.vocab();
-        float[] local = new float[rows * chunk];
-        if (held > 0) { // the last rank of an uneven split holds fewer rows: pad its rows to the common chunk
-            Backend.Buffer narrow = step.buffer(rows * held);
-            k.matmul(hidden, rows, localHead, narrow);
-            float[] host = k.toHost(narrow, rows * held);
-            for (int r = 0; r < rows; r++) {
-                System.arraycopy(host, r * held, local, r * chunk, held);
+        int[] argmax = new int[rows];
+        float[] maxima = new float[rows];
+        Arrays.fill(maxima, Float.NEGATIVE_INFINITY);
+        Backend.Buffer local = null;
+        if (held > 0) { // the last rank of an uneven split may hold no rows
+            local = step.buffer(rows * held);
+            k.matmul(hidden, rows, localHead, local);
+            k.argmaxRows(local, rows, held, argmax, maxima);
+        }
+        if (shard.size() == 1) {
+            return new LogitRows(argmax, withRows ? k.toHost(local, rows * held) : null);
+        }
+        float[] pairs = new float[2 * rows]; // maxima, then indices: exact as floats below 2^24
+        for (int r = 0; r < rows; r++) {
+            pairs[r] = maxima[r];
+            pairs[rows + r] = shard.firstVocab() + argmax[r];
+        }
+        float[] gathered = group.allGather(pairs, pairs.length);
+        for (int r = 0; r < rows; r++) {
+            // Ranks hold ascending slices: the first rank with the largest maximum holds the lowest index of it.
+            float best = Float.NEGATIVE_INFINITY;
+            argmax[r] = 0;
+            for (int rank = 0; rank < shard.size(); rank++) {
+                float v = gathered[rank * 2 * rows + r];
+                if (v > best) {
+                    best = v;
+                    argmax[r] = (int) gathered[rank * 2 * rows + rows + r];
+                }
             }
         }
-        float[] gathered = group.allGather(local, local.length);
+        return new LogitRows(argmax, withRows ? gatherRows(local, rows, held) : null);
+    }
+
+    /** Every rank's slice of the logits of {@code rows} rows, assembled into whole rows. */
+    private float[] gatherRows(Backend.Buffer local, int rows, int held) {
+        int chunk = shard.vocabChunk();
+        float[] padded = new float[rows * chunk];
+        if (held > 0) { // pad the rows of a short last slice to the common chunk
+            float[] host = k.toHost(local, rows * held);
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(host, r * held, padded, r * chunk, held);
+            }
+        }
+        float[] gathered = group.allGather(padded, padded.length);
         float[] logits = new float[rows * vocabSize];
         for (int rank = 0; rank < shard.size(); rank++) {
             int first = rank * chunk;

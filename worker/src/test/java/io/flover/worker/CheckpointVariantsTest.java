@@ -44,7 +44,7 @@ class CheckpointVariantsTest {
 
     private float[] logits(Path dir) throws Exception {
         try (LoadedModel m = LoadedModel.open(dir, new CpuBackend(kernels))) {
-            return m.lm().forward(StepBatch.single(PROMPT, 0, new int[] {0}), m.lm().newKvCache(1, 16));
+            return m.lm().forward(StepBatch.single(PROMPT, 0, new int[] {0}), m.lm().newKvCache(1, 16), true).rows();
         }
     }
 

@@ -181,14 +181,18 @@ class GoldenModelTest {
             for (int i = 0; i < k; i++) {
                 System.arraycopy(pieces.get(i), 0, tokens, starts[i], lengths[i]);
             }
-            float[] logits = m.lm().forward(new StepBatch(tokens, starts, lengths, firstPos, seqTables, want), kv);
+            LogitRows logits = m.lm().forward(new StepBatch(tokens, starts, lengths, firstPos, seqTables, want), kv,
+                    true);
             for (int i = 0, row = 0; i < k; i++) {
                 if (want[i]) {
                     int s = seqs.get(i);
                     if (produced[s] == 0) {
-                        firstLogits[s] = Arrays.copyOfRange(logits, row * vocab, (row + 1) * vocab);
+                        firstLogits[s] = Arrays.copyOfRange(logits.rows(), row * vocab, (row + 1) * vocab);
                     }
-                    generated[s][produced[s]++] = Sampler.argmax(logits, row * vocab, vocab);
+                    // The backend's argmax, where the logits are, is the argmax of the rows it hands back.
+                    int next = logits.argmax()[row];
+                    assertEquals(CpuKernels.argmax(logits.rows(), row * vocab, vocab), next, "argmax of row " + row);
+                    generated[s][produced[s]++] = next;
                     row++;
                 }
             }

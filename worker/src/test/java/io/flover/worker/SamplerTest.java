@@ -25,6 +25,18 @@ class SamplerTest {
     }
 
     @Test
+    void aStepsRowsGiveTheirArgmaxToGreedyAndTheirLogitsToEveryOtherChoice() {
+        // Row 1's argmax as the device found it is 2; its logits, for the samplers, favour token 0 overwhelmingly.
+        LogitRows step = new LogitRows(new int[] {0, 2}, new float[] {0, 0, 0, 50, 0, -50});
+        assertEquals(2, sampler.sample(step, 1, 3, SamplingParams.GREEDY, new int[0], 0, 0));
+        assertEquals(0, sampler.sample(step, 1, 3, params(1, 0, 1, 0, 1, 7), new int[0], 0, 0), "sampled");
+        assertEquals(0, sampler.sample(step, 1, 3, params(0, 0, 1, 0, 1.5f, 7), new int[0], 0, 0),
+                "greedy under a repetition penalty reads the logits");
+        LogitRows argmaxOnly = new LogitRows(new int[] {1}, null);
+        assertEquals(1, sampler.sample(argmaxOnly, 0, 3, SamplingParams.GREEDY, new int[0], 0, 0));
+    }
+
+    @Test
     void sameSeedAndStepGiveTheSameToken() {
         float[] flat = new float[1000];
         SamplingParams p = params(1, 0, 1, 0, 1, 42);

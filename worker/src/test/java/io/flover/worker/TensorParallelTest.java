@@ -105,14 +105,17 @@ class TensorParallelTest {
                 Backend.KvCache kv = m.lm().newKvCache(blocks, 16);
                 int[] table = new int[blocks];
                 Arrays.setAll(table, i -> i);
-                float[] logits = m.lm().forward(StepBatch.single(c.prompt(), 0, table), kv);
-                float[] first = logits;
+                LogitRows logits = m.lm().forward(StepBatch.single(c.prompt(), 0, table), kv, true);
+                float[] first = logits.rows();
+                assertEquals(CpuKernels.argmax(first, 0, first.length), logits.argmax()[0],
+                        "the ranks' argmax of their slices against the argmax of the gathered row");
                 float[] greedy = new float[c.greedy().length];
                 int position = c.prompt().length;
                 for (int i = 0; i < greedy.length; i++) {
-                    int next = Sampler.argmax(logits, 0, logits.length);
+                    int next = logits.argmax()[0];
                     greedy[i] = next;
-                    logits = m.lm().forward(StepBatch.single(new int[] {next}, position++, table), kv);
+                    // Greedy decoding gathers no logits: the ranks trade their slices' maxima.
+                    logits = m.lm().forward(StepBatch.single(new int[] {next}, position++, table), kv, false);
                 }
                 out.add(new float[][] {first, greedy});
             }

@@ -171,6 +171,16 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void argmaxRows(Buffer x, int rows, int width, int[] ids, float[] maxima) {
+        float[] a = a(x);
+        for (int r = 0; r < rows; r++) {
+            ids[r] = CpuKernels.argmax(a, r * width, width);
+            float v = width == 0 ? Float.NEGATIVE_INFINITY : a[r * width + ids[r]];
+            maxima[r] = v > Float.NEGATIVE_INFINITY ? v : Float.NEGATIVE_INFINITY;
+        }
+    }
+
+    @Override
     public float[] toHost(Buffer b, int n) {
         return a(b);
     }

@@ -487,11 +487,16 @@ public final class CpuKernels implements AutoCloseable {
         return s;
     }
 
-    /** Index of the largest of {@code x[offset..offset+n)}; the lowest index wins a tie. */
+    /**
+     * Index of the largest of {@code x[offset..offset+n)}: the lowest index wins a tie, a NaN (a broken
+     * checkpoint's logit) is never chosen, and 0 when nothing is above -infinity. Every backend's argmax follows it.
+     */
     public static int argmax(float[] x, int offset, int n) {
         int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (x[offset + i] > x[offset + best]) {
+        float bestValue = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            if (x[offset + i] > bestValue) {
+                bestValue = x[offset + i];
                 best = i;
             }
         }

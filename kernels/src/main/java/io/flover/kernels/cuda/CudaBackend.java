@@ -77,6 +77,7 @@ public final class CudaBackend implements Backend {
     private static final int ROW_THREADS = 256;
     private static final int ROPE_THREADS = 128;
     private static final int ATTENTION_THREADS = 128;
+    private static final int ARGMAX_THREADS = 1024;
     private static final int ELEMENTWISE_BLOCKS_MAX = 65535;
     private static final int GRID_Y_MAX = 65535;
     /** PA_MAX_HEAD_DIM of paged_attention. */
@@ -635,6 +636,21 @@ public final class CudaBackend implements Backend {
         if (rows > 0) {
             launch("gather_rows", rows, 1, ROW_THREADS, 0, ptr(x), s.logitTokens, d, ptr(out), rows);
         }
+    }
+
+    @Override
+    public void argmaxRows(Buffer x, int rows, int width, int[] ids, float[] maxima) {
+        checkThread();
+        if (rows == 0) {
+            return;
+        }
+        long intBytes = (long) rows * Integer.BYTES;
+        CUdeviceptr out = workspace.take(2 * intBytes); // ids, then maxima
+        launch("argmax_rows", Math.min(rows, ELEMENTWISE_BLOCKS_MAX), 1, ARGMAX_THREADS, 0, ptr(x), width, rows, out,
+                out.withByteOffset(intBytes));
+        ByteBuffer host = download(out, 2 * intBytes);
+        host.asIntBuffer().get(ids, 0, rows);
+        host.position((int) intBytes).slice().order(ByteOrder.nativeOrder()).asFloatBuffer().get(maxima, 0, rows);
     }
 
     @Override

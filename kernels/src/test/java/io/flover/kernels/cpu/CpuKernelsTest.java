@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flover.kernels.Backend;
+import io.flover.kernels.StepIndex;
 import io.flover.model.DType;
 import io.flover.model.Tensor;
 import java.lang.foreign.Arena;
@@ -342,12 +344,38 @@ class CpuKernelsTest {
     }
 
     @Test
-    void argmaxReturnsTheFirstLargest() {
+    void argmaxReturnsTheFirstLargestAndNeverANaN() {
         float[] x = {0, 3, -1, 3, 2, Float.NaN, 1};
         assertEquals(1, CpuKernels.argmax(x, 0, x.length));
         assertEquals(0, CpuKernels.argmax(x, 1, 5));
         assertEquals(1, CpuKernels.argmax(x, 2, 4));
         assertEquals(0, CpuKernels.argmax(x, 6, 1));
+        assertEquals(1, CpuKernels.argmax(x, 5, 2), "a NaN first is passed over");
+        float[] nothing = {Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN};
+        assertEquals(0, CpuKernels.argmax(nothing, 0, nothing.length), "nothing above -inf");
+        assertEquals(0, CpuKernels.argmax(nothing, 0, 0), "no columns");
+    }
+
+    @Test
+    void argmaxRowsGivesEachRowsIndexAndValue() {
+        try (CpuBackend backend = CpuBackend.owning(1);
+             Backend.KvCache kv = backend.kvCache(1, 1, 1, 1, 1);
+             Backend.Step step = backend.step(new StepIndex(new int[0], new int[0], new int[0][], new int[0]), kv)) {
+            float[] rows = {1, 5, 5, Float.NaN, -2, Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN, 7};
+            Backend.Buffer x = step.buffer(rows.length);
+            backend.fromHost(rows, x, rows.length);
+            int[] ids = new int[3];
+            float[] maxima = new float[3];
+            backend.argmaxRows(x, 3, 3, ids, maxima);
+            assertArrayEquals(new int[] {1, 1, 2}, ids);
+            assertArrayEquals(new float[] {5, -2, 7}, maxima);
+            Arrays.fill(rows, Float.NaN);
+            backend.fromHost(rows, x, rows.length);
+            backend.argmaxRows(x, 3, 3, ids, maxima);
+            assertArrayEquals(new int[] {0, 0, 0}, ids);
+            assertArrayEquals(new float[] {Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY},
+                    maxima, "rows of NaN");
+        }
     }
 
     @Test

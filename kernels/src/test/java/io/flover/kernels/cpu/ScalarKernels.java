@@ -159,15 +159,4 @@ final class ScalarKernels {
             }
         }
     }
-
-    /** Index of the largest of {@code x[offset..offset+n)}; the lowest index wins a tie. */
-    static int argmax(float[] x, int offset, int n) {
-        int best = 0;
-        for (int i = 1; i < n; i++) {
-            if (x[offset + i] > x[offset + best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 }

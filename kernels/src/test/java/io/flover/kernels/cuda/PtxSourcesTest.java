@@ -48,7 +48,7 @@ class PtxSourcesTest {
         kernel("kv_write", "u64 u64 u64 u64 u64 u32 u32");
         kernel("paged_attention", "u64 u64 u64 u64 u64 u64 u64 u32 u32 u32 u32 u32 f32");
         kernel("gather_rows", "u64 u64 u32 u64 u32");
-        kernel("argmax_rows", "u64 u32 u32 u64");
+        kernel("argmax_rows", "u64 u32 u32 u64 u64");
         kernel("f32_to_bf16", "u64 u64 u64");
         kernel("f32_to_f16", "u64 u64 u64");
         kernel("bf16_to_f32", "u64 u64 u64");
