@@ -41,24 +41,21 @@ kit="$work/flover-gpu-check"
 mkdir -p "$kit/tests"
 
 echo "gpu-check pack: building the jar and the tests with $JDK" >&2
-junit=$(sed -n 's:.*<junit.version>\(.*\)</junit.version>.*:\1:p' "$ROOT/pom.xml")
-(cd "$ROOT" && ./mvnw -B -q -ntp -DskipTests install \
-  && ./mvnw -B -q -ntp dependency:copy -Dartifact="org.junit.platform:junit-platform-console-standalone:$junit" \
-       -DoutputDirectory="$kit/tests" -Dmdep.stripVersion=true) >&2
-mv "$kit/tests/junit-platform-console-standalone.jar" "$kit/tests/junit.jar"
+(cd "$ROOT" && ./mvnw -B -q -ntp -DskipTests install) >&2
+cp "$ROOT/integration-tests/target/gpu-check/junit.jar" "$kit/tests/junit.jar" # JUnit's console launcher
 cp -r "$ROOT/worker/target/test-classes" "$kit/tests/classes"
+jar="$ROOT/coordinator/target/flover-build.jar" # what this build made (./flover renames it to flover.jar)
 
 echo "gpu-check pack: the Java runtime" >&2
-modules=$("$JDK/bin/jdeps" --ignore-missing-deps --print-module-deps --multi-release 25 \
-  "$ROOT/coordinator/target/flover.jar")
+modules=$("$JDK/bin/jdeps" --ignore-missing-deps --print-module-deps --multi-release 25 "$jar")
 # Uncompressed modules: xz compresses the archive as a whole far better than jlink's zip does piece by piece.
 "$JDK/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages --output "$kit/jre" \
-  2>&1 | grep -v "incubator modules" >&2 || true
+  >"$work/jlink.log" 2>&1 || { cat "$work/jlink.log" >&2; die "jlink failed"; }
 
 echo "gpu-check pack: the jar, stored (natives for other platforms left out)" >&2
 mkdir "$work/jar"
-(cd "$work/jar" && unzip -q "$ROOT/coordinator/target/flover.jar" \
-  && find META-INF/native -type f ! -name '*linux_x86_64*' -delete \
+(cd "$work/jar" && unzip -q "$jar" \
+  && find META-INF/native -type f \( -name '*osx*' -o -name '*windows*' -o -name '*aarch_64*' \) -delete \
   && zip -q -0 -X -r "$kit/flover.jar" .)
 cp "$ROOT/flover" "$kit/flover"
 cp "$ROOT/deploy/bench/hf_baseline.py" "$ROOT/deploy/gpu-check/run.sh" "$kit/"

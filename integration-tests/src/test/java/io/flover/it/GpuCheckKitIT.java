@@ -5,18 +5,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.kernels.cuda.Cuda;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * deploy/gpu-check/run.sh, in a kit laid out as deploy/gpu-check/pack.sh lays it out (the JDK running this test
  * standing in for the kit's runtime): its benchmark stages run on the CPU with the commands and options the CLI
- * has, and its test stage fails, rather than passes, where the GPU tests are skipped.
+ * has, and its test stage runs the CUDA golden tests from the kit's classpath and fails, rather than passes, where
+ * they are skipped.
  */
 class GpuCheckKitIT {
     private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
@@ -37,8 +40,25 @@ class GpuCheckKitIT {
     }
 
     @Test
+    void theTestStageFailsWhereTheGpuTestsCannotRun(@TempDir Path tmp) throws Exception {
+        Assumptions.assumeTrue(Cuda.unavailableReason(0) != null, "this machine has a GPU: the tests would run");
+        Path kit = kit(tmp);
+        Path tests = Files.createDirectories(kit.resolve("tests"));
+        Files.createSymbolicLink(tests.resolve("junit.jar"), Path.of(System.getProperty("flover.junit.console",
+                "target/gpu-check/junit.jar")).toAbsolutePath());
+        Files.createSymbolicLink(tests.resolve("classes"), ROOT.resolve("worker/target/test-classes"));
+        Path out = tmp.resolve("results");
+        Result r = run(kit, tmp, "--out", out.toString(), "--models", tmp.resolve("models").toString(), "tests");
+        assertEquals(1, r.status(), r.output());
+        assertTrue(r.output().contains("tests failed or were skipped"), r.output());
+        String junit = Files.readString(out.resolve("tests.txt"));
+        assertTrue(junit.contains("CUDA tests skipped: "), "the kit ran CudaGoldenModelTest:\n" + junit);
+    }
+
+    @Test
     void unknownStagesAreRefusedByName(@TempDir Path tmp) throws Exception {
-        Result r = run(kit(tmp), tmp, "--out", tmp.resolve("results").toString(), "benchmark");
+        Result r = run(kit(tmp), tmp, "--out", tmp.resolve("results").toString(), "--models",
+                tmp.resolve("models").toString(), "benchmark");
         assertEquals(2, r.status(), r.output());
         assertTrue(r.output().contains("unknown stage benchmark"), r.output());
     }

@@ -189,7 +189,8 @@ class GoldenModelTest {
                     if (produced[s] == 0) {
                         firstLogits[s] = Arrays.copyOfRange(logits.rows(), row * vocab, (row + 1) * vocab);
                     }
-                    // The backend's argmax, where the logits are, is the argmax of the rows it hands back.
+                    // The backend's argmax, where the logits are, is the argmax of the rows it hands back: on a
+                    // GPU (CudaGoldenModelTest) the argmax_rows kernel against the CPU's loop.
                     int next = logits.argmax()[row];
                     assertEquals(CpuKernels.argmax(logits.rows(), row * vocab, vocab), next, "argmax of row " + row);
                     generated[s][produced[s]++] = next;

@@ -33,7 +33,6 @@ import io.flover.model.DType;
 import io.flover.model.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -292,9 +291,9 @@ public final class CudaBackend implements Backend {
     private final Map<String, CUfunction> functions = new java.util.HashMap<>();
     private final Workspace workspace = new Workspace();
     private final List<CUdeviceptr> allocations = new ArrayList<>();
+    /** The pinned host buffer of every copy; read and written as views of byte ranges, or as one segment. */
     private Pointer staging;
-    private ByteBuffer stagingBuffer;
-    /** The whole staging buffer, whatever the position the buffer's users leave it at. */
+    private StagingViews stagingViews;
     private MemorySegment stagingSegment;
     private CUdeviceptr half;
     private long halfBytes;
@@ -350,8 +349,9 @@ public final class CudaBackend implements Backend {
         JCublas2.cublasSetMathMode(cublas, cublasMath.CUBLAS_DEFAULT_MATH);
         staging = new Pointer();
         cuMemAllocHost(staging, STAGING_BYTES);
-        stagingBuffer = staging.getByteBuffer(0, STAGING_BYTES).order(ByteOrder.nativeOrder());
-        stagingSegment = MemorySegment.ofBuffer(stagingBuffer);
+        ByteBuffer stagingBytes = staging.getByteBuffer(0, STAGING_BYTES);
+        stagingViews = new StagingViews(stagingBytes);
+        stagingSegment = MemorySegment.ofBuffer(stagingBytes);
         workspace.base = alloc(ALIGN);
         workspace.capacity = ALIGN;
         return null;
@@ -648,9 +648,9 @@ public final class CudaBackend implements Backend {
         CUdeviceptr out = workspace.take(2 * intBytes); // ids, then maxima
         launch("argmax_rows", Math.min(rows, ELEMENTWISE_BLOCKS_MAX), 1, ARGMAX_THREADS, 0, ptr(x), width, rows, out,
                 out.withByteOffset(intBytes));
-        ByteBuffer host = download(out, 2 * intBytes);
-        host.asIntBuffer().get(ids, 0, rows);
-        host.position((int) intBytes).slice().order(ByteOrder.nativeOrder()).asFloatBuffer().get(maxima, 0, rows);
+        download(out, 2 * intBytes);
+        stagingViews.ints(0, rows).get(ids, 0, rows);
+        stagingViews.floats(intBytes, rows).get(maxima, 0, rows);
     }
 
     @Override
@@ -660,8 +660,9 @@ public final class CudaBackend implements Backend {
         long bytes = (long) n * Float.BYTES;
         for (long done = 0; done < bytes; done += STAGING_BYTES) {
             long part = Math.min(STAGING_BYTES, bytes - done);
-            download(ptr(b).withByteOffset(done), part).asFloatBuffer().get(host, (int) (done / Float.BYTES),
-                    (int) (part / Float.BYTES));
+            int floats = (int) (part / Float.BYTES);
+            download(ptr(b).withByteOffset(done), part);
+            stagingViews.floats(0, floats).get(host, (int) (done / Float.BYTES), floats);
         }
         return host;
     }
@@ -673,17 +674,15 @@ public final class CudaBackend implements Backend {
         for (long done = 0; done < bytes; done += STAGING_BYTES) {
             int part = (int) Math.min(STAGING_BYTES, bytes - done);
             cuStreamSynchronize(stream); // the staging buffer may still feed the previous copy
-            stagingBuffer.clear();
-            stagingBuffer.asFloatBuffer().put(host, (int) (done / Float.BYTES), part / Float.BYTES);
+            stagingViews.floats(0, part / Float.BYTES).put(host, (int) (done / Float.BYTES), part / Float.BYTES);
             cuMemcpyHtoDAsync(ptr(b).withByteOffset(done), staging, part, stream);
         }
     }
 
-    /** Copies {@code bytes} (at most the staging size) from the device after the queued work; a view of staging. */
-    private ByteBuffer download(CUdeviceptr from, long bytes) {
+    /** Copies {@code bytes} (at most the staging size) from the device to the start of staging, after the queued work. */
+    private void download(CUdeviceptr from, long bytes) {
         cuMemcpyDtoHAsync(staging, from, bytes, stream);
         cuStreamSynchronize(stream);
-        return stagingBuffer.duplicate().order(ByteOrder.nativeOrder()).limit((int) bytes);
     }
 
     /** Device copies of {@code arrays}, from the step's workspace, in one copy through the pinned staging buffer. */
@@ -701,8 +700,7 @@ public final class CudaBackend implements Backend {
         cuStreamSynchronize(stream); // the staging buffer may still feed an earlier copy
         CUdeviceptr[] device = new CUdeviceptr[arrays.length];
         for (int i = 0; i < arrays.length; i++) {
-            stagingBuffer.clear().position((int) offsets[i]);
-            stagingBuffer.asIntBuffer().put(arrays[i]);
+            stagingViews.ints(offsets[i], arrays[i].length).put(arrays[i]);
             device[i] = base.withByteOffset(offsets[i]);
         }
         cuMemcpyHtoDAsync(base, staging, bytes, stream);
