@@ -1,6 +1,6 @@
 package io.flover.worker;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.flover.kernels.Backend;
@@ -53,7 +53,12 @@ class CudaGoldenModelTest extends GoldenModelTest {
             for (int i = 0; i < prompts.size(); i++) {
                 int[] prompt = prompts.get(i);
                 Greedy alone = greedyFused(m, List.of(prompt), steps, prompt.length);
-                assertArrayEquals(alone.ids()[0], fused.ids()[i], name + " request " + i + " fused with 63 others");
+                int parts = Arrays.mismatch(alone.ids()[0], fused.ids()[i]);
+                int request = i;
+                // 16-bit GEMMs of 1 row and of 64 may sum in different orders: a near tie is where that shows.
+                assertEquals(-1, parts, () -> name + " request " + request + " fused with 63 others: " + Arrays.toString(
+                        fused.ids()[request]) + ", alone " + Arrays.toString(alone.ids()[0]) + "; alone, token "
+                        + parts + " led the runner-up by " + alone.gaps()[0][parts]);
             }
         }
     }

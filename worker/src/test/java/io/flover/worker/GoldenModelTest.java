@@ -115,8 +115,11 @@ class GoldenModelTest {
         }
     }
 
-    /** Each sequence's greedy ids, and its logits at the last prompt position. */
-    record Greedy(int[][] ids, float[][] firstLogits) {
+    /**
+     * Each sequence's greedy ids, its logits at the last prompt position, and for each id how far its logit was
+     * above the runner-up's: where two runs part, a gap near zero says rounding chose, not a bug.
+     */
+    record Greedy(int[][] ids, float[][] firstLogits, float[][] gaps) {
     }
 
     /**
@@ -127,7 +130,6 @@ class GoldenModelTest {
         int n = prompts.size();
         int longest = prompts.stream().mapToInt(p -> p.length).max().orElseThrow();
         int blocksEach = (longest + steps + BLOCK_SIZE - 1) / BLOCK_SIZE;
-        Backend.KvCache kv = m.lm().newKvCache(blocksEach * n, BLOCK_SIZE);
         int[][] tables = new int[n][blocksEach];
         for (int s = 0; s < n; s++) {
             for (int b = 0; b < blocksEach; b++) {
@@ -138,67 +140,82 @@ class GoldenModelTest {
         int[] done = new int[n];
         int[][] generated = new int[n][steps];
         float[][] firstLogits = new float[n][];
+        float[][] gaps = new float[n][steps];
         int[] produced = new int[n];
-        while (Arrays.stream(produced).anyMatch(p -> p < steps)) {
-            List<int[]> pieces = new ArrayList<>();
-            List<Integer> seqs = new ArrayList<>();
-            List<Integer> firsts = new ArrayList<>();
-            List<Boolean> wants = new ArrayList<>();
-            for (int s = 0; s < n; s++) {
-                int[] prompt = prompts.get(s);
-                if (produced[s] == steps) {
-                    continue;
-                }
-                if (done[s] < prompt.length) {
-                    int len = Math.min(chunk, prompt.length - done[s]);
-                    pieces.add(Arrays.copyOfRange(prompt, done[s], done[s] + len));
-                    firsts.add(done[s]);
-                    done[s] += len;
-                    wants.add(done[s] == prompt.length);
-                } else {
-                    pieces.add(new int[] {generated[s][produced[s] - 1]});
-                    firsts.add(prompt.length + produced[s] - 1);
-                    wants.add(true);
-                }
-                seqs.add(s);
-            }
-            int k = seqs.size();
-            int[] starts = new int[k];
-            int[] lengths = new int[k];
-            int[] firstPos = new int[k];
-            int[][] seqTables = new int[k][];
-            boolean[] want = new boolean[k];
-            int total = 0;
-            for (int i = 0; i < k; i++) {
-                starts[i] = total;
-                lengths[i] = pieces.get(i).length;
-                total += lengths[i];
-                firstPos[i] = firsts.get(i);
-                seqTables[i] = tables[seqs.get(i)];
-                want[i] = wants.get(i);
-            }
-            int[] tokens = new int[total];
-            for (int i = 0; i < k; i++) {
-                System.arraycopy(pieces.get(i), 0, tokens, starts[i], lengths[i]);
-            }
-            LogitRows logits = m.lm().forward(new StepBatch(tokens, starts, lengths, firstPos, seqTables, want), kv,
-                    true);
-            for (int i = 0, row = 0; i < k; i++) {
-                if (want[i]) {
-                    int s = seqs.get(i);
-                    if (produced[s] == 0) {
-                        firstLogits[s] = Arrays.copyOfRange(logits.rows(), row * vocab, (row + 1) * vocab);
+        try (Backend.KvCache kv = m.lm().newKvCache(blocksEach * n, BLOCK_SIZE)) {
+            while (Arrays.stream(produced).anyMatch(p -> p < steps)) {
+                List<int[]> pieces = new ArrayList<>();
+                List<Integer> seqs = new ArrayList<>();
+                List<Integer> firsts = new ArrayList<>();
+                List<Boolean> wants = new ArrayList<>();
+                for (int s = 0; s < n; s++) {
+                    int[] prompt = prompts.get(s);
+                    if (produced[s] == steps) {
+                        continue;
                     }
-                    // The backend's argmax, where the logits are, is the argmax of the rows it hands back: on a
-                    // GPU (CudaGoldenModelTest) the argmax_rows kernel against the CPU's loop.
-                    int next = logits.argmax()[row];
-                    assertEquals(CpuKernels.argmax(logits.rows(), row * vocab, vocab), next, "argmax of row " + row);
-                    generated[s][produced[s]++] = next;
-                    row++;
+                    if (done[s] < prompt.length) {
+                        int len = Math.min(chunk, prompt.length - done[s]);
+                        pieces.add(Arrays.copyOfRange(prompt, done[s], done[s] + len));
+                        firsts.add(done[s]);
+                        done[s] += len;
+                        wants.add(done[s] == prompt.length);
+                    } else {
+                        pieces.add(new int[] {generated[s][produced[s] - 1]});
+                        firsts.add(prompt.length + produced[s] - 1);
+                        wants.add(true);
+                    }
+                    seqs.add(s);
+                }
+                int k = seqs.size();
+                int[] starts = new int[k];
+                int[] lengths = new int[k];
+                int[] firstPos = new int[k];
+                int[][] seqTables = new int[k][];
+                boolean[] want = new boolean[k];
+                int total = 0;
+                for (int i = 0; i < k; i++) {
+                    starts[i] = total;
+                    lengths[i] = pieces.get(i).length;
+                    total += lengths[i];
+                    firstPos[i] = firsts.get(i);
+                    seqTables[i] = tables[seqs.get(i)];
+                    want[i] = wants.get(i);
+                }
+                int[] tokens = new int[total];
+                for (int i = 0; i < k; i++) {
+                    System.arraycopy(pieces.get(i), 0, tokens, starts[i], lengths[i]);
+                }
+                LogitRows logits = m.lm().forward(new StepBatch(tokens, starts, lengths, firstPos, seqTables, want), kv,
+                        true);
+                for (int i = 0, row = 0; i < k; i++) {
+                    if (want[i]) {
+                        int s = seqs.get(i);
+                        if (produced[s] == 0) {
+                            firstLogits[s] = Arrays.copyOfRange(logits.rows(), row * vocab, (row + 1) * vocab);
+                        }
+                        // The backend's argmax, where the logits are, is the argmax of the rows it hands back: on a
+                        // GPU (CudaGoldenModelTest) the argmax_rows kernel against the CPU's loop.
+                        int next = logits.argmax()[row];
+                        assertEquals(CpuKernels.argmax(logits.rows(), row * vocab, vocab), next,
+                                "argmax of row " + row);
+                        gaps[s][produced[s]] = gapToRunnerUp(logits.rows(), row * vocab, vocab, next);
+                        generated[s][produced[s]++] = next;
+                        row++;
+                    }
                 }
             }
         }
-        return new Greedy(generated, firstLogits);
+        return new Greedy(generated, firstLogits, gaps);
+    }
+
+    private static float gapToRunnerUp(float[] logits, int offset, int vocab, int best) {
+        float second = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < vocab; i++) {
+            if (i != best) {
+                second = Math.max(second, logits[offset + i]);
+            }
+        }
+        return logits[offset + best] - second;
     }
 
     private void assertClose(float[] expected, float[] actual, String what) {
