@@ -9,6 +9,7 @@ import io.flover.kernels.cuda.Cuda;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
@@ -79,7 +80,7 @@ class GpuCheckKitIT {
     }
 
     private static Result run(Path kit, Path tmp, String... args) throws Exception {
-        List<String> command = new java.util.ArrayList<>(List.of("/bin/bash", kit.resolve("run.sh").toString()));
+        List<String> command = new ArrayList<>(List.of("/bin/bash", kit.resolve("run.sh").toString()));
         command.addAll(List.of(args));
         Path log = Files.createTempFile(tmp, "run", ".log");
         ProcessBuilder b = new ProcessBuilder(command).directory(tmp.toFile()).redirectErrorStream(true)
