@@ -8,8 +8,11 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -75,8 +78,39 @@ final class ProcessCluster implements AutoCloseable {
         List<String> args = new ArrayList<>(List.of("coordinator", "--model", model.toString(), "--tp", Integer.toString(tp),
                 "--host", "127.0.0.1", "--port", Integer.toString(port), "--cluster-port", Integer.toString(clusterPort)));
         args.addAll(List.of(flags));
-        start("coordinator", args);
+        Node coordinator = start("coordinator", args);
+        awaitListening(coordinator, port);
         return port;
+    }
+
+    /**
+     * Waits until {@code node} accepts connections on {@code port}. Workers started before then could take the port
+     * for their own cluster member (Hazelcast counts up from the port it is given) and the coordinator could not
+     * listen.
+     */
+    private static void awaitListening(Node node, int port) throws IOException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (true) {
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress("127.0.0.1", port), 1000);
+                return;
+            } catch (IOException notYet) {
+                if (!node.process().isAlive()) {
+                    throw new IllegalStateException(node.name() + " exited before listening on " + port + ":\n"
+                            + node.output());
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(node.name() + " is not listening on " + port + " after 60 s:\n"
+                            + node.output());
+                }
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new InterruptedIOException("interrupted waiting for " + node.name());
+                }
+            }
+        }
     }
 
     /** Starts a worker with {@code flags}, and a KV memory of 16m unless they name one. */
