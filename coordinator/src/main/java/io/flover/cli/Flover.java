@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
 @Command(name = "flover", mixinStandardHelpOptions = true, versionProvider = Flover.Version.class,
         description = "Serve and run autoregressive transformer models (Llama family, GPT-2).",
         subcommands = {ServeCommand.class, CoordinatorCommand.class, WorkerCommand.class, GenerateCommand.class,
-                MakeModelCommand.class, BenchCommand.class, BenchEngineCommand.class, BenchAllReduceCommand.class,
+                MakeModelCommand.class, QuantizeCommand.class, BenchCommand.class, BenchEngineCommand.class, BenchAllReduceCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Flover {
     /** Exit status of bad flags, bad input files and other errors a user can fix. */

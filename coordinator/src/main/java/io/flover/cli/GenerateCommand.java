@@ -71,14 +71,15 @@ final class GenerateCommand implements Callable<Integer> {
 
     private void generateLocally(PrintWriter out) throws Exception {
         Path dir = model != null ? model : ModelCache.defaultModel();
-        if (!Files.isDirectory(dir)) {
-            throw new IllegalArgumentException("--model " + dir + " is not a directory");
+        if (!Files.exists(dir)) {
+            throw new IllegalArgumentException("--model " + dir + " does not exist");
         }
-        Tokenizer tokenizer = Files.isRegularFile(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
+        Tokenizer tokenizer = Tokenizer.exists(dir) ? Tokenizer.load(dir) : null;
         int[] ids;
         if (flags.prompt.text != null) {
             if (tokenizer == null) {
-                throw new IllegalArgumentException(dir + " has no tokenizer.json; give --prompt-ids instead of --prompt");
+                throw new IllegalArgumentException(dir + " has no tokenizer (tokenizer.json or GGUF tokenizer metadata);"
+                        + " give --prompt-ids instead of --prompt");
             }
             ids = tokenizer.encode(flags.prompt.text, true);
         } else {

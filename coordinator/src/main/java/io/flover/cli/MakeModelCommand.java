@@ -2,14 +2,21 @@ package io.flover.cli;
 
 import io.flover.model.Architecture;
 import io.flover.model.DType;
+import io.flover.model.GgufConverter;
 import io.flover.model.RandomCheckpoint;
+import io.flover.model.gguf.GgmlType;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Locale;
+import java.util.stream.Stream;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "make-model", mixinStandardHelpOptions = true,
-        description = "Write a random-weight checkpoint of a real model shape, with a byte-level BPE tokenizer.")
+        description = "Write a random-weight checkpoint of a real model shape, with a byte-level BPE tokenizer;"
+                + " q8_0 and q4_0 write model.gguf (llama.cpp's layout) beside tokenizer.json.")
 final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--arch", required = true, description = "llama or gpt2")
     String arch;
@@ -17,7 +24,7 @@ final class MakeModelCommand implements Callable<Integer> {
     @Option(names = "--preset", defaultValue = "tiny", description = "tiny, 110m, 1b or 7b (llama only) (default: ${DEFAULT-VALUE})")
     String preset;
 
-    @Option(names = "--dtype", defaultValue = "f32", description = "f32, bf16 or f16 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dtype", defaultValue = "f32", description = "f32, bf16, f16, q8_0 or q4_0 (default: ${DEFAULT-VALUE})")
     String dtype;
 
     @Option(names = "--out", required = true, description = "directory to write")
@@ -30,8 +37,27 @@ final class MakeModelCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Architecture a = Architecture.parse(arch);
         RandomCheckpoint.Preset p = RandomCheckpoint.Preset.parse(preset);
-        DType d = DType.parse(dtype);
         Progress progress = new Progress("writing");
+        if (dtype.toLowerCase(Locale.ROOT).startsWith("q")) {
+            GgmlType type = QuantizeCommand.parse(dtype);
+            Path full = Files.createTempDirectory("flover-make-model-");
+            try {
+                RandomCheckpoint.write(full, a, p, DType.F32, seed, progress::update);
+                Files.createDirectories(out);
+                GgufConverter.convert(full, type, out.resolve("model.gguf"));
+                Files.copy(full.resolve("tokenizer.json"), out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+            } finally {
+                try (Stream<Path> files = Files.list(full)) {
+                    for (Path f : files.toList()) {
+                        Files.delete(f);
+                    }
+                }
+                Files.delete(full);
+            }
+            progress.done("wrote " + a.hfName() + " " + preset + " " + type + " to " + out.resolve("model.gguf"));
+            return 0;
+        }
+        DType d = DType.parse(dtype);
         RandomCheckpoint.write(out, a, p, d, seed, progress::update);
         progress.done("wrote " + a.hfName() + " " + preset + " " + d + " to " + out);
         return 0;

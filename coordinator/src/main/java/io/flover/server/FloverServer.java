@@ -29,7 +29,6 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -217,7 +216,7 @@ public final class FloverServer implements AutoCloseable {
     }
 
     public static Tokenizer tokenizer(Path dir) throws IOException {
-        return Files.isRegularFile(dir.resolve("tokenizer.json")) ? Tokenizer.load(dir) : null;
+        return Tokenizer.exists(dir) ? Tokenizer.load(dir) : null;
     }
 
     /**

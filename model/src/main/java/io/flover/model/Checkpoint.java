@@ -2,6 +2,7 @@ package io.flover.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.model.gguf.GgufFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -21,10 +22,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The tensors of a Hugging Face checkpoint: {@code model.safetensors}, or the shards listed by
- * {@code model.safetensors.index.json}. Files are memory-mapped (any size) and tensors are views into the
- * mapping, so opening a checkpoint reads only headers. Closing it unmaps every file: tensors must not be used
- * afterwards.
+ * The tensors of a model under their Hugging Face names: {@code model.safetensors}, or the shards listed by
+ * {@code model.safetensors.index.json}, or a GGUF file (see {@link GgufLayout}). Files are memory-mapped (any
+ * size) and tensors are views into the mapping, so opening a checkpoint reads only headers. Closing it unmaps
+ * every file: tensors must not be used afterwards.
  */
 public final class Checkpoint implements AutoCloseable {
     public static final String SINGLE_FILE = "model.safetensors";
@@ -36,14 +37,24 @@ public final class Checkpoint implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final Map<String, Tensor> tensors = new LinkedHashMap<>();
     private final Map<String, Path> fileOf = new LinkedHashMap<>();
+    private GgufFile gguf;
 
     private Checkpoint() {
     }
 
-    /** Opens the safetensors weights of a model directory. */
+    /** Opens the weights of a model directory or GGUF file. */
     public static Checkpoint open(Path modelDir) throws IOException {
         Checkpoint c = new Checkpoint();
         try {
+            Path ggufFile = GgufFile.inModel(modelDir);
+            if (ggufFile != null) {
+                c.gguf = GgufFile.open(ggufFile);
+                GgufLayout.tensors(c.gguf, GgufLayout.config(c.gguf), c.arena).forEach((name, t) -> {
+                    c.tensors.put(name, t);
+                    c.fileOf.put(name, ggufFile);
+                });
+                return c;
+            }
             Path single = modelDir.resolve(SINGLE_FILE);
             Path index = modelDir.resolve(INDEX_FILE);
             if (Files.isRegularFile(single)) {
@@ -100,6 +111,9 @@ public final class Checkpoint implements AutoCloseable {
     @Override
     public void close() {
         arena.close();
+        if (gguf != null) {
+            gguf.close();
+        }
     }
 
     private String describeFiles() {

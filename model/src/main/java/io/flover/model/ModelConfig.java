@@ -2,6 +2,7 @@ package io.flover.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flover.model.gguf.GgufFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -58,8 +59,17 @@ public record ModelConfig(
         return numHeads / numKvHeads;
     }
 
-    /** Reads {@code config.json} and, if present, {@code generation_config.json} of a model directory. */
+    /**
+     * Reads {@code config.json} and, if present, {@code generation_config.json} of a model directory, or the
+     * metadata of a GGUF model.
+     */
     public static ModelConfig load(Path modelDir) throws IOException {
+        Path gguf = GgufFile.inModel(modelDir);
+        if (gguf != null) {
+            try (GgufFile f = GgufFile.open(gguf)) {
+                return GgufLayout.config(f);
+            }
+        }
         Path file = modelDir.resolve("config.json");
         if (!Files.isRegularFile(file)) {
             throw new NoSuchFileException(file + " (not a Hugging Face model directory?)");

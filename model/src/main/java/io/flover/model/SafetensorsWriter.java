@@ -78,7 +78,7 @@ public final class SafetensorsWriter {
     }
 
     /** Rounds to the nearest bfloat16, ties to even (what PyTorch does). */
-    static short toBf16(float v) {
+    public static short toBf16(float v) {
         int bits = Float.floatToRawIntBits(v);
         if (Float.isNaN(v)) {
             return (short) ((bits >>> 16) | 0x40);

@@ -11,6 +11,7 @@ import io.flover.kernels.cpu.CpuKernels;
 import io.flover.kernels.Backend;
 import java.io.IOException;
 import java.net.URISyntaxException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -53,16 +54,31 @@ class GoldenModelTest {
 
     static Stream<String> checkpoints() {
         // The "alt" fixtures (golden.py --alt) add float16 weights, 8 query heads on 2 KV heads, RoPE theta 5e5.
+        // The .gguf files are the same checkpoints written by gguf-py as llama.cpp's converter writes them
+        // (golden/to_gguf.py); the Q8_0 ones have their own references, over the weights gguf-py dequantises.
         return Stream.of("llama-tiny-f32", "llama-tiny-bf16", "gpt2-tiny-f32", "gpt2-tiny-bf16",
-                "llama-alt-f16", "gpt2-alt-f16");
+                "llama-alt-f16", "gpt2-alt-f16", "llama-tiny-f32.gguf", "llama-tiny-bf16.gguf", "llama-alt-f16.gguf",
+                "gpt2-tiny-f32.gguf", "gpt2-tiny-bf16.gguf", "llama-tiny-q8_0.gguf", "gpt2-tiny-q8_0.gguf");
     }
 
+    /** The model path: a checkpoint directory, or a GGUF file. */
     static Path dir(String name) throws URISyntaxException {
+        if (name.endsWith(".gguf")) {
+            return Path.of(GoldenModelTest.class.getResource("/golden/gguf/" + name).toURI());
+        }
         return Path.of(GoldenModelTest.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
     }
 
     static List<Case> cases(String name) throws IOException, URISyntaxException {
-        JsonNode root = new ObjectMapper().readTree(dir(name).resolve("expected.json").toFile());
+        Path expected;
+        if (name.endsWith(".gguf")) {
+            String base = name.substring(0, name.length() - ".gguf".length());
+            Path own = dir(name).resolveSibling(base + ".expected.json");
+            expected = Files.exists(own) ? own : dir(base).resolve("expected.json");
+        } else {
+            expected = dir(name).resolve("expected.json");
+        }
+        JsonNode root = new ObjectMapper().readTree(expected.toFile());
         List<Case> cases = new ArrayList<>();
         for (JsonNode c : root.get("cases")) {
             int[] greedy = ints(c.get("greedy_ids"));

@@ -1,11 +1,15 @@
 package io.flover.model.tokenizer;
 
+import io.flover.model.gguf.GgufFile;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
- * Text to token ids and back, as defined by a Hugging Face {@code tokenizer.json}.
+ * Text to token ids and back, as defined by a Hugging Face {@code tokenizer.json} or a GGUF file's
+ * {@code tokenizer.ggml.*} metadata.
  *
  * <p>Supported are BPE tokenizers of two families: byte-level BPE (GPT-2, Llama 3, Qwen2) and
  * SentencePiece-style BPE with byte fallback (Llama 2, Mistral). Implementations are immutable
@@ -22,7 +26,35 @@ public interface Tokenizer {
      *     that is not supported; the message names the file and what is wrong
      */
     static Tokenizer load(Path modelDir) throws IOException {
-        return TokenizerLoader.load(modelDir);
+        Path gguf = GgufFile.inModel(modelDir);
+        if (gguf == null || Files.isRegularFile(modelDir.resolve(TokenizerLoader.TOKENIZER_FILE))) {
+            return TokenizerLoader.load(modelDir);
+        }
+        try (GgufFile f = GgufFile.open(gguf)) {
+            return GgufTokenizer.load(f);
+        }
+    }
+
+    /**
+     * Whether the model at {@code model} has a tokenizer: a {@code tokenizer.json} in its directory, or
+     * {@code tokenizer.ggml.*} metadata in its GGUF file.
+     */
+    static boolean exists(Path model) throws IOException {
+        if (Files.isRegularFile(model.resolve(TokenizerLoader.TOKENIZER_FILE))) {
+            return true;
+        }
+        Path gguf = GgufFile.inModel(model);
+        if (gguf == null) {
+            return false;
+        }
+        try (GgufFile f = GgufFile.open(gguf)) {
+            return GgufTokenizer.present(f);
+        }
+    }
+
+    /** The model's Jinja chat template (tokenizer_config.json's or GGUF's {@code tokenizer.chat_template}), if any. */
+    default Optional<String> chatTemplate() {
+        return Optional.empty();
     }
 
     /**

@@ -89,7 +89,9 @@ final class TokenizerLoader {
             Function<String, Integer> idOf = token -> addedIds.getOrDefault(token, vocab.get(token));
             template = applyConfig(configFile, config, template, idOf);
         }
-        return new BpeTokenizer(model, vocab, addedTokens, normalizer, preTokenizer, decoder, template[0], template[1]);
+        JsonNode chatTemplate = config == null ? null : config.get("chat_template");
+        return new BpeTokenizer(model, vocab, addedTokens, normalizer, preTokenizer, decoder, template[0], template[1],
+                chatTemplate != null && chatTemplate.isTextual() ? chatTemplate.textValue() : null);
     }
 
     private Map<String, Integer> vocab(JsonNode node) throws IOException {

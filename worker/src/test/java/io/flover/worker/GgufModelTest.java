@@ -1,0 +1,131 @@
+package io.flover.worker;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.flover.kernels.cpu.CpuBackend;
+import io.flover.kernels.cpu.CpuKernels;
+import io.flover.model.GgufConverter;
+import io.flover.model.ModelConfig;
+import io.flover.model.gguf.GgmlType;
+import io.flover.model.gguf.GgufFile;
+import io.flover.model.gguf.GgufFile.TensorInfo;
+import io.flover.model.tokenizer.Tokenizer;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * GGUF models beyond the golden numbers ({@link GoldenModelTest} runs the golden GGUF files): Flover's own
+ * converter against gguf-py's files, model paths, and the tokenizers that GGUF metadata defines.
+ */
+class GgufModelTest {
+    @TempDir
+    Path tmp;
+
+    /** {@code flover quantize}'s Q8_0 file holds, tensor by tensor, the bytes that gguf-py wrote (to_gguf.py). */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "gpt2"})
+    void quantizeWritesWhatGgufPyWrites(String arch) throws Exception {
+        Path mine = tmp.resolve(arch + ".gguf");
+        GgufConverter.convert(GoldenModelTest.dir(arch + "-tiny-f32"), GgmlType.Q8_0, mine);
+        try (GgufFile theirs = GgufFile.open(GoldenModelTest.dir(arch + "-tiny-q8_0.gguf")); GgufFile ours = GgufFile.open(mine)) {
+            assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
+            for (TensorInfo t : theirs.tensors().values()) {
+                TensorInfo o = ours.tensors().get(t.name());
+                assertEquals(t.type(), o.type(), t.name());
+                assertArrayEquals(t.shape(), o.shape(), t.name());
+                assertArrayEquals(t.data().toArray(ValueLayout.JAVA_BYTE), o.data().toArray(ValueLayout.JAVA_BYTE), t.name());
+            }
+            for (String key : List.of(arch + ".embedding_length", arch + ".block_count", arch + ".attention.head_count",
+                    arch + ".context_length", arch + ".feed_forward_length")) {
+                assertEquals(theirs.integer(key), ours.integer(key), key);
+            }
+        }
+    }
+
+    /** An F32 GGUF of a checkpoint gives the checkpoint's logits bit for bit, Q/K permutation undone. */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama-tiny-f32", "gpt2-tiny-f32"})
+    void f32RoundTripGivesIdenticalLogits(String name) throws Exception {
+        Path file = tmp.resolve(name + ".gguf");
+        GgufConverter.convert(GoldenModelTest.dir(name), GgmlType.F32, file);
+        assertEquals(ModelConfig.load(GoldenModelTest.dir(name)).hiddenSize(), ModelConfig.load(file).hiddenSize());
+        int[] prompt = {5, 17, 300, 42, 9, 77, 128};
+        try (CpuKernels kernels = new CpuKernels(2)) {
+            float[] expected = logits(GoldenModelTest.dir(name), prompt, kernels);
+            assertArrayEquals(expected, logits(file, prompt, kernels));
+        }
+    }
+
+    private static float[] logits(Path model, int[] prompt, CpuKernels kernels) throws Exception {
+        try (var backend = new CpuBackend(kernels); LoadedModel m = LoadedModel.open(model, backend)) {
+            return GoldenModelTest.greedyFused(m, List.of(prompt), 1, prompt.length).firstLogits()[0];
+        }
+    }
+
+    @Test
+    void aDirectoryHoldingOneGgufIsAModel() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("model"));
+        Files.copy(GoldenModelTest.dir("llama-tiny-q8_0.gguf"), dir.resolve("weights.gguf"));
+        assertEquals(2, ModelConfig.load(dir).numKvHeads());
+        Files.copy(GoldenModelTest.dir("llama-tiny-f32.gguf"), dir.resolve("other.gguf"));
+        Exception e = assertThrows(Exception.class, () -> ModelConfig.load(dir));
+        assertTrue(e.getMessage().contains("several GGUF files (other.gguf, weights.gguf)"), e.getMessage());
+    }
+
+    @Test
+    void unsupportedArchitectureIsNamed() throws Exception {
+        Path file = tmp.resolve("phi.gguf");
+        byte[] bytes = Files.readAllBytes(GoldenModelTest.dir("llama-tiny-f32.gguf"));
+        String text = new String(bytes, java.nio.charset.StandardCharsets.ISO_8859_1);
+        int at = text.indexOf("general.architecture") + "general.architecture".length() + 4 + 8;
+        bytes[at] = 'p'; bytes[at + 1] = 'h'; bytes[at + 2] = 'i'; bytes[at + 3] = '3'; bytes[at + 4] = 'x';
+        Files.write(file, bytes);
+        Exception e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.load(file));
+        assertTrue(e.getMessage().contains("general.architecture 'phi3x' is not supported"), e.getMessage());
+    }
+
+    /**
+     * The golden Llama GGUF's SentencePiece vocabulary (to_gguf.py): ▁ = 259, ▁a.. = 260.., a.. = 286.., then
+     * aa, ab, ...; scores fall with the id, so ▁x merges before any pair of letters. Expected ids worked out by
+     * SentencePiece's rule (highest-scoring pair first, leftmost on ties), with byte fallback for é.
+     */
+    @Test
+    void sentencePieceFromMetadata() throws Exception {
+        Tokenizer t = Tokenizer.load(GoldenModelTest.dir("llama-tiny-f32.gguf"));
+        int a = 286;
+        int spaceA = 260;
+        int pairAa = 312;
+        assertArrayEquals(new int[] {1, spaceA, a + 1, 260 + 2}, t.encode("ab c", true));
+        // "aab": ▁+a first (▁a), then a+b (ab, id 312 + 1), then ▁a+ab is not a token.
+        assertArrayEquals(new int[] {spaceA, pairAa + 1}, t.encode("aab", false));
+        assertArrayEquals(new int[] {259, 3 + 0xC3, 3 + 0xA9}, t.encode("\u00e9", false));
+        assertArrayEquals(new int[] {1, spaceA, 2}, t.encode("a</s>", true));
+        assertEquals("ab c", t.decode(t.encode("ab c", true), true));
+        assertEquals(Optional.of("{% for m in messages %}<s>{{ m['content'] }}</s>{% endfor %}"), t.chatTemplate());
+        assertEquals(List.of(2), ModelConfig.load(GoldenModelTest.dir("llama-tiny-f32.gguf")).eosTokenIds());
+    }
+
+    /**
+     * The golden GPT-2 GGUF's byte-level vocabulary: 256 byte tokens, then the merges Ġa, ..., Ġz, aa, ..., iu in
+     * that order, so "tea" becomes t + ea (there is no t+e) and " at" Ġa + t.
+     */
+    @Test
+    void byteLevelBpeFromMetadata() throws Exception {
+        Tokenizer t = Tokenizer.load(GoldenModelTest.dir("gpt2-tiny-f32.gguf"));
+        int[] expected = List.of("t", "ea", "\u0120a", "t").stream().mapToInt(s -> t.tokenId(s).orElseThrow()).toArray();
+        assertArrayEquals(expected, t.encode("tea at", false));
+        assertEquals("tea at", t.decode(expected, false));
+        assertArrayEquals(new int[] {511}, t.encode("<|endoftext|>", false));
+        assertEquals(List.of(511), ModelConfig.load(GoldenModelTest.dir("gpt2-tiny-f32.gguf")).eosTokenIds());
+    }
+}
