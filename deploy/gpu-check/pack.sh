@@ -6,11 +6,11 @@
 #   tar -xJf OUT_DIR/flover-gpu-check.tar.xz    # there
 #   flover-gpu-check/run.sh info tests engine:1b flover:1b
 #
-# The kit holds a Java runtime cut to the modules Flover uses (jlink), the runnable jar and its launcher, the CUDA
-# golden tests with their checkpoints and the JUnit console launcher, deploy/bench/hf_baseline.py, a copy of JCuda's
-# cuBLAS binding rewritten for CUDA 13's libcublas.so.13 (deploy/cublas-compat.sh) for hosts without CUDA 12's,
-# and run.sh, which says what its stages do. About 50 MB compressed: the jar is stored uncompressed inside the
-# archive so that xz compresses the whole.
+# The kit holds a Java runtime cut to the modules Flover uses (deploy/java-runtime.sh, as in the container images),
+# the runnable jar and its launcher, the CUDA golden tests with their checkpoints and the JUnit console launcher,
+# deploy/bench/hf_baseline.py, a copy of JCuda's cuBLAS binding rewritten for CUDA 13's libcublas.so.13
+# (deploy/cublas-compat.sh) for hosts without CUDA 12's, and run.sh, which says what its stages do. About 50 MB
+# compressed: the jar is stored uncompressed inside the archive so that xz compresses the whole.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -47,10 +47,7 @@ cp -r "$ROOT/worker/target/test-classes" "$kit/tests/classes"
 jar="$ROOT/coordinator/target/flover-build.jar" # what this build made (./flover renames it to flover.jar)
 
 echo "gpu-check pack: the Java runtime" >&2
-modules=$("$JDK/bin/jdeps" --ignore-missing-deps --print-module-deps --multi-release 25 "$jar")
-# Uncompressed modules: xz compresses the archive as a whole far better than jlink's zip does piece by piece.
-"$JDK/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages --output "$kit/jre" \
-  >"$work/jlink.log" 2>&1 || { cat "$work/jlink.log" >&2; die "jlink failed"; }
+"$ROOT/deploy/java-runtime.sh" "$jar" "$kit/jre"
 
 echo "gpu-check pack: the jar, stored (natives for other platforms left out)" >&2
 mkdir "$work/jar"
