@@ -10,21 +10,28 @@ import io.flover.coordinator.GenerationRequest;
 import io.flover.coordinator.Generator;
 import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
+import io.flover.proto.v1.GenerationGrpc;
 import io.flover.worker.LoadedModel;
 import io.grpc.ManagedChannel;
+import io.grpc.health.v1.HealthCheckResponse;
 import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Assumptions;
@@ -50,6 +57,7 @@ class ContainerImageIT {
 
     private final String prefix = "flover-it-" + UUID.randomUUID().toString().substring(0, 8) + "-";
     private final List<String> containers = new ArrayList<>();
+    private final Set<Integer> ports = new HashSet<>();
 
     @Test
     void aTensorParallelGroupOfContainersServesTheGoldenIdsAndDrainsOnStop() throws Exception {
@@ -75,18 +83,17 @@ class ContainerImageIT {
         config.put("FLOVER_MODEL", MODEL);
         config.put("FLOVER_KV_MEMORY", "16m");
         config.put("FLOVER_CLUSTER_NAME", prefix + "cluster");
-        int port = ProcessCluster.freePort();
-        int clusterPort = ProcessCluster.freePort();
+        int port = port();
+        int clusterPort = port();
         try {
             long start = System.nanoTime();
-            String coordinator = start("coordinator", model, coordinatorArgs(config, port, ProcessCluster.freePort(),
-                    clusterPort));
+            String coordinator = start("coordinator", model, coordinatorArgs(config, port, port(), clusterPort));
             List<String> workers = new ArrayList<>();
             for (int i = 0; i < 2; i++) {
                 workers.add(start("worker-" + i, model, workerArgs(config, clusterPort)));
             }
             ManagedChannel channel = ProcessCluster.channel(port);
-            ProcessCluster.awaitServing(channel, Duration.ofMinutes(3));
+            awaitServing(channel, Duration.ofMinutes(3));
             double readySeconds = (System.nanoTime() - start) / 1e9;
             String report = String.format("image %s: %.0f MB; coordinator and 2 workers started to ready in %.1f s%n",
                     IMAGE, imageBytes / 1e6, readySeconds);
@@ -177,20 +184,57 @@ class ContainerImageIT {
     }
 
     /** The args of k8s/base/worker.yaml, on ports of its own; one compute thread, as this machine is shared. */
-    private static List<String> workerArgs(Map<String, String> config, int clusterPort) {
-        int port = ProcessCluster.freePort();
+    private List<String> workerArgs(Map<String, String> config, int clusterPort) {
+        int port = port();
         return List.of("worker",
                 "--host=127.0.0.1",
                 "--advertise-host=127.0.0.1",
                 "--port=" + port,
-                "--collective-port=" + ProcessCluster.freePort(),
-                "--metrics-port=" + ProcessCluster.freePort(),
+                "--collective-port=" + port(),
+                "--metrics-port=" + port(),
                 "--cluster=127.0.0.1:" + clusterPort,
                 "--cluster-name=" + config.get("FLOVER_CLUSTER_NAME"),
-                "--cluster-port=" + ProcessCluster.freePort(),
+                "--cluster-port=" + port(),
                 "--kv-memory=" + config.get("FLOVER_KV_MEMORY"),
                 "--device=" + config.get("FLOVER_DEVICE"),
                 "--threads=1");
+    }
+
+    /**
+     * A port below the kernel's ephemeral range (32768 and up), free now and not handed out before: the processes
+     * bind theirs only once their JVMs are up, and a port from the ephemeral range may be taken by then by any
+     * outgoing connection on this machine.
+     */
+    private int port() {
+        while (true) {
+            int candidate = ThreadLocalRandom.current().nextInt(20000, 32000);
+            if (ports.contains(candidate)) {
+                continue;
+            }
+            try (ServerSocket s = new ServerSocket()) {
+                s.bind(new InetSocketAddress("127.0.0.1", candidate));
+            } catch (IOException taken) {
+                continue;
+            }
+            ports.add(candidate);
+            return candidate;
+        }
+    }
+
+    /** Waits for the coordinator to serve, failing at once with its log if one of the containers has stopped. */
+    private void awaitServing(ManagedChannel channel, Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (ProcessCluster.health(channel, GenerationGrpc.SERVICE_NAME) != HealthCheckResponse.ServingStatus.SERVING) {
+            for (String c : containers) {
+                if (!podman("inspect", "--format", "{{.State.Running}}", c).output().strip().equals("true")) {
+                    throw new AssertionError(c + " stopped:\n" + podman("logs", c).output());
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the coordinator does not serve after " + timeout.toSeconds() + " s");
+            }
+            Thread.sleep(500);
+        }
     }
 
     /** Runs the image detached as {@code name}: host network, read-only root, the model read-only at MODEL. */
