@@ -5,6 +5,7 @@ import io.flover.cluster.WorkerGroups;
 import io.flover.coordinator.ServingMetrics;
 import io.flover.worker.server.Membership;
 import io.flover.worker.server.Tls;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -59,6 +60,9 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Mixin
     SecurityFlags security;
 
+    @Mixin
+    HttpFlags http;
+
     @Option(names = "--worker-tls-ca", paramLabel = "PEM", description = "reach workers over TLS, trusting this CA")
     Path workerCa;
 
@@ -77,6 +81,7 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Flags.requirePort("--port", port);
+        http.check(security.tlsCert != null);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
         Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");
@@ -94,6 +99,12 @@ final class CoordinatorCommand implements Callable<Integer> {
                 new ServingMetrics(metrics.registry()), security.security());
         Coordinator coordinator = Coordinator.start(options);
         metrics.readiness(coordinator::serving);
+        try {
+            http.start(coordinator.server(), model, host, security.tlsCert != null);
+        } catch (IOException | RuntimeException e) {
+            coordinator.close(); // e.g. the HTTP port is taken: nothing may keep serving
+            throw e;
+        }
         Flags.log("listening on " + host + ":" + coordinator.port() + " (policy " + scheduler.policy + "); waiting for "
                 + tensorParallel + " worker" + (tensorParallel == 1 ? "" : "s") + " per group to join cluster '"
                 + cluster.name + "'");

@@ -3,6 +3,7 @@ package io.flover.cli;
 import io.flover.model.Architecture;
 import io.flover.model.DType;
 import io.flover.model.RandomCheckpoint;
+import io.flover.model.tokenizer.ByteLevelTokenizerWriter;
 import java.io.IOException;
 import java.nio.file.DirectoryNotEmptyException;
 import java.nio.file.FileAlreadyExistsException;
@@ -28,6 +29,9 @@ final class ModelCache {
         String name = (arch.name() + "-" + preset.name() + "-" + dtype.name()).toLowerCase(Locale.ROOT);
         Path dir = root().resolve(name);
         if (Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            if (!Files.readString(dir.resolve("tokenizer_config.json")).contains("chat_template")) {
+                ByteLevelTokenizerWriter.writeConfig(dir); // written before models had a chat template
+            }
             return dir;
         }
         // Written aside and renamed into place, so an interrupted run never leaves half a model behind.

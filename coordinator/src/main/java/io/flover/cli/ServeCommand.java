@@ -19,8 +19,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = {"Serve a model over gRPC (flover.v1.Generation, grpc.health.v1, server reflection) until "
-                + "Ctrl-C or SIGTERM, in one process.", "Without --model it serves the small random-weight demo model."})
+        description = {"Serve a model over gRPC (flover.v1.Generation, grpc.health.v1, server reflection) and the "
+                + "OpenAI-compatible HTTP API until Ctrl-C or SIGTERM, in one process.", "Without --model it serves the small random-weight demo model."})
 final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", description = "Hugging Face model directory")
     Path model;
@@ -48,6 +48,9 @@ final class ServeCommand implements Callable<Integer> {
     SecurityFlags security;
 
     @Mixin
+    HttpFlags http;
+
+    @Mixin
     KvMemoryFlags kv;
 
     @Option(names = "--threads", description = "compute threads (default: all cores)")
@@ -72,6 +75,12 @@ final class ServeCommand implements Callable<Integer> {
         FloverServer server = FloverServer.start(options, new ServingMetrics(metrics.registry()), security.security());
         metrics.readiness(server::serving);
         logModel(options, server);
+        try {
+            http.start(server, options.modelDir(), host, security.tlsCert != null);
+        } catch (IOException | RuntimeException e) {
+            server.close(); // e.g. the HTTP port is taken: nothing may keep serving
+            throw e;
+        }
         Flags.log("listening on " + host + ":" + server.port() + " (policy " + scheduler.policy + ")");
         ScheduledExecutorService ticker = BusyLine.start(server.replicas());
         Flags.onShutdown(() -> {
@@ -89,6 +98,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--model and --demo cannot be combined");
         }
         Flags.requirePort("--port", port);
+        http.check(security.tlsCert != null);
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Device on = device.device();

@@ -64,6 +64,11 @@ public final class Coordinator implements AutoCloseable {
         return server.replicas();
     }
 
+    /** The client-facing server, which may serve the HTTP API beside gRPC. */
+    public FloverServer server() {
+        return server;
+    }
+
     public void awaitTermination() throws InterruptedException {
         server.awaitTermination();
     }

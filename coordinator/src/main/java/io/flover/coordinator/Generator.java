@@ -1,6 +1,7 @@
 package io.flover.coordinator;
 
 import io.flover.kernels.Backend;
+import io.flover.model.InvalidFieldException;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.CausalLm;
@@ -64,19 +65,19 @@ public final class Generator {
     static void validate(GenerationRequest req, ModelConfig c) {
         int[] prompt = req.promptIds();
         if (prompt.length == 0) {
-            throw new IllegalArgumentException("prompt is empty");
+            throw new InvalidFieldException("prompt", "prompt is empty");
         }
         if (req.maxTokens() < 1) {
-            throw new IllegalArgumentException("max_tokens must be at least 1, got " + req.maxTokens());
+            throw new InvalidFieldException("max_tokens", "max_tokens must be at least 1, got " + req.maxTokens());
         }
         for (int id : prompt) {
             if (id < 0 || id >= c.vocabSize()) {
-                throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, "
+                throw new InvalidFieldException("prompt", "prompt token id " + id + " is outside the vocabulary [0, "
                         + c.vocabSize() + ")");
             }
         }
         if ((long) prompt.length + req.maxTokens() > c.maxPositions()) {
-            throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) plus max_tokens ("
+            throw new InvalidFieldException("max_tokens", "prompt (" + prompt.length + " tokens) plus max_tokens ("
                     + req.maxTokens() + ") exceeds the context length " + c.maxPositions());
         }
     }

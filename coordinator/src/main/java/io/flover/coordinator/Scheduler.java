@@ -1,5 +1,6 @@
 package io.flover.coordinator;
 
+import io.flover.model.InvalidFieldException;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.GroupLostException;
@@ -124,7 +125,7 @@ public final class Scheduler implements AutoCloseable {
         Generator.validate(request, model);
         // A request must be able to finish alone, or it could be preempted and readmitted forever.
         if (pool.blocksFor(request.promptIds().length + request.maxTokens()) > pool.total()) {
-            throw new IllegalArgumentException("prompt (" + request.promptIds().length + " tokens) plus max_tokens ("
+            throw new InvalidFieldException("max_tokens", "prompt (" + request.promptIds().length + " tokens) plus max_tokens ("
                     + request.maxTokens() + ") exceeds the KV cache of " + pool.total() * pool.blockSize() + " positions");
         }
         if (queued.incrementAndGet() > config.maxWaiting()) {

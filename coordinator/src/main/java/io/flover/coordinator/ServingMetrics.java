@@ -45,6 +45,11 @@ public final class ServingMetrics {
                 .description("Sequences preempted for lack of KV blocks (to be recomputed)").register(registry);
     }
 
+    /** The meters in Prometheus' text format, or null where the process keeps no Prometheus registry. */
+    public java.util.function.Supplier<String> prometheus() {
+        return registry instanceof io.micrometer.prometheusmetrics.PrometheusMeterRegistry p ? p::scrape : null;
+    }
+
     /** Meters that go nowhere. */
     public static ServingMetrics none() {
         return new ServingMetrics(new CompositeMeterRegistry());

@@ -17,7 +17,7 @@ import java.util.List;
  * Bearer-token authentication of the client API: a call must carry {@code authorization: Bearer TOKEN} with one
  * of the tokens of a file (one per line, as a Kubernetes Secret is mounted), or it ends with UNAUTHENTICATED.
  * Tokens are compared in constant time, every one of them, so timing tells nothing of a token. The health service
- * stays open: probes carry no credentials.
+ * stays open: probes carry no credentials. The HTTP API asks the same tokens ({@link #refusal}).
  */
 public final class BearerTokens implements ServerInterceptor {
     private static final Metadata.Key<String> AUTHORIZATION =
@@ -46,14 +46,18 @@ public final class BearerTokens implements ServerInterceptor {
         if (HealthGrpc.SERVICE_NAME.equals(call.getMethodDescriptor().getServiceName())) {
             return next.startCall(call, headers);
         }
-        String header = headers.get(AUTHORIZATION);
-        String refusal = header == null || !header.startsWith(BEARER) ? "a bearer token is required (authorization: Bearer TOKEN)"
-                : !known(header.substring(BEARER.length()).strip()) ? "the bearer token is not valid" : null;
+        String refusal = refusal(headers.get(AUTHORIZATION));
         if (refusal == null) {
             return next.startCall(call, headers);
         }
         call.close(Status.UNAUTHENTICATED.withDescription(refusal), new Metadata());
         return new ServerCall.Listener<>() { };
+    }
+
+    /** Why a call with this {@code authorization} header is refused, or null when it may go on. */
+    public String refusal(String header) {
+        return header == null || !header.startsWith(BEARER) ? "a bearer token is required (authorization: Bearer TOKEN)"
+                : !known(header.substring(BEARER.length()).strip()) ? "the bearer token is not valid" : null;
     }
 
     private boolean known(String token) {

@@ -11,6 +11,8 @@ import io.flover.model.Checkpoint;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
+import io.flover.openai.ChatTemplate;
+import io.flover.openai.OpenAiServer;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.worker.KvMemory;
@@ -80,14 +82,20 @@ public final class FloverServer implements AutoCloseable {
     }
 
     private final Replicas replicas;
+    private final ModelInfo model;
+    private final Security security;
     private final HealthStatusManager health;
     private final Server server;
     private final AutoCloseable resources;
     private final AtomicBoolean closed = new AtomicBoolean();
     private volatile boolean serving;
+    private volatile OpenAiServer http;
 
-    private FloverServer(Replicas replicas, HealthStatusManager health, Server server, AutoCloseable resources) {
+    private FloverServer(Replicas replicas, ModelInfo model, Security security, HealthStatusManager health,
+                         Server server, AutoCloseable resources) {
         this.replicas = replicas;
+        this.model = model;
+        this.security = security;
         this.health = health;
         this.server = server;
         this.resources = resources;
@@ -162,7 +170,7 @@ public final class FloverServer implements AutoCloseable {
             builder.intercept(security.tokens());
         }
         Server server = builder.build();
-        FloverServer s = new FloverServer(replicas, health, server, resources);
+        FloverServer s = new FloverServer(replicas, model, security, health, server, resources);
         health.setStatus("", ServingStatus.SERVING);
         s.setServing(false);
         try {
@@ -173,6 +181,21 @@ public final class FloverServer implements AutoCloseable {
             throw new IOException("cannot listen on " + address.getHostString() + ":" + address.getPort() + ": " + why, e);
         }
         return s;
+    }
+
+    /**
+     * Serves the OpenAI-compatible HTTP API as well, at {@code address}, over the same replicas, bearer tokens and
+     * readiness, until this server closes. {@code template} renders chat requests; null answers them with 400.
+     * Returns the bound port.
+     */
+    public int serveHttp(InetSocketAddress address, ChatTemplate template, OpenAiServer.Limits limits)
+            throws IOException {
+        if (security.tls().cert() != null) {
+            throw new IllegalArgumentException("the HTTP API does not serve TLS; terminate TLS in front of it");
+        }
+        http = OpenAiServer.start(address, new OpenAiServer.Api(replicas, model.getName(), template,
+                security.tokens(), this::serving, replicas.metrics().prometheus(), limits));
+        return http.port();
     }
 
     /**
@@ -262,6 +285,9 @@ public final class FloverServer implements AutoCloseable {
         health.enterTerminalState();
         server.shutdown();
         replicas.close();
+        if (http != null) {
+            http.close(); // after the replicas, which end the streams still open
+        }
         try {
             if (!server.awaitTermination(SHUTDOWN_GRACE_SECONDS, TimeUnit.SECONDS)) {
                 server.shutdownNow();

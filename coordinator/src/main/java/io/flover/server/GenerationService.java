@@ -4,8 +4,9 @@ import io.flover.coordinator.FinishReason;
 import io.flover.coordinator.GenerationListener;
 import io.flover.coordinator.GenerationRequest;
 import io.flover.coordinator.Replicas;
+import io.flover.coordinator.RequestRules;
 import io.flover.coordinator.Scheduler;
-import io.flover.model.ModelConfig;
+import io.flover.model.InvalidFieldException;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.proto.v1.Finished;
 import io.flover.proto.v1.GenerateRequest;
@@ -23,7 +24,6 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
@@ -40,11 +40,6 @@ import java.util.logging.Logger;
  */
 public final class GenerationService extends GenerationGrpc.GenerationImplBase {
     private static final Logger LOG = Logger.getLogger(GenerationService.class.getName());
-
-    /** What {@code max_tokens: 0} means (see generation.proto). */
-    static final int DEFAULT_MAX_TOKENS = 16;
-    static final int MAX_STOP_STRINGS = 16;
-    static final int MAX_STOP_LENGTH = 256;
 
     private final Replicas replicas;
     private final ModelInfo model;
@@ -97,46 +92,20 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         observer.onError(refusal.asRuntimeException());
     }
 
-    /** The scheduler's request for a client's, or IllegalArgumentException naming the field that is wrong. */
+    /** The scheduler's request for a client's, or InvalidFieldException naming the field that is wrong. */
     private GenerationRequest toRequest(GenerateRequest r) {
-        ModelConfig config = replicas.model();
-        int vocab = config.vocabSize();
+        int vocab = replicas.model().vocabSize();
         Tokenizer tokenizer = replicas.tokenizer();
         int[] prompt = switch (r.getPromptCase()) {
-            case TEXT -> {
-                if (r.getText().isEmpty()) {
-                    throw new IllegalArgumentException("prompt is empty");
-                }
-                if (tokenizer == null) {
-                    throw new IllegalArgumentException("prompt.text: this model has no tokenizer; send prompt.token_ids");
-                }
-                yield tokenizer.encode(r.getText(), true);
-            }
-            case TOKEN_IDS -> ids(r.getTokenIds().getIdsList(), vocab, "prompt.token_ids");
-            case PROMPT_NOT_SET -> throw new IllegalArgumentException("prompt is missing: set prompt.text or prompt.token_ids");
+            case TEXT -> RequestRules.encode(r.getText(), tokenizer, true, "prompt.text");
+            case TOKEN_IDS -> RequestRules.promptIds(unsigned(r.getTokenIds().getIdsList()), vocab, "prompt.token_ids");
+            case PROMPT_NOT_SET -> throw new InvalidFieldException("prompt",
+                    "prompt is missing: set prompt.text or prompt.token_ids");
         };
-        if (prompt.length == 0) {
-            throw new IllegalArgumentException("prompt is empty");
-        }
         // uint32 read unsigned; anything past int range is past every context length, which the scheduler reports.
-        int maxTokens = r.getMaxTokens() == 0 ? DEFAULT_MAX_TOKENS
-                : (int) Math.min(Integer.toUnsignedLong(r.getMaxTokens()), Integer.MAX_VALUE);
-        List<String> stop = r.getStopList();
-        if (stop.size() > MAX_STOP_STRINGS) {
-            throw new IllegalArgumentException("stop has " + stop.size() + " strings; at most " + MAX_STOP_STRINGS);
-        }
-        for (int i = 0; i < stop.size(); i++) {
-            if (stop.get(i).isEmpty() || stop.get(i).length() > MAX_STOP_LENGTH) {
-                throw new IllegalArgumentException("stop[" + i + "] must have 1 to " + MAX_STOP_LENGTH + " characters");
-            }
-        }
-        if (!stop.isEmpty() && tokenizer == null) {
-            throw new IllegalArgumentException("stop: this model has no tokenizer to match strings; use stop_token_ids");
-        }
-        Set<Integer> stopIds = new HashSet<>();
-        for (int id : ids(r.getStopTokenIdsList(), vocab, "stop_token_ids")) {
-            stopIds.add(id);
-        }
+        int maxTokens = RequestRules.maxTokens(Integer.toUnsignedLong(r.getMaxTokens()), "max_tokens");
+        List<String> stop = RequestRules.stopStrings(r.getStopList(), tokenizer, "stop");
+        Set<Integer> stopIds = RequestRules.stopTokenIds(unsigned(r.getStopTokenIdsList()), vocab, "stop_token_ids");
         return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling()), stop, stopIds, r.getIgnoreEos());
     }
 
@@ -149,17 +118,9 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
                 s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1, seed);
     }
 
-    /** uint32 ids as ints, each checked against the vocabulary (read unsigned, so 2^32-1 is not -1). */
-    private static int[] ids(List<Integer> ids, int vocab, String field) {
-        int[] out = new int[ids.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = ids.get(i);
-            if (Integer.toUnsignedLong(out[i]) >= vocab) {
-                throw new IllegalArgumentException(field + ": id " + Integer.toUnsignedString(out[i])
-                        + " is outside the vocabulary [0, " + vocab + ")");
-            }
-        }
-        return out;
+    /** uint32 ids read unsigned, so 2^32-1 is not -1. */
+    private static long[] unsigned(List<Integer> ids) {
+        return ids.stream().mapToLong(Integer::toUnsignedLong).toArray();
     }
 
     private static Finished finished(GenerationListener.Outcome o, String requestId) {

@@ -77,7 +77,7 @@ class ServeCommandTest {
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx512m",
                 "-cp", System.getProperty("java.class.path"), Flover.class.getName(),
                 "serve", "--model", model.toString(), "--host", "127.0.0.1", "--port", "0", "--threads", "1",
-                "--kv-memory", "4m")
+                "--kv-memory", "4m", "--http-port", "0")
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                 .redirectError(stderr.toFile())
                 .start();

@@ -76,7 +76,8 @@ final class ProcessCluster implements AutoCloseable {
     int startCoordinator(Path model, int tp, String... flags) throws IOException {
         int port = freePort();
         List<String> args = new ArrayList<>(List.of("coordinator", "--model", model.toString(), "--tp", Integer.toString(tp),
-                "--host", "127.0.0.1", "--port", Integer.toString(port), "--cluster-port", Integer.toString(clusterPort)));
+                "--host", "127.0.0.1", "--port", Integer.toString(port), "--cluster-port", Integer.toString(clusterPort),
+                "--http-port", "0"));
         args.addAll(List.of(flags));
         Node coordinator = start("coordinator", args);
         awaitListening(coordinator, port);

@@ -1,5 +1,7 @@
 package io.flover.worker;
 
+import io.flover.model.InvalidFieldException;
+
 /**
  * How to choose the next token. {@code temperature == 0} is greedy (argmax); otherwise the logits are penalised,
  * scaled, filtered by top-k, top-p and min-p (in that order, as Hugging Face {@code generate} does) and sampled
@@ -32,7 +34,7 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
 
     private static void check(String field, double value, boolean ok) {
         if (!ok || Double.isNaN(value) || Double.isInfinite(value)) {
-            throw new IllegalArgumentException(field + " is out of range: " + value);
+            throw new InvalidFieldException(field, field + " is out of range: " + value);
         }
     }
 }

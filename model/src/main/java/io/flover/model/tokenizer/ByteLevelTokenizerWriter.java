@@ -98,14 +98,27 @@ public final class ByteLevelTokenizerWriter {
         model.set("vocab", vocab);
         model.set("merges", merges);
 
+        Files.createDirectories(modelDir);
+        JSON.writeValue(modelDir.resolve(TokenizerLoader.TOKENIZER_FILE).toFile(), root);
+        writeConfig(modelDir);
+    }
+
+    /**
+     * A chat template in the style of Zephyr's ({@code <|user|>} headers, turns ended by the end-of-text token), so a
+     * random-weight model serves chat requests as an instruction-tuned one does.
+     */
+    public static final String CHAT_TEMPLATE = "{% for message in messages %}"
+            + "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}{% endfor %}"
+            + "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}";
+
+    /** Writes {@code tokenizer_config.json}: the special tokens and the chat template. */
+    public static void writeConfig(Path modelDir) throws IOException {
         ObjectNode config = JSON.createObjectNode();
         config.put("tokenizer_class", "GPT2Tokenizer");
         config.put("bos_token", END_OF_TEXT);
         config.put("eos_token", END_OF_TEXT);
         config.put("add_bos_token", false);
-
-        Files.createDirectories(modelDir);
-        JSON.writeValue(modelDir.resolve(TokenizerLoader.TOKENIZER_FILE).toFile(), root);
+        config.put("chat_template", CHAT_TEMPLATE);
         JSON.writerWithDefaultPrettyPrinter().writeValue(modelDir.resolve(TokenizerLoader.CONFIG_FILE).toFile(), config);
     }
 

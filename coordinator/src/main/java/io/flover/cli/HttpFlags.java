@@ -1,0 +1,51 @@
+package io.flover.cli;
+
+import io.flover.openai.ChatTemplate;
+import io.flover.openai.OpenAiServer;
+import io.flover.server.FloverServer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import picocli.CommandLine.Option;
+
+/** The OpenAI-compatible HTTP API of {@code serve} and {@code coordinator}. */
+final class HttpFlags {
+    @Option(names = "--http-port", paramLabel = "PORT",
+            description = "serve the OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, ...) on this "
+                    + "port, 0 for any, -1 for none (default: 8000; none with --tls-cert, as it serves no TLS)")
+    Integer port;
+
+    @Option(names = "--chat-template", paramLabel = "FILE",
+            description = "render chat requests with this Jinja template instead of the model's chat_template")
+    Path chatTemplate;
+
+    @Option(names = "--stream-stall-timeout", paramLabel = "S", defaultValue = "30",
+            description = "an HTTP stream whose client reads nothing for this long with its buffer full is "
+                    + "cancelled (default: ${DEFAULT-VALUE})")
+    long stallTimeoutSeconds;
+
+    /** Checks the flags before anything loads. */
+    void check(boolean tls) throws IOException {
+        if (port != null && port != -1) {
+            Flags.requirePort("--http-port", port);
+            Flags.require(!tls, "--http-port with --tls-cert: the HTTP API serves no TLS; terminate TLS in front of it");
+        }
+        Flags.require(stallTimeoutSeconds >= 1, "--stream-stall-timeout must be at least 1 second");
+        Flags.require(chatTemplate == null || java.nio.file.Files.isRegularFile(chatTemplate),
+                "--chat-template " + chatTemplate + " is not a file");
+    }
+
+    /** Starts the HTTP API beside {@code server}'s gRPC API, unless it is off, and logs where. */
+    void start(FloverServer server, Path modelDir, String host, boolean tls) throws IOException {
+        int p = port != null ? port : tls ? -1 : 8000;
+        if (p == -1) {
+            return;
+        }
+        ChatTemplate template = ChatTemplate.load(modelDir, chatTemplate).orElse(null);
+        OpenAiServer.Limits limits = new OpenAiServer.Limits(FloverServer.MAX_REQUEST_BYTES,
+                OpenAiServer.Limits.DEFAULT.streamBufferBytes(), Duration.ofSeconds(stallTimeoutSeconds));
+        int bound = server.serveHttp(FloverServer.resolve(host, p), template, limits);
+        Flags.log("OpenAI-compatible HTTP API on http://" + host + ":" + bound + "/v1"
+                + (template == null ? " (the model has no chat template: chat requests get 400)" : ""));
+    }
+}

@@ -1,0 +1,258 @@
+package io.flover.openai;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.flover.coordinator.FinishReason;
+import io.flover.coordinator.GenerationListener;
+import io.flover.coordinator.Replicas;
+import io.flover.coordinator.Scheduler;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.util.Callback;
+
+/**
+ * One completion or chat completion in flight: its choices run as independent requests on the scheduler, and
+ * their output is answered in one JSON body or streamed as Server-Sent Events. The scheduler calls back from
+ * its own thread (several, with several replicas), so all state is guarded by this object's lock; nothing here
+ * blocks for the client.
+ */
+final class Completion {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final CompletionRequest request;
+    private final String model;
+    private final String id;
+    private final long created = System.currentTimeMillis() / 1000;
+    private final Response response;
+    private final Callback callback;
+    private final Choice[] choices;
+    private final List<Scheduler.Handle> handles = new ArrayList<>();
+    private SseStream stream;
+    private int unfinished;
+    private boolean gone;
+    private boolean errorSent;
+
+    /** One choice: its text so far (unless streamed) and how it ended. */
+    private final class Choice implements GenerationListener {
+        final int index;
+        final StringBuilder text = new StringBuilder();
+        final List<Integer> ids = new ArrayList<>();
+        /** A high surrogate held back so no delta ends inside a character. */
+        String held = "";
+        Outcome outcome;
+
+        Choice(int index) {
+            this.index = index;
+        }
+
+        @Override
+        public void onTokens(int[] ids, String delta) {
+            synchronized (Completion.this) {
+                for (int id : ids) {
+                    this.ids.add(id);
+                }
+                String out = held + delta;
+                held = "";
+                if (!out.isEmpty() && Character.isHighSurrogate(out.charAt(out.length() - 1))) {
+                    held = out.substring(out.length() - 1);
+                    out = out.substring(0, out.length() - 1);
+                }
+                int[] withIds = request.returnTokenIds() && ids.length > 0 ? ids : null;
+                if (stream != null && (!out.isEmpty() || withIds != null)) {
+                    stream.send(chunk(index, out, null, withIds));
+                } else {
+                    text.append(out);
+                }
+            }
+        }
+
+        @Override
+        public void onFinished(Outcome o) {
+            synchronized (Completion.this) {
+                if (!held.isEmpty() && stream != null) {
+                    stream.send(chunk(index, held, null, null)); // a character the output never completed
+                } else {
+                    text.append(held);
+                }
+                outcome = o;
+                unfinished--;
+                if (stream != null) {
+                    streamEnd(this);
+                } else if (unfinished == 0) {
+                    answer();
+                }
+            }
+        }
+    }
+
+    Completion(CompletionRequest request, String model, Response response, Callback callback) {
+        this.request = request;
+        this.model = model;
+        this.id = (request.chat() ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+        this.response = response;
+        this.callback = callback;
+        this.choices = new Choice[request.choices().size()];
+        for (int i = 0; i < choices.length; i++) {
+            choices[i] = new Choice(i);
+        }
+    }
+
+    /**
+     * Submits every choice, or none: a refusal of any (queue full, draining) cancels those already queued and is
+     * thrown before anything was written.
+     */
+    synchronized void start(Replicas replicas, long streamLimitBytes, Duration stallTimeout)
+            throws Scheduler.QueueFullException {
+        unfinished = choices.length;
+        try {
+            for (int i = 0; i < choices.length; i++) {
+                handles.add(replicas.submit(request.choices().get(i), choices[i]));
+            }
+        } catch (RuntimeException | Scheduler.QueueFullException e) {
+            handles.forEach(Scheduler.Handle::cancel);
+            gone = true;
+            throw e;
+        }
+        if (request.stream()) {
+            stream = new SseStream(response, callback, this::cancel, streamLimitBytes, stallTimeout);
+            for (Choice c : choices) {
+                // The role first, as OpenAI streams it; echo sends the prompt before any completion.
+                if (request.chat()) {
+                    stream.send(chunk(c.index, "", null, null));
+                } else if (request.echo()) {
+                    stream.send(chunk(c.index, request.prompts().get(c.index / request.n()).text(), null, null));
+                }
+            }
+        }
+    }
+
+    /** The client left: every choice is cancelled, and frees its slot and blocks at the next step. */
+    synchronized void cancel() {
+        if (gone) {
+            return;
+        }
+        gone = true;
+        handles.forEach(Scheduler.Handle::cancel);
+    }
+
+    private void streamEnd(Choice c) {
+        FinishReason reason = c.outcome.reason();
+        if (reason == FinishReason.STOP || reason == FinishReason.LENGTH) {
+            stream.send(chunk(c.index, null, finishReason(reason), null));
+        } else if (reason != FinishReason.CANCELLED && !errorSent) {
+            // An error after the stream began is an event of its own, before [DONE].
+            errorSent = true;
+            stream.send(error(c.outcome).body().toString());
+        }
+        if (unfinished == 0) {
+            if (request.includeUsage()) {
+                ObjectNode last = head(request.chat() ? "chat.completion.chunk" : "text_completion");
+                last.putArray("choices");
+                last.set("usage", usage());
+                stream.send(last.toString());
+            }
+            stream.end();
+        }
+    }
+
+    /** The whole answer, once every choice has finished. */
+    private void answer() {
+        if (gone) {
+            callback.failed(new IllegalStateException("cancelled"));
+            return;
+        }
+        for (Choice c : choices) {
+            FinishReason reason = c.outcome.reason();
+            if (reason != FinishReason.STOP && reason != FinishReason.LENGTH) {
+                OpenAiServer.writeError(response, callback, error(c.outcome));
+                return;
+            }
+        }
+        ObjectNode body = head(request.chat() ? "chat.completion" : "text_completion");
+        ArrayNode out = body.putArray("choices");
+        for (Choice c : choices) {
+            ObjectNode choice = out.addObject();
+            choice.put("index", c.index);
+            if (request.chat()) {
+                ObjectNode message = choice.putObject("message");
+                message.put("role", "assistant");
+                message.put("content", c.text.toString());
+            } else {
+                String prompt = request.echo() ? request.prompts().get(c.index / request.n()).text() : "";
+                choice.put("text", prompt + c.text);
+            }
+            choice.putNull("logprobs");
+            choice.put("finish_reason", finishReason(c.outcome.reason()));
+            if (request.returnTokenIds()) {
+                choice.set("prompt_token_ids", JSON.valueToTree(request.prompts().get(c.index / request.n()).ids()));
+                choice.set("token_ids", JSON.valueToTree(c.ids));
+            }
+        }
+        body.set("usage", usage());
+        OpenAiServer.writeJson(response, callback, 200, body);
+    }
+
+    private static ApiError error(GenerationListener.Outcome o) {
+        String why = o.error() != null ? o.error() : "the request ended: " + o.reason().apiName();
+        return o.reason() == FinishReason.UNAVAILABLE ? ApiError.unavailable(why) : ApiError.internal(why);
+    }
+
+    private ObjectNode head(String object) {
+        ObjectNode o = JSON.createObjectNode();
+        o.put("id", id);
+        o.put("object", object);
+        o.put("created", created);
+        o.put("model", model);
+        return o;
+    }
+
+    /**
+     * A stream chunk for one choice: text (null for none) or, at its end, the finish reason; with
+     * {@code return_token_ids}, a step's ids go in a chunk of their own (as the text may be held back).
+     */
+    private String chunk(int index, String text, String finishReason, int[] ids) {
+        ObjectNode o = head(request.chat() ? "chat.completion.chunk" : "text_completion");
+        ObjectNode choice = o.putArray("choices").addObject();
+        choice.put("index", index);
+        if (request.chat()) {
+            ObjectNode delta = choice.putObject("delta");
+            if (text != null && text.isEmpty() && ids == null && finishReason == null) {
+                delta.put("role", "assistant");
+            }
+            if (text != null) {
+                delta.put("content", text);
+            }
+        } else {
+            choice.put("text", text == null ? "" : text);
+        }
+        choice.putNull("logprobs");
+        choice.put("finish_reason", finishReason);
+        if (ids != null) {
+            choice.set("token_ids", JSON.valueToTree(ids));
+        }
+        return o.toString();
+    }
+
+    private ObjectNode usage() {
+        int prompt = 0, completion = 0;
+        for (CompletionRequest.Prompt p : request.prompts()) {
+            prompt += p.ids().length;
+        }
+        for (Choice c : choices) {
+            completion += c.outcome.completionTokens();
+        }
+        ObjectNode u = JSON.createObjectNode();
+        u.put("prompt_tokens", prompt);
+        u.put("completion_tokens", completion);
+        u.put("total_tokens", prompt + completion);
+        return u;
+    }
+
+    private static String finishReason(FinishReason reason) {
+        return reason == FinishReason.LENGTH ? "length" : "stop";
+    }
+}
