@@ -4,13 +4,11 @@ import io.flover.model.Architecture;
 import io.flover.model.DType;
 import io.flover.model.GgufConverter;
 import io.flover.model.RandomCheckpoint;
-import io.flover.model.gguf.GgmlType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.Locale;
-import java.util.stream.Stream;
 import java.util.concurrent.Callable;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -37,14 +35,14 @@ final class MakeModelCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Architecture a = Architecture.parse(arch);
         RandomCheckpoint.Preset p = RandomCheckpoint.Preset.parse(preset);
+        DType d = DType.parse(dtype);
         Progress progress = new Progress("writing");
-        if (dtype.toLowerCase(Locale.ROOT).startsWith("q")) {
-            GgmlType type = QuantizeCommand.parse(dtype);
+        if (d.quantized()) {
             Path full = Files.createTempDirectory("flover-make-model-");
             try {
                 RandomCheckpoint.write(full, a, p, DType.F32, seed, progress::update);
                 Files.createDirectories(out);
-                GgufConverter.convert(full, type, out.resolve("model.gguf"));
+                GgufConverter.convert(full, d, out.resolve("model.gguf"));
                 Files.copy(full.resolve("tokenizer.json"), out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
             } finally {
                 try (Stream<Path> files = Files.list(full)) {
@@ -54,10 +52,9 @@ final class MakeModelCommand implements Callable<Integer> {
                 }
                 Files.delete(full);
             }
-            progress.done("wrote " + a.hfName() + " " + preset + " " + type + " to " + out.resolve("model.gguf"));
+            progress.done("wrote " + a.hfName() + " " + preset + " " + d + " to " + out.resolve("model.gguf"));
             return 0;
         }
-        DType d = DType.parse(dtype);
         RandomCheckpoint.write(out, a, p, d, seed, progress::update);
         progress.done("wrote " + a.hfName() + " " + preset + " " + d + " to " + out);
         return 0;

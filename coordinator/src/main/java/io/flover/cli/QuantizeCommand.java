@@ -1,9 +1,8 @@
 package io.flover.cli;
 
+import io.flover.model.DType;
 import io.flover.model.GgufConverter;
-import io.flover.model.gguf.GgmlType;
 import java.nio.file.Path;
-import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -23,21 +22,10 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        GgmlType t = parse(type);
+        DType t = DType.parse(type);
         boolean withTokenizer = GgufConverter.convert(model, t, out);
         System.err.println("wrote " + out + " (" + t + ")" + (withTokenizer ? ""
                 : "; its tokenizer is not byte-level BPE and was not embedded: keep tokenizer.json beside the file"));
         return 0;
-    }
-
-    static GgmlType parse(String name) {
-        return switch (name.toLowerCase(Locale.ROOT)) {
-            case "q8_0" -> GgmlType.Q8_0;
-            case "q4_0" -> GgmlType.Q4_0;
-            case "f32" -> GgmlType.F32;
-            case "f16" -> GgmlType.F16;
-            case "bf16" -> GgmlType.BF16;
-            default -> throw new IllegalArgumentException("--type '" + name + "': expected q8_0, q4_0, f32, f16 or bf16");
-        };
     }
 }

@@ -216,7 +216,7 @@ public final class Checkpoint implements AutoCloseable {
         }
         long expectedBytes;
         try {
-            expectedBytes = Math.multiplyExact(Tensor.numElements(shape), dtype.bytes());
+            expectedBytes = dtype.bytes(Tensor.numElements(shape));
         } catch (ArithmeticException e) {
             throw new IOException(file + ": tensor " + name + " has an impossibly large shape "
                     + java.util.Arrays.toString(shape), e);

@@ -1,27 +1,57 @@
 package io.flover.model;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.Locale;
+import java.util.stream.Collectors;
 
-/** Element types of checkpoint tensors that Flover reads and computes with. */
+/**
+ * Element types of the tensors Flover reads and computes with: plain floats (safetensors and GGUF), and ggml's block
+ * formats (GGUF), where a row is cut into blocks of {@link #blockSize()} elements, each stored in
+ * {@link #blockBytes()} bytes with its own scales.
+ * {@link #dequantize} widens whole blocks to float32 exactly as ggml defines them (every product in float32, in
+ * ggml's order), so the values agree bit for bit with llama.cpp's reference and gguf-py's {@code quants.py}.
+ */
 public enum DType {
-    F32(4, "F32"),
-    F16(2, "F16"),
-    BF16(2, "BF16");
+    F32(0, 1, 4, "F32"),
+    F16(1, 1, 2, "F16"),
+    BF16(30, 1, 2, "BF16"),
+    Q8_0(8, 32, 34, null),
+    Q4_0(2, 32, 18, null),
+    Q4_K(12, 256, 144, null),
+    Q6_K(14, 256, 210, null);
 
-    private final int bytes;
+    private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfShort U16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final int ggmlId;
+    private final int blockSize;
+    private final int blockBytes;
     private final String safetensorsName;
 
-    DType(int bytes, String safetensorsName) {
-        this.bytes = bytes;
+    DType(int ggmlId, int blockSize, int blockBytes, String safetensorsName) {
+        this.ggmlId = ggmlId;
+        this.blockSize = blockSize;
+        this.blockBytes = blockBytes;
         this.safetensorsName = safetensorsName;
     }
 
-    /** Size of one element in bytes. */
-    public int bytes() {
-        return bytes;
+    /** The type's number in a GGUF tensor info ({@code ggml_type}). */
+    public int ggmlId() {
+        return ggmlId;
     }
 
-    /** The dtype's name in a safetensors header. */
+    /** Size of one element in bytes, for the plain float types; block types have none (see {@link #bytes(long)}). */
+    public int bytes() {
+        if (quantized()) {
+            throw new IllegalStateException(name() + " stores blocks of " + blockSize + " elements, not single ones");
+        }
+        return blockBytes;
+    }
+
+    /** The dtype's name in a safetensors header (plain types only). */
     public String safetensorsName() {
         return safetensorsName;
     }
@@ -29,20 +59,222 @@ public enum DType {
     /** Parses a safetensors dtype name, or returns null for a type Flover does not read. */
     public static DType fromSafetensors(String name) {
         for (DType t : values()) {
-            if (t.safetensorsName.equals(name)) {
+            if (name.equals(t.safetensorsName)) {
                 return t;
             }
         }
         return null;
     }
 
-    /** Parses a user-facing name such as {@code f32}, {@code bf16} or {@code float16}. */
+    /** Parses a user-facing name such as {@code f32}, {@code bf16}, {@code float16} or {@code q8_0}. */
     public static DType parse(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "f32", "float32", "fp32" -> F32;
             case "f16", "float16", "fp16", "half" -> F16;
             case "bf16", "bfloat16" -> BF16;
-            default -> throw new IllegalArgumentException("unknown dtype '" + name + "' (expected f32, f16 or bf16)");
+            case "q8_0" -> Q8_0;
+            case "q4_0" -> Q4_0;
+            default -> throw new IllegalArgumentException("unknown dtype '" + name
+                    + "' (expected f32, f16, bf16, q8_0 or q4_0)");
         };
+    }
+
+    /** Elements per block: 1 for plain floats. */
+    public int blockSize() {
+        return blockSize;
+    }
+
+    /** Bytes per block. */
+    public int blockBytes() {
+        return blockBytes;
+    }
+
+    /** Whether this is one of ggml's block-quantized formats. */
+    public boolean quantized() {
+        return blockSize > 1;
+    }
+
+    /** The type with this {@code ggml_type} number, or null if Flover does not read it. */
+    public static DType byGgmlId(int id) {
+        for (DType t : values()) {
+            if (t.ggmlId == id) {
+                return t;
+            }
+        }
+        return null;
+    }
+
+    /** The names of the types Flover reads, for error messages. */
+    public static String supportedNames() {
+        return Arrays.stream(values()).map(Enum::name).collect(Collectors.joining(", "));
+    }
+
+    /** Bytes of {@code elements} elements, which must be whole blocks. */
+    public long bytes(long elements) {
+        if (elements % blockSize != 0) {
+            throw new IllegalArgumentException(elements + " elements are not whole " + name() + " blocks of " + blockSize);
+        }
+        return Math.multiplyExact(elements / blockSize, (long) blockBytes);
+    }
+
+    /**
+     * Widens {@code blocks} blocks starting at byte {@code offset} of {@code src} into {@code out[at..]}
+     * ({@code blocks * blockSize()} floats).
+     */
+    public void dequantize(MemorySegment src, long offset, int blocks, float[] out, int at) {
+        for (int b = 0; b < blocks; b++, offset += blockBytes, at += blockSize) {
+            switch (this) {
+                case F32 -> out[at] = src.get(F32_LE, offset);
+                case F16 -> out[at] = half(src, offset);
+                case BF16 -> out[at] = Float.intBitsToFloat((src.get(U16_LE, offset) & 0xFFFF) << 16);
+                case Q8_0 -> q8_0(src, offset, out, at);
+                case Q4_0 -> q4_0(src, offset, out, at);
+                case Q4_K -> q4_k(src, offset, out, at);
+                case Q6_K -> q6_k(src, offset, out, at);
+            }
+        }
+    }
+
+    /**
+     * Writes {@code blocks} blocks of {@code src[at..]} at byte {@code offset} of {@code dst}, rounding as ggml's
+     * reference quantizers (and gguf-py's) do. Flover writes F32, F16, BF16, Q8_0 and Q4_0.
+     */
+    public void quantize(float[] src, int at, int blocks, MemorySegment dst, long offset) {
+        for (int b = 0; b < blocks; b++, offset += blockBytes, at += blockSize) {
+            switch (this) {
+                case F32 -> dst.set(F32_LE, offset, src[at]);
+                case F16 -> dst.set(U16_LE, offset, Float.floatToFloat16(src[at]));
+                case BF16 -> dst.set(U16_LE, offset, SafetensorsWriter.toBf16(src[at]));
+                case Q8_0 -> toQ8_0(src, at, dst, offset);
+                case Q4_0 -> toQ4_0(src, at, dst, offset);
+                default -> throw new UnsupportedOperationException("Flover does not quantize to " + name()
+                        + " (it writes F32, F16, BF16, Q8_0 and Q4_0)");
+            }
+        }
+    }
+
+    /** Scale amax / 127, each element rounded half away from zero. */
+    private static void toQ8_0(float[] x, int at, MemorySegment dst, long o) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) {
+            amax = Math.max(amax, Math.abs(x[at + i]));
+        }
+        float d = amax / 127;
+        float id = d != 0 ? 1 / d : 0;
+        dst.set(U16_LE, o, Float.floatToFloat16(d));
+        for (int i = 0; i < 32; i++) {
+            dst.set(ValueLayout.JAVA_BYTE, o + 2 + i, (byte) roundHalfAway(x[at + i] * id));
+        }
+    }
+
+    /**
+     * Scale (the element of largest magnitude, the first of ties) / -8; q = trunc(x / d + 8.5) clamped to 15, the
+     * sum taken in double and rounded to float before the truncation, as gguf-py does.
+     */
+    private static void toQ4_0(float[] x, int at, MemorySegment dst, long o) {
+        float max = 0;
+        for (int i = 0; i < 32; i++) {
+            if (Math.abs(x[at + i]) > Math.abs(max)) {
+                max = x[at + i];
+            }
+        }
+        float d = max / -8;
+        float id = d != 0 ? 1 / d : 0;
+        dst.set(U16_LE, o, Float.floatToFloat16(d));
+        for (int i = 0; i < 16; i++) {
+            int lo = Math.min(15, (int) (float) ((double) x[at + i] * id + 8.5));
+            int hi = Math.min(15, (int) (float) ((double) x[at + i + 16] * id + 8.5));
+            dst.set(ValueLayout.JAVA_BYTE, o + 2 + i, (byte) (lo | (hi << 4)));
+        }
+    }
+
+    private static float roundHalfAway(float v) {
+        float a = Math.abs(v);
+        float floor = (float) Math.floor(a);
+        return Math.copySign(floor + (a - floor >= 0.5f ? 1 : 0), v);
+    }
+
+    private static float half(MemorySegment src, long offset) {
+        return Float.float16ToFloat(src.get(U16_LE, offset));
+    }
+
+    private static int u8(MemorySegment src, long offset) {
+        return src.get(ValueLayout.JAVA_BYTE, offset) & 0xFF;
+    }
+
+    /** d (f16), then 32 signed bytes q: x = q * d. */
+    private static void q8_0(MemorySegment src, long o, float[] out, int at) {
+        float d = half(src, o);
+        for (int i = 0; i < 32; i++) {
+            out[at + i] = src.get(ValueLayout.JAVA_BYTE, o + 2 + i) * d;
+        }
+    }
+
+    /** d (f16), then 16 bytes of nibbles: element i in the low nibble of byte i, element i + 16 in its high one. */
+    private static void q4_0(MemorySegment src, long o, float[] out, int at) {
+        float d = half(src, o);
+        for (int i = 0; i < 16; i++) {
+            int q = u8(src, o + 2 + i);
+            out[at + i] = d * ((q & 0xF) - 8);
+            out[at + i + 16] = d * ((q >>> 4) - 8);
+        }
+    }
+
+    /**
+     * d, dmin (f16), 12 bytes of eight 6-bit scales and mins, 128 bytes of nibbles: each 64 elements take 32 bytes,
+     * low nibbles first; sub-block j of 32 is x = (d * scale_j) * q - dmin * min_j.
+     */
+    private static void q4_k(MemorySegment src, long o, float[] out, int at) {
+        float d = half(src, o);
+        float dmin = half(src, o + 2);
+        long scales = o + 4;
+        long qs = o + 16;
+        for (int j = 0; j < 8; j++) {
+            int scale;
+            int min;
+            if (j < 4) {
+                scale = u8(src, scales + j) & 63;
+                min = u8(src, scales + j + 4) & 63;
+            } else {
+                scale = (u8(src, scales + j + 4) & 0xF) | ((u8(src, scales + j - 4) >>> 6) << 4);
+                min = (u8(src, scales + j + 4) >>> 4) | ((u8(src, scales + j) >>> 6) << 4);
+            }
+            float ds = d * scale;
+            float dm = dmin * min;
+            long bytes = qs + (j / 2) * 32L;
+            int shift = (j % 2) * 4;
+            for (int l = 0; l < 32; l++) {
+                out[at + j * 32 + l] = ds * ((u8(src, bytes + l) >>> shift) & 0xF) - dm;
+            }
+        }
+    }
+
+    /**
+     * 128 bytes of low nibbles, 64 bytes of high bit pairs, 16 signed scales, d (f16); per 128 elements, element
+     * l + 32 * s takes nibble s / 2 of ql byte l (+ 32 for odd s) and bit pair s of qh byte l: x = (d * scale) * (q - 32),
+     * with one scale per 16 elements.
+     */
+    private static void q6_k(MemorySegment src, long o, float[] out, int at) {
+        float d = half(src, o + 208);
+        for (int half = 0; half < 2; half++) {
+            long ql = o + half * 64L;
+            long qh = o + 128 + half * 32L;
+            long sc = o + 192 + half * 8L;
+            int base = at + half * 128;
+            for (int l = 0; l < 32; l++) {
+                int h = u8(src, qh + l);
+                int low = u8(src, ql + l);
+                int high = u8(src, ql + l + 32);
+                int q1 = ((low & 0xF) | ((h & 3) << 4)) - 32;
+                int q2 = ((high & 0xF) | (((h >>> 2) & 3) << 4)) - 32;
+                int q3 = ((low >>> 4) | (((h >>> 4) & 3) << 4)) - 32;
+                int q4 = ((high >>> 4) | (((h >>> 6) & 3) << 4)) - 32;
+                int is = l / 16;
+                out[base + l] = d * src.get(ValueLayout.JAVA_BYTE, sc + is) * q1;
+                out[base + l + 32] = d * src.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
+                out[base + l + 64] = d * src.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
+                out[base + l + 96] = d * src.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
+            }
+        }
     }
 }

@@ -2,7 +2,6 @@ package io.flover.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.flover.model.gguf.GgmlType;
 import io.flover.model.gguf.GgufWriter;
 import io.flover.model.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -30,7 +29,7 @@ public final class GgufConverter {
      *
      * @return whether the tokenizer went into the file too (byte-level BPE tokenizers do; others must stay beside it)
      */
-    public static boolean convert(Path modelDir, GgmlType type, Path out) throws IOException {
+    public static boolean convert(Path modelDir, DType type, Path out) throws IOException {
         ModelConfig c = ModelConfig.load(modelDir);
         try (Checkpoint ck = Checkpoint.open(modelDir)) {
             boolean gpt2 = c.architecture() == Architecture.GPT2;
@@ -76,7 +75,7 @@ public final class GgufConverter {
         }
     }
 
-    private static int fileType(GgmlType type) {
+    private static int fileType(DType type) {
         return switch (type) {
             case F32 -> 0;
             case F16 -> 1;
@@ -87,12 +86,12 @@ public final class GgufConverter {
         };
     }
 
-    private static void addTensor(GgufWriter w, Tensor t, String hfName, ModelConfig c, GgmlType type, boolean gpt2,
+    private static void addTensor(GgufWriter w, Tensor t, String hfName, ModelConfig c, DType type, boolean gpt2,
             boolean permute) {
         String name = hfName.equals("output.weight") ? hfName : ggufName(hfName.replaceFirst("^transformer\\.", ""), gpt2);
         long[] shape = t.shape();
         boolean matrix = shape.length == 2;
-        GgmlType stored = matrix ? type : GgmlType.F32;
+        DType stored = matrix ? type : DType.F32;
         if (gpt2 && matrix && name.startsWith("blk.")) {
             long in = shape[0];
             long outDim = shape[1];

@@ -1,12 +1,9 @@
 package io.flover.model;
 
-import io.flover.model.gguf.GgmlType;
 import io.flover.model.gguf.GgufFile;
 import io.flover.model.gguf.GgufFile.TensorInfo;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -18,7 +15,8 @@ import java.util.regex.Pattern;
  * Presents a GGUF model as its Hugging Face twin: the config from the {@code <arch>.*} metadata, the tensors
  * under Hugging Face names and layouts. llama.cpp's converter interleaves the two rotary halves of every Q and K
  * head (for its RoPE kernel); those rows are put back in Hugging Face order here, so one forward serves both.
- * Block-quantized tensors are widened to float32 once, at load.
+ * Block-quantized tensors keep their blocks, except GPT-2's matrices, which go back to {@code Conv1D}'s
+ * [in, out] and so are widened to float32.
  */
 final class GgufLayout {
     private static final Pattern BLOCK = Pattern.compile("blk\\.(\\d+)\\.(.+)");
@@ -119,7 +117,7 @@ final class GgufLayout {
             if (name == null) {
                 continue; // gpt2's output.weight repeats token_embd.weight
             }
-            Tensor tensor = plain(t, name, arena);
+            Tensor tensor = new Tensor(name, t.type(), t.shape(), t.data());
             if (permuted && (t.name().endsWith("attn_q.weight") || t.name().endsWith("attn_q.bias"))) {
                 tensor = unpermuteRows(tensor, c.numHeads(), arena);
             } else if (permuted && (t.name().endsWith("attn_k.weight") || t.name().endsWith("attn_k.bias"))) {
@@ -148,31 +146,6 @@ final class GgufLayout {
         };
     }
 
-    /** The tensor as F32, F16 or BF16: plain types as views, block types widened into {@code arena}. */
-    private static Tensor plain(TensorInfo t, String name, Arena arena) {
-        DType dtype = switch (t.type()) {
-            case F32 -> DType.F32;
-            case F16 -> DType.F16;
-            case BF16 -> DType.BF16;
-            default -> null;
-        };
-        if (dtype != null) {
-            return new Tensor(name, dtype, t.shape(), t.data());
-        }
-        GgmlType type = t.type();
-        long[] shape = t.shape();
-        int cols = Math.toIntExact(shape[shape.length - 1]);
-        long rows = t.numElements() / cols;
-        int rowBytes = Math.toIntExact(type.bytes(cols));
-        MemorySegment widened = arena.allocate(t.numElements() * 4, 64);
-        float[] row = new float[cols];
-        for (long r = 0; r < rows; r++) {
-            type.dequantize(t.data(), r * rowBytes, cols / type.blockSize(), row, 0);
-            MemorySegment.copy(row, 0, widened, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), r * cols * 4L, cols);
-        }
-        return new Tensor(name, DType.F32, shape, widened);
-    }
-
     /**
      * Undoes llama.cpp's {@code permute(w, n_head)}: within each head of {@code headRows} rows, GGUF row
      * {@code 2 i + j} is Hugging Face row {@code j * headRows / 2 + i}. Works on whole rows (or elements of a bias).
@@ -196,6 +169,9 @@ final class GgufLayout {
     }
 
     private static Tensor transposed(Tensor t, Arena arena) {
+        if (t.dtype().quantized()) {
+            t = t.convert(DType.F32, arena); // blocks run along rows: a transposed copy has to be widened
+        }
         int rows = t.rows();
         int cols = t.cols();
         int size = t.dtype().bytes();

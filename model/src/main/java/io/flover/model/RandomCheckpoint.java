@@ -99,6 +99,7 @@ public final class RandomCheckpoint {
             case F32 -> "float32";
             case F16 -> "float16";
             case BF16 -> "bfloat16";
+            default -> throw new IllegalArgumentException("a random checkpoint is F32, F16 or BF16, not " + dtype);
         });
         return c;
     }
@@ -133,7 +134,7 @@ public final class RandomCheckpoint {
     }
 
     /** Hugging Face tensor names and shapes of a model. */
-    static Map<String, long[]> tensorShapes(ModelConfig c) {
+    public static Map<String, long[]> tensorShapes(ModelConfig c) {
         Map<String, long[]> t = new LinkedHashMap<>();
         long d = c.hiddenSize();
         long f = c.intermediateSize();

@@ -32,6 +32,9 @@ public final class SafetensorsWriter {
     private final List<Entry> entries = new ArrayList<>();
 
     public SafetensorsWriter(DType dtype) {
+        if (dtype.safetensorsName() == null) {
+            throw new IllegalArgumentException("safetensors files hold F32, F16 or BF16, not " + dtype);
+        }
         this.dtype = dtype;
     }
 
@@ -72,6 +75,7 @@ public final class SafetensorsWriter {
                 case F32 -> b.putFloat(v);
                 case F16 -> b.putShort(Float.floatToFloat16(v));
                 case BF16 -> b.putShort(toBf16(v));
+                default -> throw new IllegalStateException(dtype.name());
             }
         }
         return b.array();

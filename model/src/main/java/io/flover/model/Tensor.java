@@ -8,7 +8,8 @@ import java.util.Arrays;
 
 /**
  * A named, row-major tensor whose elements live in a {@link MemorySegment}: usually a slice of a
- * memory-mapped checkpoint file, so weights are never copied onto the Java heap.
+ * memory-mapped checkpoint file, so weights are never copied onto the Java heap. Rows of a block-quantized tensor
+ * are whole blocks; reading elements dequantises the blocks that hold them.
  */
 public record Tensor(String name, DType dtype, long[] shape, MemorySegment data) {
 
@@ -17,7 +18,11 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data)
 
     public Tensor {
         shape = shape.clone();
-        long expected = numElements(shape) * dtype.bytes();
+        if (shape.length > 0 && shape[shape.length - 1] % dtype.blockSize() != 0) {
+            throw new IllegalArgumentException("tensor " + name + ": rows of " + shape[shape.length - 1]
+                    + " elements are not whole " + dtype + " blocks of " + dtype.blockSize());
+        }
+        long expected = dtype.bytes(numElements(shape));
         if (data.byteSize() != expected) {
             throw new IllegalArgumentException("tensor " + name + ": " + data.byteSize() + " bytes for shape "
                     + Arrays.toString(shape) + " of " + dtype + " (expected " + expected + ")");
@@ -55,6 +60,7 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data)
             case F32 -> data.getAtIndex(F32, i);
             case BF16 -> Float.intBitsToFloat((data.getAtIndex(U16, i) & 0xFFFF) << 16);
             case F16 -> Float.float16ToFloat(data.getAtIndex(U16, i));
+            default -> toFloatArray(i, 1)[0];
         };
     }
 
@@ -64,9 +70,18 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data)
             MemorySegment.copy(data, F32, from * 4, out, offset, count);
             return;
         }
-        for (int i = 0; i < count; i++) {
-            out[offset + i] = get(from + i);
+        if (!dtype.quantized()) {
+            for (int i = 0; i < count; i++) {
+                out[offset + i] = get(from + i);
+            }
+            return;
         }
+        int size = dtype.blockSize();
+        long first = from / size;
+        long end = Math.ceilDiv(from + count, size);
+        float[] blocks = new float[Math.toIntExact((end - first) * size)];
+        dtype.dequantize(data, first * dtype.blockBytes(), (int) (end - first), blocks, 0);
+        System.arraycopy(blocks, (int) (from - first * size), out, offset, count);
     }
 
     /** The whole tensor as a new float array; meant for small tensors such as norms and biases. */
@@ -83,23 +98,46 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data)
 
     /** Rows {@code [from, from + count)} of a 2-D tensor, sharing this tensor's memory. */
     public Tensor rowRange(long from, long count) {
-        long rowBytes = (long) cols() * dtype.bytes();
+        long rowBytes = dtype.bytes(cols());
         return new Tensor(name, dtype, new long[] {count, cols()}, data.asSlice(from * rowBytes, count * rowBytes));
     }
 
     /**
      * Columns {@code [from, from + count)} of a 2-D tensor, copied into {@code arena} (they are strided in this
-     * one): only those bytes of a memory-mapped tensor are read.
+     * one): only those bytes of a memory-mapped tensor are read. Block-quantized columns split on block boundaries
+     * only; otherwise the error names the columns and the block size.
      */
     public Tensor columnRange(long from, long count, Arena arena) {
-        int size = dtype.bytes();
-        long rowBytes = (long) cols() * size;
-        long sliceBytes = count * size;
+        if (from % dtype.blockSize() != 0 || count % dtype.blockSize() != 0) {
+            throw new IllegalArgumentException("tensor " + name + ": columns [" + from + ", " + (from + count) + ") of "
+                    + cols() + " do not fall on " + dtype + " block boundaries (blocks of " + dtype.blockSize()
+                    + " columns); a tensor-parallel split of this dimension must cut whole blocks");
+        }
+        long rowBytes = dtype.bytes(cols());
+        long offset = dtype.bytes(from);
+        long sliceBytes = dtype.bytes(count);
         MemorySegment copy = arena.allocate(rows() * sliceBytes, 64);
         for (long r = 0; r < rows(); r++) {
-            MemorySegment.copy(data, r * rowBytes + from * size, copy, r * sliceBytes, sliceBytes);
+            MemorySegment.copy(data, r * rowBytes + offset, copy, r * sliceBytes, sliceBytes);
         }
         return new Tensor(name, dtype, new long[] {rows(), count}, copy);
+    }
+
+    /**
+     * This tensor stored as {@code to}, in new memory of {@code arena}: rows widened to float and rounded into
+     * {@code to} as {@link DType#quantize} does (exact for a plain type at least as wide).
+     */
+    public Tensor convert(DType to, Arena arena) {
+        int cols = Math.toIntExact(shape.length == 0 ? 1 : shape[shape.length - 1]);
+        long rows = numElements() / cols;
+        long rowBytes = to.bytes(cols);
+        MemorySegment out = arena.allocate(Math.max(1, rows * rowBytes), 64);
+        float[] row = new float[cols];
+        for (long r = 0; r < rows; r++) {
+            copyTo(r * cols, row, 0, cols);
+            to.quantize(row, 0, cols / to.blockSize(), out, r * rowBytes);
+        }
+        return new Tensor(name, to, shape, out.asSlice(0, rows * rowBytes));
     }
 
     /** Fails with a message naming this tensor unless its shape is exactly {@code expected}. */

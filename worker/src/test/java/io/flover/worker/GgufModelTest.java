@@ -5,19 +5,29 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flover.collectives.Communicator;
+import io.flover.collectives.LocalGroup;
 import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
 import io.flover.model.GgufConverter;
 import io.flover.model.ModelConfig;
-import io.flover.model.gguf.GgmlType;
+import io.flover.model.RandomCheckpoint;
+import io.flover.model.SafetensorsWriter;
+import io.flover.model.DType;
 import io.flover.model.gguf.GgufFile;
 import io.flover.model.gguf.GgufFile.TensorInfo;
 import io.flover.model.tokenizer.Tokenizer;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,7 +46,7 @@ class GgufModelTest {
     @ValueSource(strings = {"llama", "gpt2"})
     void quantizeWritesWhatGgufPyWrites(String arch) throws Exception {
         Path mine = tmp.resolve(arch + ".gguf");
-        GgufConverter.convert(GoldenModelTest.dir(arch + "-tiny-f32"), GgmlType.Q8_0, mine);
+        GgufConverter.convert(GoldenModelTest.dir(arch + "-tiny-f32"), DType.Q8_0, mine);
         try (GgufFile theirs = GgufFile.open(GoldenModelTest.dir(arch + "-tiny-q8_0.gguf")); GgufFile ours = GgufFile.open(mine)) {
             assertEquals(theirs.tensors().keySet(), ours.tensors().keySet());
             for (TensorInfo t : theirs.tensors().values()) {
@@ -57,7 +67,7 @@ class GgufModelTest {
     @ValueSource(strings = {"llama-tiny-f32", "gpt2-tiny-f32"})
     void f32RoundTripGivesIdenticalLogits(String name) throws Exception {
         Path file = tmp.resolve(name + ".gguf");
-        GgufConverter.convert(GoldenModelTest.dir(name), GgmlType.F32, file);
+        GgufConverter.convert(GoldenModelTest.dir(name), DType.F32, file);
         assertEquals(ModelConfig.load(GoldenModelTest.dir(name)).hiddenSize(), ModelConfig.load(file).hiddenSize());
         int[] prompt = {5, 17, 300, 42, 9, 77, 128};
         try (CpuKernels kernels = new CpuKernels(2)) {
@@ -69,6 +79,74 @@ class GgufModelTest {
     private static float[] logits(Path model, int[] prompt, CpuKernels kernels) throws Exception {
         try (var backend = new CpuBackend(kernels); LoadedModel m = LoadedModel.open(model, backend)) {
             return GoldenModelTest.greedyFused(m, List.of(prompt), 1, prompt.length).firstLogits()[0];
+        }
+    }
+
+    /**
+     * A Q8_0 Llama whose shards are whole blocks (MLP 128 and 2 heads of 16 per rank on 2 ranks) gives on 2 ranks
+     * the logits it gives on one, up to the all-reduce's order of summation; on 4 ranks a rank's 16 attention
+     * columns are half a block, and loading says so.
+     */
+    @Test
+    void quantizedShardsAreWholeBlocks() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("llama-q8"));
+        Files.writeString(dir.resolve("config.json"), """
+                {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+                 "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "eos_token_id": 2}""");
+        ModelConfig c = ModelConfig.load(dir);
+        SafetensorsWriter w = new SafetensorsWriter(DType.F32);
+        java.util.SplittableRandom random = new java.util.SplittableRandom(16);
+        RandomCheckpoint.tensorShapes(c).forEach((name, shape) -> w.add(name, shape, values -> {
+            for (int i = 0; i < values.length; i++) {
+                values[i] = shape.length == 1 ? 1 + 0.1f * (float) random.nextGaussian() : 0.2f * (float) random.nextGaussian();
+            }
+        }));
+        w.write(dir.resolve("model.safetensors"));
+        Path file = tmp.resolve("llama-q8.gguf");
+        GgufConverter.convert(dir, DType.Q8_0, file);
+        int[] prompt = {5, 17, 200, 42, 9};
+        float[] whole;
+        try (CpuKernels kernels = new CpuKernels(2)) {
+            whole = logits(file, prompt, kernels);
+        }
+        List<float[]> ranks = onRanks(file, prompt, 2);
+        for (float[] rank : ranks) {
+            for (int i = 0; i < whole.length; i++) {
+                assertEquals(whole[i], rank[i], 1e-4, "logit " + i);
+            }
+        }
+        Exception e = assertThrows(Exception.class, () -> onRanks(file, prompt, 4));
+        Throwable cause = e;
+        while (cause.getCause() != null) {
+            cause = cause.getCause();
+        }
+        assertTrue(cause.getMessage().contains("self_attn.o_proj.weight: columns [0, 16) of 64 do not fall on Q8_0 block"
+                + " boundaries (blocks of 32 columns)"), cause.getMessage());
+    }
+
+    private static List<float[]> onRanks(Path model, int[] prompt, int size) throws Exception {
+        List<Communicator> comms = LocalGroup.create(size, Duration.ofSeconds(30));
+        ExecutorService pool = Executors.newFixedThreadPool(size);
+        try {
+            List<Future<float[]>> futures = new ArrayList<>();
+            for (Communicator comm : comms) {
+                futures.add(pool.submit(() -> {
+                    try (CpuKernels kernels = new CpuKernels(1);
+                         LoadedModel m = LoadedModel.open(model, new CpuBackend(kernels), comm)) {
+                        return GoldenModelTest.greedyFused(m, List.of(prompt), 1, prompt.length).firstLogits()[0];
+                    } finally {
+                        comm.close();
+                    }
+                }));
+            }
+            List<float[]> out = new ArrayList<>();
+            for (Future<float[]> f : futures) {
+                out.add(f.get(60, TimeUnit.SECONDS));
+            }
+            return out;
+        } finally {
+            pool.shutdownNow();
         }
     }
 

@@ -51,7 +51,10 @@ class TensorParallelTest {
         for (String name : GoldenModelTest.checkpoints().toList()) {
             ModelConfig c = ModelConfig.load(GoldenModelTest.dir(name));
             for (int tp : new int[] {2, 3, 4}) {
-                if (splits(c, tp)) {
+                // Q8_0 shards are whole blocks of 32 columns: the tiny Llama's MLP (160) splits into 80s, which are
+                // not (GgufModelTest splits a quantized model that does split).
+                boolean quantizedLlama = name.startsWith("llama") && name.contains("q8_0");
+                if (splits(c, tp) && !quantizedLlama) {
                     out.add(Arguments.of(name, tp));
                 }
             }

@@ -2,7 +2,9 @@ package io.flover.kernels.cpu;
 
 import io.flover.kernels.Backend;
 import io.flover.kernels.StepIndex;
+import io.flover.model.DType;
 import io.flover.model.Tensor;
+import java.lang.foreign.Arena;
 
 /**
  * The CPU backend: {@link CpuKernels} over heap float arrays, weights read in place from the memory map. The
@@ -73,7 +75,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Matrix matrix(Tensor w) {
-        return new HostMatrix(w);
+        return new HostMatrix(w.dtype().quantized() ? w.convert(DType.F32, Arena.ofAuto()) : w);
     }
 
     @Override

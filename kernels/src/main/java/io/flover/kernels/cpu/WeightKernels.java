@@ -42,6 +42,7 @@ abstract sealed class WeightKernels {
             case F32 -> F32_KERNELS;
             case BF16 -> BF16_KERNELS;
             case F16 -> F16_KERNELS;
+            default -> throw new IllegalArgumentException(dtype + " weights are widened before they reach the matmul");
         };
     }
 

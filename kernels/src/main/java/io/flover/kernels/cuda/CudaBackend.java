@@ -31,6 +31,7 @@ import io.flover.kernels.Backend;
 import io.flover.kernels.StepIndex;
 import io.flover.model.DType;
 import io.flover.model.Tensor;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -463,7 +464,9 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public Matrix matrix(Tensor w) {
+    public Matrix matrix(Tensor quantizedOrNot) {
+        // Block-quantized weights are dequantised to BF16 on the host, then served as BF16 weights are.
+        Tensor w = quantizedOrNot.dtype().quantized() ? quantizedOrNot.convert(DType.BF16, Arena.ofAuto()) : quantizedOrNot;
         return onDevice(() -> {
             CUdeviceptr stored = upload(w.data());
             if (w.dtype() == DType.F32 || precision == Precision.STORED) {
@@ -529,6 +532,7 @@ public final class CudaBackend implements Backend {
             case F32 -> "embedding_f32";
             case BF16 -> "embedding_bf16";
             case F16 -> "embedding_f16";
+            default -> throw new IllegalStateException(table.dtype() + " tables are converted at upload");
         };
         int tokens = s.index.tokens();
         launch(kernel, tokens, 1, ROW_THREADS, 0, table.ptr(), table.rows(), table.cols(), firstId, ids, tokens,

@@ -37,7 +37,7 @@ class CpuKernelsTest {
     void matmulMatchesScalarForAllDtypesAndOddShapes(int threads) {
         SplittableRandom random = new SplittableRandom(threads);
         try (CpuKernels kernels = new CpuKernels(threads); Arena arena = Arena.ofShared()) {
-            for (DType dtype : DType.values()) {
+            for (DType dtype : TestData.FLOAT_DTYPES) {
                 for (int k : KS) {
                     for (int n : NS) {
                         Tensor w = TestData.tensor(arena, dtype, n, k, floats(random, n * k, 1));
@@ -55,7 +55,7 @@ class CpuKernelsTest {
     void largeMatmulSpansSeveralRowBlocksAndChunks(int threads) {
         SplittableRandom random = new SplittableRandom(7);
         try (CpuKernels kernels = new CpuKernels(threads); Arena arena = Arena.ofShared()) {
-            for (DType dtype : DType.values()) {
+            for (DType dtype : TestData.FLOAT_DTYPES) {
                 Tensor w = TestData.tensor(arena, dtype, 1001, 300, floats(random, 1001 * 300, 1));
                 checkMatmul(kernels, w, floats(random, 9 * 300, 1), 9);
                 Tensor wide = TestData.tensor(arena, dtype, 70, 4099, floats(random, 70 * 4099, 1));
@@ -87,7 +87,7 @@ class CpuKernelsTest {
     void matmulOnWeightsConfinedToTheCallerRunsThere() {
         SplittableRandom random = new SplittableRandom(5);
         try (CpuKernels kernels = new CpuKernels(3); Arena arena = Arena.ofConfined()) {
-            for (DType dtype : DType.values()) {
+            for (DType dtype : TestData.FLOAT_DTYPES) {
                 Tensor w = TestData.tensor(arena, dtype, 301, 77, floats(random, 301 * 77, 1));
                 checkMatmul(kernels, w, floats(random, 33 * 77, 1), 33);
             }
@@ -148,7 +148,7 @@ class CpuKernelsTest {
     void embeddingOfOddWidthsMatchesForAllDtypes() {
         SplittableRandom random = new SplittableRandom(11);
         try (CpuKernels kernels = new CpuKernels(2); Arena arena = Arena.ofShared()) {
-            for (DType dtype : DType.values()) {
+            for (DType dtype : TestData.FLOAT_DTYPES) {
                 for (int d : new int[] {1, 7, 16, 37, 133}) {
                     Tensor table = TestData.tensor(arena, dtype, 50, d, floats(random, 50 * d, 3));
                     int[] ids = {3, 0, 49, 3, 17};

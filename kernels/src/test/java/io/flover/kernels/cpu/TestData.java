@@ -8,10 +8,14 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /** Random inputs and tolerant comparisons for the kernel tests. */
 final class TestData {
+    /** The plain float dtypes the matmul reads directly (block-quantized weights are packed first). */
+    static final List<DType> FLOAT_DTYPES = List.of(DType.F32, DType.F16, DType.BF16);
+
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 

@@ -1,5 +1,6 @@
 package io.flover.model.gguf;
 
+import io.flover.model.DType;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -44,7 +45,7 @@ public final class GgufFile implements AutoCloseable {
      * @param shape dimensions outermost first, as in PyTorch and safetensors (GGUF lists them innermost first)
      * @param data the tensor's bytes in the mapping
      */
-    public record TensorInfo(String name, GgmlType type, long[] shape, MemorySegment data) {
+    public record TensorInfo(String name, DType type, long[] shape, MemorySegment data) {
         public TensorInfo {
             shape = shape.clone();
         }
@@ -227,7 +228,7 @@ public final class GgufFile implements AutoCloseable {
                 }
                 alignment = n.longValue();
             }
-            record Raw(String name, GgmlType type, long[] shape, long offset) {
+            record Raw(String name, DType type, long[] shape, long offset) {
             }
             List<Raw> raws = new ArrayList<>();
             for (long i = 0; i < tensorCount; i++) {
@@ -246,10 +247,10 @@ public final class GgufFile implements AutoCloseable {
                     }
                 }
                 int typeId = (int) u32();
-                GgmlType type = GgmlType.byId(typeId);
+                DType type = DType.byGgmlId(typeId);
                 if (type == null) {
                     throw new IOException(file + ": tensor " + name + " has ggml type " + typeId
-                            + ", which Flover does not read (supported: " + GgmlType.supportedNames() + ")");
+                            + ", which Flover does not read (supported: " + DType.supportedNames() + ")");
                 }
                 raws.add(new Raw(name, type, shape, u64()));
             }

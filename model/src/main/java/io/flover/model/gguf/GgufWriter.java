@@ -1,5 +1,6 @@
 package io.flover.model.gguf;
 
+import io.flover.model.DType;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -15,7 +16,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Writes a GGUF v3 file: metadata, then tensors quantized row by row from float32 as {@link GgmlType#quantize}
+ * Writes a GGUF v3 file: metadata, then tensors quantized row by row from float32 as {@link DType#quantize}
  * rounds, each at an offset aligned to 32 bytes.
  */
 public final class GgufWriter {
@@ -30,7 +31,7 @@ public final class GgufWriter {
     private record Entry(int type, Object value) {
     }
 
-    private record PendingTensor(String name, GgmlType type, long[] shape, Rows rows) {
+    private record PendingTensor(String name, DType type, long[] shape, Rows rows) {
     }
 
     private final Map<String, Entry> metadata = new LinkedHashMap<>();
@@ -72,7 +73,7 @@ public final class GgufWriter {
     }
 
     /** A tensor of {@code shape} (outermost first) stored as {@code type}, its rows taken from {@code rows}. */
-    public GgufWriter tensor(String name, GgmlType type, long[] shape, Rows rows) {
+    public GgufWriter tensor(String name, DType type, long[] shape, Rows rows) {
         long cols = shape[shape.length - 1];
         if (cols % type.blockSize() != 0) {
             throw new IllegalArgumentException("tensor " + name + " has rows of " + cols + " elements, not whole "
@@ -96,7 +97,7 @@ public final class GgufWriter {
             for (int d = t.shape.length - 1; d >= 0; d--) {
                 h.i64(t.shape[d]);
             }
-            h.i32(t.type.id()).i64(offset);
+            h.i32(t.type.ggmlId()).i64(offset);
             offsets.add(offset);
             offset = align(offset + t.type.bytes(elements(t.shape)));
         }

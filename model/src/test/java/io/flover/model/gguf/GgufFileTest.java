@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.flover.model.DType;
 import io.flover.model.gguf.GgufFile.TensorInfo;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -65,7 +66,7 @@ class GgufFileTest {
         try (GgufFile f = GgufFile.open(fixture())) {
             assertArrayEquals(new long[] {2, 3, 4}, f.tensors().get("cube").shape());
             assertArrayEquals(new long[] {6, 96}, f.tensors().get("q8_0").shape());
-            assertEquals(GgmlType.Q6_K, f.tensors().get("q6_k").type());
+            assertEquals(DType.Q6_K, f.tensors().get("q6_k").type());
             assertEquals(2 * 2 * 210, f.tensors().get("q6_k").data().byteSize());
         }
     }
@@ -138,7 +139,7 @@ class GgufFileTest {
         byte[] unknownType = good.clone();
         int at = indexOf(unknownType, "q6_k".getBytes()) + 4 + 2 * 8; // after the name, n_dims and dims
         ByteBuffer.wrap(unknownType).order(ByteOrder.LITTLE_ENDIAN).putInt(at, 23);
-        assertError(unknownType, "tensor q6_k has ggml type 23, which Flover does not read (supported: F32, F16, Q4_0,");
+        assertError(unknownType, "tensor q6_k has ggml type 23, which Flover does not read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
     }
 
     private void assertError(byte[] bytes, String expected) throws IOException {

@@ -10,7 +10,7 @@ import io.flover.model.Architecture;
 import io.flover.model.DType;
 import io.flover.model.GgufConverter;
 import io.flover.model.RandomCheckpoint;
-import io.flover.model.gguf.GgmlType;
+import io.flover.model.DType;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -24,7 +24,7 @@ class GgufTokenizerTest {
         RandomCheckpoint.write(dir, Architecture.GPT2, RandomCheckpoint.Preset.TINY, DType.F32, 1, step -> { });
         ByteLevelTokenizerWriter.write(dir, 50257); // the whole GPT-2 vocabulary, wider than the model's
         Path gguf = dir.resolve("gpt2.gguf");
-        GgufConverter.convert(dir, GgmlType.Q8_0, gguf);
+        GgufConverter.convert(dir, DType.Q8_0, gguf);
         Tokenizer t = Tokenizer.load(gguf);
         for (String text : new RandomText(16L).strings(2_000)) {
             int[] ids = t.encode(text, true);
