@@ -9,6 +9,7 @@ import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import io.flover.model.InvalidFieldException;
+import io.flover.model.gguf.GgufFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,7 +21,8 @@ import java.util.Optional;
 /**
  * A model's chat template: the Jinja program that turns a conversation into the prompt the model was tuned on.
  * It comes from {@code tokenizer_config.json}'s {@code chat_template} (a string, or a list of named templates of
- * which {@code default} is taken) or from a file given in its place, and is rendered as Hugging Face renders it:
+ * which {@code default} is taken), a GGUF model's {@code tokenizer.chat_template}, or a file given in their place,
+ * and is rendered as Hugging Face renders it:
  * {@code trim_blocks} and {@code lstrip_blocks}, with {@code bos_token}, {@code eos_token},
  * {@code add_generation_prompt} and {@code raise_exception} in scope.
  */
@@ -49,6 +51,15 @@ public final class ChatTemplate {
      * null; empty when the model has none.
      */
     public static Optional<ChatTemplate> load(Path modelDir, Path override) throws IOException {
+        Path gguf = GgufFile.inModel(modelDir);
+        if (gguf != null && !Files.isRegularFile(modelDir.resolve("tokenizer_config.json"))) {
+            try (GgufFile f = GgufFile.open(gguf)) {
+                String template = override != null ? Files.readString(override)
+                        : f.has("tokenizer.chat_template") ? f.string("tokenizer.chat_template") : null;
+                return template == null ? Optional.empty() : Optional.of(new ChatTemplate(template,
+                        ggufToken(f, "tokenizer.ggml.bos_token_id"), ggufToken(f, "tokenizer.ggml.eos_token_id")));
+            }
+        }
         Path configFile = modelDir.resolve("tokenizer_config.json");
         JsonNode config = Files.isRegularFile(configFile) ? JSON.readTree(configFile.toFile()) : JSON.createObjectNode();
         String bos = tokenText(config.path("bos_token"));
@@ -115,6 +126,13 @@ public final class ChatTemplate {
     }
 
     /** A token given either as its text or as an object with "content", as tokenizer_config.json does both. */
+    /** The text of the token whose id is at {@code key}, or "" when there is none. */
+    private static String ggufToken(GgufFile f, String key) {
+        long id = f.integer(key, -1);
+        List<?> tokens = f.has("tokenizer.ggml.tokens") ? f.array("tokenizer.ggml.tokens") : List.of();
+        return id >= 0 && id < tokens.size() ? String.valueOf(tokens.get((int) id)) : "";
+    }
+
     private static String tokenText(JsonNode token) {
         return token.isTextual() ? token.textValue() : token.path("content").asText("");
     }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flover.model.InvalidFieldException;
 import io.flover.openai.ChatTemplate.Message;
+import io.flover.model.gguf.GgufWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -103,5 +104,18 @@ class ChatTemplateTest {
         assertEquals("<s>hi</s>", ChatTemplate.load(dir, null).orElseThrow().render(hi, false));
         Path file = Files.writeString(dir.resolve("override.jinja"), "[{{ messages[0]['role'] }}]");
         assertEquals("[user]", ChatTemplate.load(dir, file).orElseThrow().render(hi, false));
+    }
+
+    @Test
+    void aGgufModelCarriesItsTemplateAndSpecialTokens(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("model.gguf");
+        new GgufWriter().string("general.architecture", "llama")
+                .strings("tokenizer.ggml.tokens", List.of("<unk>", "<s>", "</s>")).u32("tokenizer.ggml.bos_token_id", 1)
+                .u32("tokenizer.ggml.eos_token_id", 2)
+                .string("tokenizer.chat_template", "{{ bos_token }}{{ messages[0]['content'] }}{{ eos_token }}")
+                .write(file);
+        List<Message> hi = List.of(new Message("user", "hi"));
+        assertEquals("<s>hi</s>", ChatTemplate.load(file, null).orElseThrow().render(hi, false));
+        assertEquals("<s>hi</s>", ChatTemplate.load(dir, null).orElseThrow().render(hi, false), "a directory with the file");
     }
 }

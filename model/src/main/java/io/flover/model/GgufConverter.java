@@ -216,7 +216,11 @@ public final class GgufConverter {
         if (!c.eosTokenIds().isEmpty()) {
             w.u32("tokenizer.ggml.eos_token_id", c.eosTokenIds().getFirst());
         }
-        t.chatTemplate().ifPresent(template -> w.string("tokenizer.chat_template", template));
+        Path config = dir.resolve("tokenizer_config.json");
+        JsonNode template = Files.isRegularFile(config) ? JSON.readTree(config.toFile()).path("chat_template") : null;
+        if (template != null && template.isTextual()) {
+            w.string("tokenizer.chat_template", template.textValue());
+        }
         return true;
     }
 

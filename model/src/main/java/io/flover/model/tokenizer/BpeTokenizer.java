@@ -6,7 +6,6 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.function.UnaryOperator;
 
@@ -28,7 +27,6 @@ final class BpeTokenizer implements Tokenizer {
     private final TokenDecoder decoder;
     private final int[] prefix;
     private final int[] suffix;
-    private final String chatTemplate;
     /** Token string by id; null for an id that is neither in the vocabulary nor added. */
     private final String[] tokens;
     private final boolean[] added;
@@ -40,12 +38,10 @@ final class BpeTokenizer implements Tokenizer {
      * @param vocab the model's vocabulary, for the token strings of its ids
      * @param prefix ids put before the text's when special tokens are added
      * @param suffix ids put after them
-     * @param chatTemplate the model's Jinja chat template, or null
      */
     BpeTokenizer(BpeModel model, Map<String, Integer> vocab, List<AddedToken> addedTokens,
             UnaryOperator<String> normalizer, PreTokenizer preTokenizer, TokenDecoder decoder, int[] prefix,
-            int[] suffix, String chatTemplate) {
-        this.chatTemplate = chatTemplate;
+            int[] suffix) {
         this.model = model;
         this.normalizer = normalizer;
         this.preTokenizer = preTokenizer;
@@ -85,11 +81,6 @@ final class BpeTokenizer implements Tokenizer {
                 tokenBytes[id] = added[id] ? tokens[id].getBytes(StandardCharsets.UTF_8) : decoder.bytes(tokens[id], false);
             }
         }
-    }
-
-    @Override
-    public Optional<String> chatTemplate() {
-        return Optional.ofNullable(chatTemplate);
     }
 
     @Override

@@ -52,16 +52,14 @@ final class GgufTokenizer {
             }
             vocab.putIfAbsent(token, id);
         }
-        String template = f.has("tokenizer.chat_template") ? f.string("tokenizer.chat_template") : null;
         return switch (model) {
-            case "gpt2" -> byteLevel(f, vocab, added, template);
-            case "llama" -> sentencePiece(f, tokens, types, vocab, added, template);
+            case "gpt2" -> byteLevel(f, vocab, added);
+            case "llama" -> sentencePiece(f, tokens, types, vocab, added);
             default -> throw f.error("tokenizer.ggml.model '" + model + "' is not supported (gpt2 and llama are)");
         };
     }
 
-    private static Tokenizer byteLevel(GgufFile f, Map<String, Integer> vocab, List<AddedToken> added, String template)
-            throws IOException {
+    private static Tokenizer byteLevel(GgufFile f, Map<String, Integer> vocab, List<AddedToken> added) throws IOException {
         List<BpeModel.Merge> merges = new ArrayList<>();
         List<String> lines = strings(f, "tokenizer.ggml.merges");
         for (int i = 0; i < lines.size(); i++) {
@@ -80,8 +78,7 @@ final class GgufTokenizer {
         };
         BpeModel model = model(f, vocab, merges, null, false);
         TokenDecoder decoder = new TokenDecoder(List.of(), true, false, (byte) 0, 0);
-        return new BpeTokenizer(model, vocab, added, UnaryOperator.identity(), split, decoder, bos(f, false), eos(f),
-                template);
+        return new BpeTokenizer(model, vocab, added, UnaryOperator.identity(), split, decoder, bos(f, false), eos(f));
     }
 
     private static PreTokenizer llama3Style(String pattern) {
@@ -90,7 +87,7 @@ final class GgufTokenizer {
     }
 
     private static Tokenizer sentencePiece(GgufFile f, List<String> tokens, List<?> types, Map<String, Integer> vocab,
-            List<AddedToken> added, String template) throws IOException {
+            List<AddedToken> added) throws IOException {
         List<?> scores = f.array("tokenizer.ggml.scores");
         if (scores.size() != tokens.size()) {
             throw f.error("tokenizer.ggml.scores has " + scores.size() + " entries for " + tokens.size() + " tokens");
@@ -126,7 +123,7 @@ final class GgufTokenizer {
         TokenDecoder decoder = new TokenDecoder(List.of((token, first) -> token.replace(METASPACE, ' ')), false, true,
                 (byte) ' ', spacePrefix ? 1 : 0);
         return new BpeTokenizer(model(f, vocab, merges, unk, true), vocab, added, UnaryOperator.identity(), pre, decoder,
-                bos(f, true), eos(f), template);
+                bos(f, true), eos(f));
     }
 
     private static BpeModel model(GgufFile f, Map<String, Integer> vocab, List<BpeModel.Merge> merges, String unk,

@@ -4,7 +4,6 @@ import io.flover.model.gguf.GgufFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
@@ -50,11 +49,6 @@ public interface Tokenizer {
         try (GgufFile f = GgufFile.open(gguf)) {
             return GgufTokenizer.present(f);
         }
-    }
-
-    /** The model's Jinja chat template (tokenizer_config.json's or GGUF's {@code tokenizer.chat_template}), if any. */
-    default Optional<String> chatTemplate() {
-        return Optional.empty();
     }
 
     /**

@@ -89,9 +89,7 @@ final class TokenizerLoader {
             Function<String, Integer> idOf = token -> addedIds.getOrDefault(token, vocab.get(token));
             template = applyConfig(configFile, config, template, idOf);
         }
-        JsonNode chatTemplate = config == null ? null : config.get("chat_template");
-        return new BpeTokenizer(model, vocab, addedTokens, normalizer, preTokenizer, decoder, template[0], template[1],
-                chatTemplate != null && chatTemplate.isTextual() ? chatTemplate.textValue() : null);
+        return new BpeTokenizer(model, vocab, addedTokens, normalizer, preTokenizer, decoder, template[0], template[1]);
     }
 
     private Map<String, Integer> vocab(JsonNode node) throws IOException {
