@@ -457,7 +457,7 @@ final class BenchFloverCommand implements Callable<Integer> {
     /** The workload on a fresh server of {@code variant}, warmed by a few short requests first. */
     private Run run(String label, Variant variant, Workload w) throws Exception {
         try (Served s = new Served(variant)) {
-            LoadGenerator.warmUp(s.channel, w.requests().getFirst(), TEMPLATE, WARMUP_REQUESTS);
+            new LoadGenerator.GrpcApi(s.channel, w, TEMPLATE).warmUp(w.requests().getFirst(), WARMUP_REQUESTS);
             Run r = s.measure(label, w);
             if (r.report().completed() < requests) {
                 throw new IllegalStateException(String.format("%s, %s: %d of %d requests failed %s", label,
@@ -486,7 +486,8 @@ final class BenchFloverCommand implements Callable<Integer> {
             Scheduler.Stats before = server.replicas().stats();
             Progress progress = new Progress("bench flover: " + label + ", " + variant.name());
             int n = w.requests().size();
-            List<LoadGenerator.Trace> traces = LoadGenerator.run(channel, w, TEMPLATE, t -> progress.update(t.bar(n)));
+            List<LoadGenerator.Trace> traces = LoadGenerator.run(new LoadGenerator.GrpcApi(channel, w, TEMPLATE), w,
+                    t -> progress.update(t.bar(n)));
             BenchReport report = BenchReport.of(traces, 0);
             progress.done(String.format("bench flover: %s, %s: %d requests in %.1f s", label, variant.name(), n,
                     report.durationSeconds()));

@@ -27,8 +27,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = {"Drive a running server with a seeded workload over the client API (streaming Generate calls "
-                + "with token-id prompts) and report throughput, TTFT, TPOT, inter-token and end-to-end latency, "
+        description = {"Drive a running server with a seeded workload over the gRPC API (streaming Generate calls "
+                + "with token-id prompts) or the OpenAI HTTP API (streaming completions) and report throughput, TTFT, TPOT, inter-token and end-to-end latency, "
                 + "all timed on the client.",
                 "Lengths are N, uniform MIN:MAX, or lognormal:MEAN:SIGMA[:MAX] (log-normal with mean MEAN tokens and "
                         + "log-space standard deviation SIGMA, rounded and clipped to [1, MAX])."})
@@ -41,6 +41,10 @@ final class BenchServeCommand implements Callable<Integer> {
 
     @Option(names = "--server", paramLabel = "HOST:PORT", description = "the server to drive")
     String server;
+
+    @Option(names = "--api", paramLabel = "API", defaultValue = "grpc", description = "grpc (flover.v1.Generation) or "
+            + "openai (streaming /v1/completions; --server is then the HTTP API's HOST:PORT) (default: ${DEFAULT-VALUE})")
+    String api;
 
     @Option(names = "--self-test", description = "instead of --server, drive a server in this process that answers "
             + "every request at once: the latencies measured are the generator's and gRPC's own overhead")
@@ -96,19 +100,39 @@ final class BenchServeCommand implements Callable<Integer> {
         if (warmup < 0) {
             throw new IllegalArgumentException("--warmup must not be negative, got " + warmup);
         }
+        if (!api.equals("grpc") && !api.equals("openai")) {
+            throw new IllegalArgumentException("--api must be grpc or openai, got '" + api + "'");
+        }
+        if (api.equals("openai") && selfTest) {
+            throw new IllegalArgumentException("--self-test drives the gRPC API only");
+        }
         Workload.Arrivals arrivals = arrivals();
         Workload.Lengths prompts = Workload.Lengths.parse("--prompt-len", promptLength);
         Workload.Lengths outputs = Workload.Lengths.parse("--output-len", outputLength);
         Path png = plot != null ? plot : json == null ? null
                 : json.resolveSibling(json.getFileName().toString().replaceFirst("(\\.json)?$", ".png"));
 
+        if (api.equals("openai")) {
+            OpenAiLoad http = new OpenAiLoad(server, ignoreEos);
+            OpenAiLoad.Model m = http.model();
+            ModelInfo model = ModelInfo.newBuilder().setName(m.name()).setContextLength(m.contextLength())
+                    .setVocabSize(m.vocabSize()).build();
+            Workload workload = Workload.generate(requests, arrivals, prompts, outputs, model.getVocabSize(), seed);
+            http.prepare(workload);
+            run(http, workload, "http://" + server, model, arrivals, png);
+            return 0;
+        }
         Server instant = selfTest ? InstantGeneration.start() : null;
         String target = selfTest ? "127.0.0.1:" + instant.getPort() : RemoteGeneration.target(server);
         // A direct executor: responses are timed on the transport thread as they arrive, with no hand-off.
         ManagedChannel channel = (selfTest ? Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
                 : client.channel(target)).directExecutor().build();
         try {
-            run(channel, selfTest ? "self-test" : target, arrivals, prompts, outputs, png);
+            ModelInfo model = model(channel);
+            Workload workload = Workload.generate(requests, arrivals, prompts, outputs, model.getVocabSize(), seed);
+            GenerateRequest template = GenerateRequest.newBuilder().setIgnoreEos(ignoreEos).build();
+            run(new LoadGenerator.GrpcApi(channel, workload, template), workload, selfTest ? "self-test" : target,
+                    model, arrivals, png);
         } catch (StatusRuntimeException e) {
             throw RemoteGeneration.failure(e);
         } finally {
@@ -120,13 +144,10 @@ final class BenchServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void run(ManagedChannel channel, String target, Workload.Arrivals arrivals, Workload.Lengths prompts,
-                     Workload.Lengths outputs, Path png) throws Exception {
-        ModelInfo model = model(channel);
-        Workload workload = Workload.generate(requests, arrivals, prompts, outputs, model.getVocabSize(), seed);
+    private void run(LoadGenerator.Api client, Workload workload, String target, ModelInfo model,
+                     Workload.Arrivals arrivals, Path png) throws Exception {
         checkContext(workload, model);
-        GenerateRequest template = GenerateRequest.newBuilder().setIgnoreEos(ignoreEos).build();
-        LoadGenerator.warmUp(channel, workload.requests().getFirst(), template, warmup);
+        client.warmUp(workload.requests().getFirst(), warmup);
         PrintWriter out = spec.commandLine().getOut();
         out.printf("%s, model %s (vocabulary %d, context %d)%n", target, model.getName(), model.getVocabSize(),
                 model.getContextLength());
@@ -137,8 +158,7 @@ final class BenchServeCommand implements Callable<Integer> {
         Progress progress = new Progress("bench serve");
         OperatingSystemMXBean os = ManagementFactory.getPlatformMXBean(OperatingSystemMXBean.class);
         long cpu = os.getProcessCpuTime();
-        List<LoadGenerator.Trace> traces = LoadGenerator.run(channel, workload, template,
-                t -> progress.update(t.bar(requests)));
+        List<LoadGenerator.Trace> traces = LoadGenerator.run(client, workload, t -> progress.update(t.bar(requests)));
         BenchReport report = BenchReport.of(traces, (os.getProcessCpuTime() - cpu) / 1e9);
         progress.done(String.format("bench serve: %d requests in %.1f s", requests, report.durationSeconds()));
 
@@ -203,6 +223,7 @@ final class BenchServeCommand implements Callable<Integer> {
                                      List<LoadGenerator.Trace> traces) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("server", target);
+        m.put("api", api);
         Map<String, Object> info = new LinkedHashMap<>();
         info.put("name", model.getName());
         info.put("architecture", model.getArchitecture());

@@ -20,10 +20,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
 /**
- * Sends a workload to a Generation service as streaming calls and records, on the client, when each response
- * arrived. One timer thread starts the calls at their arrival times; the calls are asynchronous, so hundreds of
- * streams in flight cost no threads. Responses are recorded on the thread that delivers them (give the channel
- * a direct executor), so a timestamp is taken as the message comes off the connection.
+ * Sends a workload to a server as streaming calls, over the gRPC API or the OpenAI HTTP API ({@link Api}), and
+ * records, on the client, when each response arrived. One timer thread starts the calls at their arrival times;
+ * the calls are asynchronous, so hundreds of streams in flight cost no threads. Responses are recorded on the
+ * thread that delivers them, so a timestamp is taken as the message comes off the connection.
  */
 final class LoadGenerator {
     private static final long TICK_MILLIS = 200;
@@ -31,6 +31,14 @@ final class LoadGenerator {
     private LoadGenerator() {
     }
 
+    /** How a request goes to the server. */
+    interface Api {
+        /** Sends request {@code index} of the workload, reporting to {@code trace}; never blocks. */
+        void send(int index, Trace trace);
+
+        /** Sends {@code times} short requests with {@code first}'s prompt, one at a time; a failure ends the bench. */
+        void warmUp(Workload.Request first, int times) throws Exception;
+    }
     /** How far the run has got, for a progress display. */
     record Tally(int sent, int finished, int failed, long elapsedNanos) {
         /** {@code [=====>    ] 32/64 done, 5 in flight, 0 failed, 4.1 s} */
@@ -45,9 +53,9 @@ final class LoadGenerator {
 
     /**
      * One request's record; all times are nanoseconds since the run started. Written by the call's callbacks,
-     * which gRPC never runs concurrently for one call, and read once the run has finished.
+     * which never run concurrently for one call, and read once the run has finished.
      */
-    static final class Trace implements StreamObserver<GenerateResponse> {
+    static final class Trace {
         final Workload.Request request;
         private final Consumer<Trace> onDone;
         private final long origin;
@@ -58,8 +66,9 @@ final class LoadGenerator {
         int deliveries;
         int tokens;
         long doneNanos;
-        /** Null for a request that completed; otherwise the gRPC status or FINISH_REASON_ERROR. */
+        /** Null for a request that completed; otherwise why not (a gRPC status, an HTTP status, an error event). */
         String failure;
+        private boolean finished;
 
         Trace(Workload.Request request, long origin, Consumer<Trace> onDone) {
             this.request = request;
@@ -69,16 +78,9 @@ final class LoadGenerator {
             this.deliveryTokens = new int[request.maxTokens()];
         }
 
-        @Override
-        public void onNext(GenerateResponse r) {
+        /** A response with {@code n} token ids arrived now. */
+        void delivered(int n) {
             long now = System.nanoTime() - origin;
-            if (r.hasFinished()) {
-                if (r.getFinished().getReason() == FinishReason.FINISH_REASON_ERROR) {
-                    failure = FinishReason.FINISH_REASON_ERROR.name();
-                }
-                return;
-            }
-            int n = r.getDelta().getTokenIdsCount();
             if (n == 0) {
                 return;
             }
@@ -91,18 +93,19 @@ final class LoadGenerator {
             tokens += n;
         }
 
-        @Override
-        public void onError(Throwable t) {
-            failure = Status.fromThrowable(t).getCode().name();
-            finish();
+        /** The request failed, for {@code why}; {@link #finish} still follows. */
+        void fail(String why) {
+            if (failure == null) {
+                failure = why;
+            }
         }
 
-        @Override
-        public void onCompleted() {
-            finish();
-        }
-
-        private void finish() {
+        /** The request ended; the first call counts, as an HTTP stream may report its end twice (error and close). */
+        synchronized void finish() {
+            if (finished) {
+                return;
+            }
+            finished = true;
             doneNanos = System.nanoTime() - origin;
             onDone.accept(this);
         }
@@ -112,12 +115,67 @@ final class LoadGenerator {
         }
     }
 
+    /** The gRPC API's streaming Generate (give the channel a direct executor). */
+    static final class GrpcApi implements Api {
+        private final GenerationGrpc.GenerationStub stub;
+        private final Channel channel;
+        private final GenerateRequest template;
+        private final List<GenerateRequest> messages;
+
+        /** Each request is {@code template} with the workload's prompt and max_tokens, built before the clock starts. */
+        GrpcApi(Channel channel, Workload workload, GenerateRequest template) {
+            this.channel = channel;
+            this.stub = GenerationGrpc.newStub(channel);
+            this.template = template;
+            this.messages = new ArrayList<>(workload.requests().size());
+            for (Workload.Request r : workload.requests()) {
+                TokenIds.Builder ids = TokenIds.newBuilder();
+                for (int id : r.prompt()) {
+                    ids.addIds(id);
+                }
+                messages.add(template.toBuilder().setTokenIds(ids).setMaxTokens(r.maxTokens()).build());
+            }
+        }
+
+        @Override
+        public void send(int index, Trace trace) {
+            stub.generate(messages.get(index), new StreamObserver<>() {
+                @Override
+                public void onNext(GenerateResponse r) {
+                    if (r.hasFinished()) {
+                        if (r.getFinished().getReason() == FinishReason.FINISH_REASON_ERROR) {
+                            trace.fail(FinishReason.FINISH_REASON_ERROR.name());
+                        }
+                        return;
+                    }
+                    trace.delivered(r.getDelta().getTokenIdsCount());
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    trace.fail(Status.fromThrowable(t).getCode().name());
+                    trace.finish();
+                }
+
+                @Override
+                public void onCompleted() {
+                    trace.finish();
+                }
+            });
+        }
+
+        @Override
+        public void warmUp(Workload.Request first, int times) {
+            LoadGenerator.warmUp(channel, first, template, times);
+        }
+    }
+
     /**
      * Sends {@code times} short requests (two tokens) with {@code first}'s prompt, one at a time, each waited for:
      * they check that the server takes the workload's requests and load the code on both sides before the clock
      * starts. A failure ends the bench.
      */
-    static void warmUp(Channel channel, Workload.Request first, GenerateRequest template, int times) {
+    private static void warmUp(Channel channel, Workload.Request first, GenerateRequest template, int times) {
         GenerateRequest request = template.toBuilder().setMaxTokens(Math.min(2, first.maxTokens()))
                 .setTokenIds(TokenIds.newBuilder().addAllIds(Arrays.stream(first.prompt()).boxed().toList())).build();
         for (int i = 0; i < times; i++) {
@@ -134,23 +192,11 @@ final class LoadGenerator {
     }
 
     /**
-     * Runs the workload to the end (every call completed or failed), each request being {@code template} with the
-     * workload's prompt and max_tokens, and calls {@code progress} from this thread every {@value #TICK_MILLIS} ms
-     * and once at the end. The traces are in workload order.
+     * Runs the workload to the end (every call completed or failed) over {@code api}, and calls {@code progress}
+     * from this thread every {@value #TICK_MILLIS} ms and once at the end. The traces are in workload order.
      */
-    static List<Trace> run(Channel channel, Workload workload, GenerateRequest template, Consumer<Tally> progress)
-            throws InterruptedException {
+    static List<Trace> run(Api api, Workload workload, Consumer<Tally> progress) throws InterruptedException {
         List<Workload.Request> requests = workload.requests();
-        // Built before the clock starts, so the timer thread only starts calls.
-        List<GenerateRequest> messages = new ArrayList<>(requests.size());
-        for (Workload.Request r : requests) {
-            TokenIds.Builder ids = TokenIds.newBuilder();
-            for (int id : r.prompt()) {
-                ids.addIds(id);
-            }
-            messages.add(template.toBuilder().setTokenIds(ids).setMaxTokens(r.maxTokens()).build());
-        }
-        GenerationGrpc.GenerationStub stub = GenerationGrpc.newStub(channel);
         AtomicInteger sent = new AtomicInteger();
         AtomicInteger failed = new AtomicInteger();
         CountDownLatch finished = new CountDownLatch(requests.size());
@@ -160,7 +206,7 @@ final class LoadGenerator {
         try {
             long origin = System.nanoTime();
             for (int i = 0; i < requests.size(); i++) {
-                GenerateRequest message = messages.get(i);
+                int index = i;
                 Trace trace = new Trace(requests.get(i), origin, t -> {
                     if (!t.completed()) {
                         failed.incrementAndGet();
@@ -172,7 +218,7 @@ final class LoadGenerator {
                 timer.schedule(() -> {
                     trace.sentNanos = System.nanoTime() - origin;
                     sent.incrementAndGet();
-                    stub.generate(message, trace);
+                    api.send(index, trace);
                 }, origin + trace.request.atNanos() - System.nanoTime(), TimeUnit.NANOSECONDS);
             }
             while (!finished.await(TICK_MILLIS, TimeUnit.MILLISECONDS)) {

@@ -219,6 +219,7 @@ public final class OpenAiServer implements AutoCloseable {
         m.put("created", 0);
         m.put("owned_by", "flover");
         m.put("max_model_len", api.replicas().model().maxPositions());
+        m.put("vocab_size", api.replicas().model().vocabSize()); // Flover's: bench serve draws prompt ids below it
         return list;
     }
 

@@ -109,6 +109,30 @@ class BenchServeCommandTest {
     }
 
     @Test
+    void theOpenAiApiCarriesTheSameWorkload(@TempDir Path dir) throws Exception {
+        int http = server.serveHttp(new java.net.InetSocketAddress("127.0.0.1", 0), null,
+                io.flover.openai.OpenAiServer.Limits.DEFAULT);
+        Path json = dir.resolve("http.json");
+        GenerateCommandTest.Run r = run("bench", "serve", "--api", "openai", "--server", "127.0.0.1:" + http,
+                "--requests", "16", "--rate", "200", "--prompt-len", "4:12", "--output-len", "8:24", "--ignore-eos",
+                "--seed", "5", "--json", json.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("completed          16 of 16"), r.out());
+        JsonNode got = JSON.readTree(json.toFile());
+        assertEquals("openai", got.get("api").asText());
+        assertEquals(model.getFileName().toString(), got.get("model").get("name").asText());
+        for (JsonNode q : got.get("per_request")) {
+            assertEquals(q.get("max_tokens").asInt(), q.get("output_tokens").asInt(), q.toString());
+            assertTrue(q.get("ttft_ms").asDouble() > 0, q.toString());
+        }
+        assertTrue(got.get("itl_ms").get("p50").asDouble() > 0);
+        GenerateCommandTest.Run bad = run("bench", "serve", "--api", "rest", "--server", "127.0.0.1:" + http);
+        assertEquals(2, bad.exitCode());
+        assertTrue(bad.err().contains("--api must be grpc or openai"), bad.err());
+        ServerTesting.assertPoolWhole(server.replicas());
+    }
+
+    @Test
     void refusedRequestsAreCountedByStatus(@TempDir Path dir) throws Exception {
         // One running and one waiting at most: of requests sent all at once, the others are refused.
         try (FloverServer small = ServerTesting.start(model, new SchedulerConfig(new Policy.Fusion(), 1, 256, 1))) {
