@@ -60,10 +60,13 @@ fi
 
 if [ "$local_base" = true ] && ! podman image exists "$LOCAL_BASE"; then
   command -v mmdebstrap >/dev/null 2>&1 || die "--local-base needs mmdebstrap (apt-get install mmdebstrap)"
-  echo "image: making $LOCAL_BASE with mmdebstrap (once per machine; about a minute)" >&2
+  echo "image: making $LOCAL_BASE with mmdebstrap (once per machine; a few minutes)" >&2
   rootfs=$(mktemp -d)
   trap 'rm -rf "$rootfs"' EXIT
-  mmdebstrap --quiet --variant=minbase bookworm "$rootfs/rootfs.tar" >&2
+  # Debian's essential packages and useradd, without documentation: glibc, bash and coreutils are what runs.
+  mmdebstrap --quiet --variant=essential --include=passwd --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' bookworm "$rootfs/rootfs.tar" >&2
   podman import --quiet "$rootfs/rootfs.tar" "$LOCAL_BASE" >/dev/null
 fi
 

@@ -1029,6 +1029,16 @@ class DeploymentManifestsTest {
         }
     }
 
+    /** The images and the GPU check kit ship the same Java runtime: one script cuts it, and neither runs jlink. */
+    @Test
+    void theImagesAndTheGpuCheckKitCutTheirJavaRuntimeWithOneScript() throws IOException {
+        for (String script : List.of("deploy/image.sh", "deploy/gpu-check/pack.sh")) {
+            String text = Files.readString(ROOT.resolve(script));
+            assertTrue(text.contains("\"$ROOT/deploy/java-runtime.sh\""), script + " runs deploy/java-runtime.sh");
+            assertFalse(Pattern.compile("bin/jlink\"?\\s+-").matcher(text).find(), script + " runs jlink itself");
+        }
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // Loading.
 

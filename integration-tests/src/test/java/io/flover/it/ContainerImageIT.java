@@ -50,12 +50,13 @@ class ContainerImageIT {
     private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
     private static final Path JAR = Path.of(System.getProperty("flover.jar", "../coordinator/target/flover-build.jar"));
     private static final Path LOGS = Path.of(System.getProperty("flover.it.logs", "target/it-logs")).resolve("image");
-    private static final String IMAGE = "localhost/flover-cpu:it";
     private static final String BASE = "localhost/debian-min:bookworm";
     private static final String MODEL = "/models/llama-tiny-f32";
     private static final int USER = 10001;
 
     private final String prefix = "flover-it-" + UUID.randomUUID().toString().substring(0, 8) + "-";
+    /** A tag of this run's own: other checkouts on this machine may build theirs at the same time. */
+    private final String image = "localhost/" + prefix + "cpu";
     private final List<String> containers = new ArrayList<>();
     private final Set<Integer> ports = new HashSet<>();
 
@@ -64,14 +65,26 @@ class ContainerImageIT {
         Assumptions.assumeTrue(onPath("podman"), "podman is not installed");
         Files.createDirectories(LOGS);
         Result build = run(Duration.ofMinutes(10), "bash", ROOT.resolve("deploy/image.sh").toString(), "cpu",
-                "--engine", "podman", "--local-base", "--tag", IMAGE, "--jar", JAR.toAbsolutePath().toString());
+                "--engine", "podman", "--local-base", "--tag", image, "--jar", JAR.toAbsolutePath().toString());
         Files.writeString(LOGS.resolve("build.log"), build.output());
         if (build.status() != 0) {
             Result probe = podman("run", "--rm", "--network=host", BASE, "true");
             Assumptions.assumeTrue(probe.status() == 0, "podman cannot run a container here: " + probe.output());
         }
         assertEquals(0, build.status(), build.output());
-        long imageBytes = Long.parseLong(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).output().strip());
+        try {
+            runGroup();
+        } finally {
+            for (String c : containers) {
+                Files.writeString(LOGS.resolve(c.substring(prefix.length()) + ".log"), podman("logs", c).output());
+                podman("rm", "--force", "--time", "0", c);
+            }
+            podman("rmi", image);
+        }
+    }
+
+    private void runGroup() throws Exception {
+        long imageBytes = Long.parseLong(podman("image", "inspect", "--format", "{{.Size}}", image).output().strip());
 
         Path model = TensorParallelClusterIT.golden("llama-tiny-f32");
         List<TensorParallelClusterIT.Golden> cases = TensorParallelClusterIT.cases("llama-tiny-f32");
@@ -85,65 +98,58 @@ class ContainerImageIT {
         config.put("FLOVER_CLUSTER_NAME", prefix + "cluster");
         int port = port();
         int clusterPort = port();
-        try {
-            long start = System.nanoTime();
-            String coordinator = start("coordinator", model, coordinatorArgs(config, port, port(), clusterPort));
-            List<String> workers = new ArrayList<>();
-            for (int i = 0; i < 2; i++) {
-                workers.add(start("worker-" + i, model, workerArgs(config, clusterPort)));
-            }
-            ManagedChannel channel = ProcessCluster.channel(port);
-            awaitServing(channel, Duration.ofMinutes(3));
-            double readySeconds = (System.nanoTime() - start) / 1e9;
-            String report = String.format("image %s: %.0f MB; coordinator and 2 workers started to ready in %.1f s%n",
-                    IMAGE, imageBytes / 1e6, readySeconds);
-            System.out.print(report);
-            Files.writeString(LOGS.resolve("report.txt"), report);
-
-            for (String c : containers) {
-                assertEquals("Uid:\t" + USER + "\t" + USER + "\t" + USER + "\t" + USER,
-                        podman("exec", c, "grep", "^Uid:", "/proc/1/status").output().strip(), c + ": the JVM's user");
-                Result write = podman("exec", c, "touch", "/opt/flover/written");
-                assertNotEquals(0, write.status(), c + ": wrote to the root file system");
-                assertTrue(write.output().contains("Read-only file system"), write.output());
-                assertNotEquals(0, podman("exec", c, "touch", MODEL + "/written").status(), c + ": wrote to the model");
-                Result health = podman("healthcheck", "run", c);
-                assertEquals(0, health.status(), c + ": healthcheck: " + health.output());
-            }
-
-            ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
-            List<Future<int[]>> got = new ArrayList<>();
-            for (int i = 0; i < 12; i++) {
-                TensorParallelClusterIT.Golden g = cases.get(i % cases.size());
-                got.add(clients.submit(() -> TensorParallelClusterIT.generate(channel, g.prompt(), g.greedy().length)));
-            }
-            for (int i = 0; i < got.size(); i++) {
-                assertArrayEquals(cases.get(i % cases.size()).greedy(), got.get(i).get(2, TimeUnit.MINUTES), "client " + i);
-            }
-
-            AtomicInteger streaming = new AtomicInteger();
-            Future<int[]> inFlight = clients.submit(
-                    () -> TensorParallelClusterIT.generate(channel, longPrompt, longTokens, streaming));
-            ProcessCluster.await("the first tokens", Duration.ofSeconds(60), () -> streaming.get() > 0);
-            assertFalse(inFlight.isDone(), "the request must be in flight when the coordinator is stopped");
-            Result stop = podman("stop", "--time", "60", coordinator);
-            assertEquals(0, stop.status(), stop.output());
-            assertArrayEquals(longExpected, inFlight.get(2, TimeUnit.MINUTES), "the request in flight at the stop");
-            assertEquals("0", podman("inspect", "--format", "{{.State.ExitCode}}", coordinator).output().strip(),
-                    "the coordinator's exit status");
-            assertTrue(podman("logs", coordinator).output().contains("shutting down"));
-            for (String w : workers) {
-                assertEquals(0, podman("stop", "--time", "30", w).status());
-                assertEquals("0", podman("inspect", "--format", "{{.State.ExitCode}}", w).output().strip(), w);
-            }
-            clients.shutdownNow();
-            channel.shutdownNow();
-        } finally {
-            for (String c : containers) {
-                Files.writeString(LOGS.resolve(c.substring(prefix.length()) + ".log"), podman("logs", c).output());
-                podman("rm", "--force", "--time", "0", c);
-            }
+        long start = System.nanoTime();
+        String coordinator = start("coordinator", model, coordinatorArgs(config, port, port(), clusterPort));
+        List<String> workers = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            workers.add(start("worker-" + i, model, workerArgs(config, clusterPort)));
         }
+        ManagedChannel channel = ProcessCluster.channel(port);
+        awaitServing(channel, Duration.ofMinutes(3));
+        double readySeconds = (System.nanoTime() - start) / 1e9;
+        String report = String.format("CPU image: %.0f MB; coordinator and 2 workers started to ready in %.1f s%n",
+                imageBytes / 1e6, readySeconds);
+        System.out.print(report);
+        Files.writeString(LOGS.resolve("report.txt"), report);
+
+        for (String c : containers) {
+            assertEquals("Uid:\t" + USER + "\t" + USER + "\t" + USER + "\t" + USER,
+                    podman("exec", c, "grep", "^Uid:", "/proc/1/status").output().strip(), c + ": the JVM's user");
+            Result write = podman("exec", c, "touch", "/opt/flover/written");
+            assertNotEquals(0, write.status(), c + ": wrote to the root file system");
+            assertTrue(write.output().contains("Read-only file system"), write.output());
+            assertNotEquals(0, podman("exec", c, "touch", MODEL + "/written").status(), c + ": wrote to the model");
+            Result health = podman("healthcheck", "run", c);
+            assertEquals(0, health.status(), c + ": healthcheck: " + health.output());
+        }
+
+        ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+        List<Future<int[]>> got = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+            TensorParallelClusterIT.Golden g = cases.get(i % cases.size());
+            got.add(clients.submit(() -> TensorParallelClusterIT.generate(channel, g.prompt(), g.greedy().length)));
+        }
+        for (int i = 0; i < got.size(); i++) {
+            assertArrayEquals(cases.get(i % cases.size()).greedy(), got.get(i).get(2, TimeUnit.MINUTES), "client " + i);
+        }
+
+        AtomicInteger streaming = new AtomicInteger();
+        Future<int[]> inFlight = clients.submit(
+                () -> TensorParallelClusterIT.generate(channel, longPrompt, longTokens, streaming));
+        ProcessCluster.await("the first tokens", Duration.ofSeconds(60), () -> streaming.get() > 0);
+        assertFalse(inFlight.isDone(), "the request must be in flight when the coordinator is stopped");
+        Result stop = podman("stop", "--time", "60", coordinator);
+        assertEquals(0, stop.status(), stop.output());
+        assertArrayEquals(longExpected, inFlight.get(2, TimeUnit.MINUTES), "the request in flight at the stop");
+        assertEquals("0", podman("inspect", "--format", "{{.State.ExitCode}}", coordinator).output().strip(),
+                "the coordinator's exit status");
+        assertTrue(podman("logs", coordinator).output().contains("shutting down"));
+        for (String w : workers) {
+            assertEquals(0, podman("stop", "--time", "30", w).status());
+            assertEquals("0", podman("inspect", "--format", "{{.State.ExitCode}}", w).output().strip(), w);
+        }
+        clients.shutdownNow();
+        channel.shutdownNow();
     }
 
     /** k8s/base/flover.env, the ConfigMap's source: KEY=value lines. */
@@ -157,8 +163,9 @@ class ContainerImageIT {
         return env;
     }
 
-    /** The args of k8s/base/coordinator.yaml, with loopback for the pod IP and the cluster's address for its Service. */
-    private static List<String> coordinatorArgs(Map<String, String> config, int port, int metricsPort, int clusterPort) {
+    /** The args of k8s/base/coordinator.yaml: loopback for the pod IP, the cluster's address for its Service. */
+    private static List<String> coordinatorArgs(Map<String, String> config, int port, int metricsPort,
+                                                int clusterPort) {
         Map<String, String> unused = new LinkedHashMap<>(config);
         List<String> args = List.of("coordinator",
                 "--model=" + unused.remove("FLOVER_MODEL"),
@@ -224,7 +231,8 @@ class ContainerImageIT {
     /** Waits for the coordinator to serve, failing at once with its log if one of the containers has stopped. */
     private void awaitServing(ManagedChannel channel, Duration timeout) throws Exception {
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (ProcessCluster.health(channel, GenerationGrpc.SERVICE_NAME) != HealthCheckResponse.ServingStatus.SERVING) {
+        while (ProcessCluster.health(channel, GenerationGrpc.SERVICE_NAME)
+                != HealthCheckResponse.ServingStatus.SERVING) {
             for (String c : containers) {
                 if (!podman("inspect", "--format", "{{.State.Running}}", c).output().strip().equals("true")) {
                     throw new AssertionError(c + " stopped:\n" + podman("logs", c).output());
@@ -241,7 +249,7 @@ class ContainerImageIT {
     private String start(String name, Path model, List<String> args) throws Exception {
         String container = prefix + name;
         List<String> command = new ArrayList<>(List.of("run", "--detach", "--name", container, "--network=host",
-                "--read-only", "--volume", model + ":" + MODEL + ":ro", IMAGE));
+                "--read-only", "--volume", model + ":" + MODEL + ":ro", image));
         command.addAll(args);
         containers.add(container);
         Result r = podman(command.toArray(String[]::new));
@@ -252,8 +260,8 @@ class ContainerImageIT {
     /** What a single sequence generates alone, in this JVM: what fused serving must give it too. */
     private static int[] alone(Path model, int[] prompt, int tokens) throws Exception {
         try (CpuKernels kernels = new CpuKernels(1); LoadedModel m = LoadedModel.open(model, new CpuBackend(kernels))) {
-            return new Generator(m.lm(), null).generate(GenerationRequest.greedy(prompt, tokens).withIgnoreEos(), t -> { })
-                    .tokenIds();
+            return new Generator(m.lm(), null)
+                    .generate(GenerationRequest.greedy(prompt, tokens).withIgnoreEos(), t -> { }).tokenIds();
         }
     }
 
