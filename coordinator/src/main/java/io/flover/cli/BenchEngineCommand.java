@@ -45,10 +45,17 @@ final class BenchEngineCommand implements Callable<Integer> {
             description = "decode batch sizes (default: ${DEFAULT-VALUE})")
     int[] batches;
 
-    @Option(names = "--decode-steps", defaultValue = "32", description = "decode steps per batch size (default: ${DEFAULT-VALUE})")
+    @Option(names = "--decode-steps", defaultValue = "128",
+            description = "tokens each sequence decodes, timed (default: ${DEFAULT-VALUE}; llama-bench's -n)")
     int decodeSteps;
 
-    @Option(names = "--prompt-len", defaultValue = "256", description = "prompt length for prompt processing (default: ${DEFAULT-VALUE})")
+    @Option(names = "--decode-prompt-len", defaultValue = "0",
+            description = "prompt each sequence has before it decodes (default: ${DEFAULT-VALUE}: from an empty "
+                    + "context, as llama-bench's tg; llama-batched-bench's -npp)")
+    int decodePromptLength;
+
+    @Option(names = "--prompt-len", defaultValue = "512",
+            description = "prompt length for prompt processing, 0 for none (default: ${DEFAULT-VALUE}; llama-bench's -p)")
     int promptLength;
 
     @Option(names = "--threads", description = "compute threads (default: all cores)")
@@ -122,11 +129,14 @@ final class BenchEngineCommand implements Callable<Integer> {
             }
 
             warmUp(lm);
-            double prefill = prefillTokensPerSecond(lm);
-            out.printf("prompt processing (%d tokens): %.0f tokens/s%n", promptLength, prefill);
-            r.put("prompt_tokens_per_s", prefill);
+            if (promptLength > 0) {
+                double prefill = prefillTokensPerSecond(lm);
+                out.printf("prompt processing (%d tokens): %.0f tokens/s%n", promptLength, prefill);
+                r.put("prompt_tokens_per_s", prefill);
+            }
 
-            out.printf("decode (limit for one sequence at %.1f GB/s: %.1f tokens/s):%n", bandwidth / 1e9, limit);
+            out.printf("decode of %d tokens after a prompt of %d (limit for one sequence at %.1f GB/s: %.1f tokens/s):%n",
+                    decodeSteps, decodePromptLength, bandwidth / 1e9, limit);
             List<Object> decode = new ArrayList<>();
             for (int batch : batches) {
                 double tps = decodeTokensPerSecond(lm, batch, decodeSteps);
@@ -165,9 +175,12 @@ final class BenchEngineCommand implements Callable<Integer> {
     private void warmUp(CausalLm lm) {
         long end = System.nanoTime() + 3_000_000_000L;
         while (System.nanoTime() < end) {
-            prefillTokensPerSecond(lm);
-            decodeTokensPerSecond(lm, 1, 8);
-            decodeTokensPerSecond(lm, Arrays.stream(batches).max().orElse(1), 2);
+            if (promptLength > 0) {
+                prefillTokensPerSecond(lm);
+            }
+            for (int batch : batches) {
+                decodeTokensPerSecond(lm, batch, 2);
+            }
         }
     }
 
@@ -186,12 +199,14 @@ final class BenchEngineCommand implements Callable<Integer> {
         }
     }
 
-    /** {@code batch} sequences with 16-token prompts, then {@code steps} fused decode steps of all of them. */
+    /**
+     * {@code batch} sequences with prompts of {@link #decodePromptLength} tokens (not timed), then {@code steps}
+     * fused decode steps of all of them, timed from the first: llama-bench's tg and llama-batched-bench's S_TG.
+     */
     private double decodeTokensPerSecond(CausalLm lm, int batch, int steps) {
         int vocab = lm.config().vocabSize();
-        int promptLen = 16;
-        int warmup = 4;
-        int perSeqBlocks = (promptLen + warmup + steps + BLOCK_SIZE) / BLOCK_SIZE;
+        int promptLen = decodePromptLength;
+        int perSeqBlocks = (promptLen + steps + BLOCK_SIZE) / BLOCK_SIZE;
         try (Backend.KvCache kv = lm.newKvCache(perSeqBlocks * batch, BLOCK_SIZE)) {
             int[][] tables = new int[batch][perSeqBlocks];
             for (int s = 0; s < batch; s++) {
@@ -199,7 +214,7 @@ final class BenchEngineCommand implements Callable<Integer> {
                     tables[s][b] = s * perSeqBlocks + b;
                 }
             }
-            for (int s = 0; s < batch; s++) {
+            for (int s = 0; s < batch && promptLen > 0; s++) {
                 lm.forward(StepBatch.single(randomTokens(promptLen, vocab, s), 0, tables[s]), kv, false);
             }
             int[] starts = new int[batch];
@@ -209,11 +224,8 @@ final class BenchEngineCommand implements Callable<Integer> {
             boolean[] want = new boolean[batch];
             Arrays.fill(want, true);
             int[] tokens = randomTokens(batch, vocab, 99);
-            long start = 0;
-            for (int step = 0; step < warmup + steps; step++) {
-                if (step == warmup) {
-                    start = System.nanoTime();
-                }
+            long start = System.nanoTime();
+            for (int step = 0; step < steps; step++) {
                 int[] positions = new int[batch];
                 Arrays.fill(positions, promptLen + step);
                 // As greedy serving runs: the argmax where the logits are, none copied to the host.

@@ -105,6 +105,16 @@ public interface Backend extends AutoCloseable {
     /** {@code out[t][n] = sum_k x[t][k] * w[n][k]} for {@code t < rows}, accumulated in float32. */
     void matmul(Buffer x, int rows, Matrix w, Buffer out);
 
+    /**
+     * {@link #matmul(Buffer, int, Matrix, Buffer)} of one {@code x} by each {@code w[i]} (same columns) into
+     * {@code out[i]}: the same results, which a backend may compute together (Q, K and V; gate and up).
+     */
+    default void matmul(Buffer x, int rows, Matrix[] w, Buffer[] out) {
+        for (int i = 0; i < w.length; i++) {
+            matmul(x, rows, w[i], out[i]);
+        }
+    }
+
     /** RMSNorm of each row of {@code x} (width {@code weight.length()}) into {@code out}, which may be {@code x}. */
     void rmsNorm(Buffer x, Buffer out, int rows, Vector weight, float eps);
 

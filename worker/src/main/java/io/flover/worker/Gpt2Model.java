@@ -94,9 +94,7 @@ final class Gpt2Model extends CausalLm {
             for (int li = 0; li < layers.length; li++) {
                 Layer l = layers[li];
                 k.layerNorm(x, h, t, l.ln1Weight, l.ln1Bias, c.normEps());
-                k.matmul(h, t, l.q, q);
-                k.matmul(h, t, l.k, kk);
-                k.matmul(h, t, l.v, vv);
+                k.matmul(h, t, new Matrix[] {l.q, l.k, l.v}, new Buffer[] {q, kk, vv});
                 k.addBias(q, t, l.qBias);
                 k.addBias(kk, t, l.kBias);
                 k.addBias(vv, t, l.vBias);

@@ -94,9 +94,7 @@ final class LlamaModel extends CausalLm {
             for (int li = 0; li < layers.length; li++) {
                 Layer l = layers[li];
                 k.rmsNorm(x, h, t, l.attnNorm, c.normEps());
-                k.matmul(h, t, l.q, q);
-                k.matmul(h, t, l.k, kk);
-                k.matmul(h, t, l.v, vv);
+                k.matmul(h, t, new Matrix[] {l.q, l.k, l.v}, new Buffer[] {q, kk, vv});
                 if (l.qBias != null) {
                     k.addBias(q, t, l.qBias);
                     k.addBias(kk, t, l.kBias);
@@ -111,8 +109,7 @@ final class LlamaModel extends CausalLm {
                 k.add(x, h, t * d);
 
                 k.rmsNorm(x, h, t, l.mlpNorm, c.normEps());
-                k.matmul(h, t, l.gate, gate);
-                k.matmul(h, t, l.up, up);
+                k.matmul(h, t, new Matrix[] {l.gate, l.up}, new Buffer[] {gate, up});
                 k.swiglu(gate, up, t * f);
                 k.matmul(gate, t, l.down, h);
                 group.allReduceSum(h, t * d);

@@ -2,12 +2,11 @@ package io.flover.kernels.cpu;
 
 import io.flover.kernels.Backend;
 import io.flover.kernels.StepIndex;
-import io.flover.model.DType;
 import io.flover.model.Tensor;
-import java.lang.foreign.Arena;
 
 /**
- * The CPU backend: {@link CpuKernels} over heap float arrays, weights read in place from the memory map. The
+ * The CPU backend: {@link CpuKernels} over heap float arrays; matmul weights are packed once ({@link PackedMatrix}),
+ * embedding tables read in place from the memory map. The
  * kernels (and their threads) belong to whoever made them, and may be shared by several backends as long as they
  * take turns, unless the backend was made {@link #owning} them.
  */
@@ -15,7 +14,30 @@ public final class CpuBackend implements Backend {
     private record HostBuffer(float[] array) implements Buffer {
     }
 
-    private record HostMatrix(Tensor tensor) implements Matrix {
+    /**
+     * A weight in place, for lookups, and packed for the matmul the first time one needs it: an embedding table
+     * that is not also the head is never packed.
+     */
+    private static final class HostMatrix implements Matrix {
+        private final Tensor tensor;
+        private PackedMatrix packed;
+
+        HostMatrix(Tensor tensor) {
+            this.tensor = tensor;
+        }
+
+        Tensor tensor() {
+            return tensor;
+        }
+
+        /** Synchronized: schedulers on several threads may share one model. */
+        synchronized PackedMatrix packed() {
+            if (packed == null) {
+                packed = PackedMatrix.of(tensor);
+            }
+            return packed;
+        }
+
         @Override
         public int rows() {
             return tensor.rows();
@@ -75,7 +97,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Matrix matrix(Tensor w) {
-        return new HostMatrix(w.dtype().quantized() ? w.convert(DType.F32, Arena.ofAuto()) : w);
+        return new HostMatrix(w);
     }
 
     @Override
@@ -107,7 +129,18 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmul(Buffer x, int rows, Matrix w, Buffer out) {
-        k.matmul(a(x), rows, tensor(w), a(out));
+        k.matmul(a(x), rows, ((HostMatrix) w).packed(), a(out));
+    }
+
+    @Override
+    public void matmul(Buffer x, int rows, Matrix[] w, Buffer[] out) {
+        PackedMatrix[] packed = new PackedMatrix[w.length];
+        float[][] outs = new float[w.length][];
+        for (int i = 0; i < w.length; i++) {
+            packed[i] = ((HostMatrix) w[i]).packed();
+            outs[i] = a(out[i]);
+        }
+        k.matmul(a(x), rows, packed, outs);
     }
 
     @Override

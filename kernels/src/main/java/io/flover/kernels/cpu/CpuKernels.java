@@ -1,7 +1,5 @@
 package io.flover.kernels.cpu;
 
-import static io.flover.kernels.cpu.WeightKernels.F;
-import static io.flover.kernels.cpu.WeightKernels.LANES;
 import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.EXP;
 import static jdk.incubator.vector.VectorOperators.TANH;
@@ -13,10 +11,12 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The tensor operations of a transformer forward on the CPU. Activations are row-major float arrays with one
- * row per token of the step; weights are {@link Tensor}s of any supported dtype, read in place.
+ * row per token of the step; a matmul's weights are a {@link PackedMatrix}, packed once when a model loads, and
+ * embedding tables are {@link Tensor}s of any supported dtype, read in place.
  * One instance owns the worker threads its operations run on: {@code threads() - 1} daemon helpers plus the
  * calling thread, which takes a share of every parallel loop.
  *
@@ -26,9 +26,9 @@ import jdk.incubator.vector.FloatVector;
  * {@link #close()} stops the helpers; several instances may coexist, each with its own helpers.
  */
 public final class CpuKernels implements AutoCloseable {
-    /** Rows of a matmul register tile, and tokens of its 4x4 variant. */
-    private static final int TILE = 4;
-    /** Weight bytes of a row block, re-read for every token tile: small enough to stay in L2. */
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final int LANES = F.length();
+    /** Weight bytes of a block of groups, re-read by every token tile: small enough to stay in L2. */
     private static final long BLOCK_BYTES = 256 * 1024;
     /** Parallel loops are cut into about this many chunks per thread, for load balance on a noisy machine. */
     private static final int CHUNKS_PER_THREAD = 8;
@@ -65,92 +65,78 @@ public final class CpuKernels implements AutoCloseable {
     }
 
     /**
-     * {@code out[t][n] = sum_k x[t][k] * w[n][k]} for every token {@code t < tokens}: {@code w} has the
-     * Hugging Face {@code Linear} layout {@code [outFeatures, inFeatures]}, accumulation is float32. Output
-     * rows are spread over the threads when {@code w}'s segment is shared (a mapped checkpoint's is); one
-     * confined to the calling thread is read by that thread alone.
+     * {@code out[t][n] = sum_k x[t][k] * w[n][k]} for every token {@code t < tokens}, accumulated in float32 by
+     * fused multiply-adds in the order {@code k = 0, 1, ...}: the same for every row whatever the batch. Output rows
+     * are spread over the threads by whole groups.
      */
-    public void matmul(float[] x, int tokens, Tensor w, float[] out) {
-        int n = w.rows();
-        int k = w.cols();
-        Objects.checkFromIndexSize(0, tokens * k, x.length);
-        Objects.checkFromIndexSize(0, tokens * n, out.length);
-        if (tokens == 0) {
-            return;
-        }
-        WeightKernels kernels = WeightKernels.of(w.dtype());
-        MemorySegment data = w.data();
-        int elementBytes = w.dtype().bytes();
-        // A block of weight rows is re-read by every token tile, so it is sized to stay in L2 (as floats if it
-        // has to be widened first). A single token tile re-reads nothing: then a block is one 4-row group.
-        int blockRowBytes = k * (kernels instanceof WeightKernels.Direct ? elementBytes : Float.BYTES);
-        int blockRows = tokens <= TILE ? TILE
-                : TILE * (int) Math.max(1, BLOCK_BYTES / ((long) TILE * blockRowBytes));
-        if (!pool.canShare(data)) {
-            matmulRows(kernels, elementBytes, x, tokens, data, n, k, out, 0, n, blockRows, 0);
-            return;
-        }
-        // Output rows are split across threads in chunks of whole 4-row groups.
-        parallelFor(n, TILE, (long) k * tokens, (worker, from, to) ->
-                matmulRows(kernels, elementBytes, x, tokens, data, n, k, out, from, to, blockRows, worker));
+    public void matmul(float[] x, int tokens, PackedMatrix w, float[] out) {
+        matmul(x, tokens, new PackedMatrix[] {w}, new float[][] {out});
     }
 
     /**
-     * Rows {@code [from, to)} of a matmul. Every token tile runs over a block of weight rows while it sits in
-     * L2, so a weight vector loaded from memory feeds 4 tokens and an x vector 4 rows. (Cutting k into slices to
-     * keep x in L1 as well measured slower: every slice adds a horizontal sum per output.)
+     * {@link #matmul(float[], int, PackedMatrix, float[])} of one {@code x} by each {@code w[i]} into
+     * {@code out[i]}, in one parallel loop over all their groups (Q, K and V; gate and up): one hand-off to the
+     * helpers and one wait for the slowest instead of one per weight.
      */
-    private void matmulRows(WeightKernels kernels, int elementBytes, float[] x, int tokens, MemorySegment w, int n,
-                            int k, float[] out, int from, int to, int blockRows, int worker) {
-        int kVec = k - k % LANES;
-        long rowBytes = (long) k * elementBytes;
-        WeightKernels.Direct direct = kernels instanceof WeightKernels.Direct d ? d : null;
-        float[] widened = direct == null && kVec > 0 ? scratch(worker, blockRows * k) : null;
-        float[] sums = new float[TILE * TILE];
-        for (int block = from; block < to && kVec > 0; block += blockRows) {
-            int blockEnd = Math.min(to, block + blockRows);
-            if (direct == null) {
-                kernels.widen(w, (long) block * k, widened, 0, (blockEnd - block) * k);
+    public void matmul(float[] x, int tokens, PackedMatrix[] w, float[][] out) {
+        int k = w[0].cols();
+        int[] firstGroup = new int[w.length + 1];
+        for (int i = 0; i < w.length; i++) {
+            if (w[i].cols() != k) {
+                throw new IllegalArgumentException("weights of one matmul must have the same columns: " + k
+                        + " and " + w[i].cols());
             }
-            for (int t = 0; t < tokens; t += TILE) {
-                int tileTokens = Math.min(TILE, tokens - t);
-                // A partial tile repeats its last token (and below, its last row); the repeats are not stored.
-                int x0 = t * k;
-                int x1 = (t + Math.min(1, tileTokens - 1)) * k;
-                int x2 = (t + Math.min(2, tileTokens - 1)) * k;
-                int x3 = (t + Math.min(3, tileTokens - 1)) * k;
-                for (int j = block; j < blockEnd; j += TILE) {
-                    int tileRows = Math.min(TILE, blockEnd - j);
-                    int j1 = j + Math.min(1, tileRows - 1);
-                    int j2 = j + Math.min(2, tileRows - 1);
-                    int j3 = j + Math.min(3, tileRows - 1);
-                    if (direct != null && tileTokens == 1) {
-                        direct.tile4x1(w, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
-                                x, x0, kVec, sums);
-                    } else if (direct != null) {
-                        direct.tile4x4(w, j * rowBytes, j1 * rowBytes, j2 * rowBytes, j3 * rowBytes,
-                                x, x0, x1, x2, x3, kVec, sums);
-                    } else if (tileTokens == 1) {
-                        ArrayTiles.tile4x1(widened, (j - block) * k, (j1 - block) * k, (j2 - block) * k,
-                                (j3 - block) * k, x, x0, kVec, sums);
-                    } else {
-                        ArrayTiles.tile4x4(widened, (j - block) * k, (j1 - block) * k, (j2 - block) * k,
-                                (j3 - block) * k, x, x0, x1, x2, x3, kVec, sums);
-                    }
-                    for (int c = 0; c < tileTokens; c++) {
-                        System.arraycopy(sums, c * TILE, out, (t + c) * n + j, tileRows);
-                    }
-                }
-            }
+            Objects.checkFromIndexSize(0, tokens * w[i].rows(), out[i].length);
+            firstGroup[i + 1] = firstGroup[i] + w[i].groups();
         }
-        // The last k % LANES columns, scalar.
-        for (int t = 0; t < tokens && kVec < k; t++) {
-            for (int j = from; j < to; j++) {
-                float s = 0;
-                for (int i = kVec; i < k; i++) {
-                    s += x[t * k + i] * kernels.get(w, (long) j * k + i);
+        Objects.checkFromIndexSize(0, tokens * k, x.length);
+        if (tokens == 0) {
+            return;
+        }
+        parallelFor(firstGroup[w.length], 1, (long) PanelFormat.GROUP * k * tokens, (worker, from, to) -> {
+            for (int i = 0; i < w.length; i++) {
+                int lo = Math.max(from, firstGroup[i]);
+                int hi = Math.min(to, firstGroup[i + 1]);
+                if (lo < hi) {
+                    matmulGroups(x, tokens, w[i], out[i], lo - firstGroup[i], hi - firstGroup[i], worker);
                 }
-                out[t * n + j] = kVec > 0 ? out[t * n + j] + s : s;
+            }
+        });
+    }
+
+    /**
+     * Groups {@code [from, to)} of a matmul. A block of groups small enough to stay in L2 is run by every token
+     * tile in turn, so it is read from memory once; a tile's x rows stay in L1 while it runs the block.
+     */
+    private void matmulGroups(float[] x, int tokens, PackedMatrix w, float[] out, int from, int to, int worker) {
+        PanelFormat format = w.format();
+        MemorySegment data = w.data();
+        int n = w.rows();
+        int k = w.cols();
+        long groupBytes = w.groupBytes();
+        int blockGroups = (int) Math.max(1, BLOCK_BYTES / groupBytes);
+        float[] acc = scratch(worker, PanelFormat.MAX_TILE * PanelFormat.GROUP);
+        for (int block = from; block < to; block += blockGroups) {
+            int blockEnd = Math.min(to, block + blockGroups);
+            for (int t = 0, tile; t < tokens; t += tile) {
+                int left = tokens - t;
+                // The widest tile that is at least two thirds full: the others repeat their last token.
+                tile = left >= 8 ? Math.min(left, PanelFormat.MAX_TILE) : left >= 2 ? Math.min(left, 4) : 1;
+                for (int g = block; g < blockEnd; g++) {
+                    long at = g * groupBytes;
+                    if (tile > 4) {
+                        format.tile12(data, at, k, x, t * k, tile, acc);
+                    } else if (tile > 1) {
+                        format.tile4(data, at, k, x, t * k, tile, acc);
+                    } else {
+                        format.tile1(data, at, k, x, t * k, acc);
+                    }
+                    int row = g * PanelFormat.GROUP;
+                    int rows = Math.min(PanelFormat.GROUP, n - row);
+                    for (int c = 0; c < tile; c++) {
+                        System.arraycopy(acc, c * PanelFormat.GROUP, out, (t + c) * n + row, rows);
+                    }
+                }
             }
         }
     }
@@ -162,11 +148,10 @@ public final class CpuKernels implements AutoCloseable {
      */
     public void embedding(Tensor table, int firstId, int[] ids, int tokens, float[] out) {
         int d = table.cols();
-        WeightKernels kernels = WeightKernels.of(table.dtype());
         for (int t = 0; t < tokens; t++) {
             int row = ids[t] - firstId;
             if (row >= 0 && row < table.rows()) {
-                kernels.widen(table.data(), (long) row * d, out, t * d, d);
+                table.copyTo((long) row * d, out, t * d, d);
             } else {
                 Arrays.fill(out, t * d, (t + 1) * d, 0f);
             }

@@ -46,18 +46,13 @@ public final class MatmulBenchmark {
         long weightBytes = (long) n * kDim * dtype.bytes();
         int copies = (int) Math.max(1, Math.ceilDiv(footprintBytes, weightBytes));
         SplittableRandom random = new SplittableRandom(42);
-        // Shared: the helper threads read the weights too.
-        try (Arena arena = Arena.ofShared()) {
-            Tensor[] weights = new Tensor[copies];
-            MemorySegment first = arena.allocate(weightBytes, 64);
-            fill(first, dtype, (long) n * kDim, random);
+        try (Arena arena = Arena.ofConfined()) {
+            PackedMatrix[] weights = new PackedMatrix[copies];
+            MemorySegment data = arena.allocate(weightBytes, 64);
+            fill(data, dtype, (long) n * kDim, random);
+            Tensor weight = new Tensor("bench.weight", dtype, new long[] {n, kDim}, data);
             for (int c = 0; c < copies; c++) {
-                MemorySegment data = first;
-                if (c > 0) {
-                    data = arena.allocate(weightBytes, 64);
-                    data.copyFrom(first);
-                }
-                weights[c] = new Tensor("bench.weight" + c, dtype, new long[] {n, kDim}, data);
+                weights[c] = PackedMatrix.of(weight);
             }
             float[] x = new float[tokens * kDim];
             for (int i = 0; i < x.length; i++) {

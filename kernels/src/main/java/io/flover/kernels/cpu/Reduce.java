@@ -1,7 +1,7 @@
 package io.flover.kernels.cpu;
 
-import static io.flover.kernels.cpu.WeightKernels.F;
-import static io.flover.kernels.cpu.WeightKernels.LANES;
+import static io.flover.kernels.cpu.CpuKernels.F;
+import static io.flover.kernels.cpu.CpuKernels.LANES;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;

@@ -1,6 +1,5 @@
 package io.flover.kernels.cpu;
 
-import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -151,11 +150,6 @@ final class WorkerPool implements AutoCloseable {
             return true;
         }
         return false;
-    }
-
-    /** Whether the helpers may read {@code segment}: false for one confined to the caller. */
-    boolean canShare(MemorySegment segment) {
-        return helpers.length == 0 || segment.isAccessibleBy(helpers[0].thread);
     }
 
     /** The helper threads, for tests. */

@@ -83,8 +83,36 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * A token's output row is bit for bit the same whatever else shares the call: alone, in every tile width and
+     * tile position, on any number of threads.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void matmulRowsDoNotDependOnTheBatch(int threads) {
+        SplittableRandom random = new SplittableRandom(11);
+        int k = 77;
+        try (CpuKernels kernels = new CpuKernels(threads); Arena arena = Arena.ofShared()) {
+            for (DType dtype : TestData.FLOAT_DTYPES) {
+                int n = 4 * PanelFormat.GROUP + 3;
+                PackedMatrix w = PackedMatrix.of(TestData.tensor(arena, dtype, n, k, floats(random, n * k, 1)));
+                float[] x = floats(random, 40 * k, 1);
+                float[] alone = new float[n];
+                for (int tokens : new int[] {2, 3, 4, 5, 8, 11, 12, 13, 17, 25, 40}) {
+                    float[] batch = new float[tokens * n];
+                    kernels.matmul(x, tokens, w, batch);
+                    for (int t = 0; t < tokens; t++) {
+                        kernels.matmul(Arrays.copyOfRange(x, t * k, (t + 1) * k), 1, w, alone);
+                        assertArrayEquals(alone, Arrays.copyOfRange(batch, t * n, (t + 1) * n),
+                                dtype + " token " + t + " of " + tokens);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
-    void matmulOnWeightsConfinedToTheCallerRunsThere() {
+    void matmulPacksWeightsConfinedToTheCaller() {
         SplittableRandom random = new SplittableRandom(5);
         try (CpuKernels kernels = new CpuKernels(3); Arena arena = Arena.ofConfined()) {
             for (DType dtype : TestData.FLOAT_DTYPES) {
@@ -101,7 +129,7 @@ class CpuKernelsTest {
         ScalarKernels.matmul(x, tokens, w, expected);
         float[] actual = new float[tokens * n];
         Arrays.fill(actual, Float.NaN);
-        kernels.matmul(x, tokens, w, actual);
+        kernels.matmul(x, tokens, PackedMatrix.of(w), actual);
         float[] scales = new float[tokens * n];
         for (int t = 0; t < tokens; t++) {
             for (int j = 0; j < n; j++) {
@@ -398,6 +426,7 @@ class CpuKernelsTest {
         ExecutorService callers = Executors.newFixedThreadPool(3);
         try (Arena arena = Arena.ofShared(); CpuKernels common = new CpuKernels(2)) {
             Tensor w = TestData.tensor(arena, DType.BF16, n, k, floats(random, n * k, 1));
+            PackedMatrix packed = PackedMatrix.of(w);
             float[] x = floats(random, tokens * k, 1);
             float[] expected = new float[tokens * n];
             ScalarKernels.matmul(x, tokens, w, expected);
@@ -408,7 +437,7 @@ class CpuKernelsTest {
                     try {
                         for (int rep = 0; rep < 200; rep++) {
                             float[] out = new float[tokens * n];
-                            kernels.matmul(x, tokens, w, out);
+                            kernels.matmul(x, tokens, packed, out);
                             assertClose("matmul from threads", expected, out, out.length, null, 1e-4, 1e-4);
                         }
                     } finally {
