@@ -56,7 +56,34 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    private record HostStep(StepIndex index, CpuKvCache kv) implements Step {
+    private static final class HostStep implements Step {
+        private final StepIndex index;
+        private final CpuKvCache kv;
+        /** RoPE's angles for the step's positions, made by the first layer's rotation. */
+        private Rope.Angles angles;
+
+        HostStep(StepIndex index, CpuKvCache kv) {
+            this.index = index;
+            this.kv = kv;
+        }
+
+        @Override
+        public StepIndex index() {
+            return index;
+        }
+
+        CpuKvCache kv() {
+            return kv;
+        }
+
+        Rope.Angles angles(float[] invFreq) {
+            if (angles == null || !angles.of(invFreq)) {
+                int[] positions = index.positions();
+                angles = new Rope.Angles(invFreq, positions, positions.length);
+            }
+            return angles;
+        }
+
         @Override
         public Buffer buffer(int floats) {
             return new HostBuffer(new float[floats]);
@@ -175,8 +202,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void rope(Step step, Buffer x, int heads, Vector invFreq) {
-        int[] positions = step.index().positions();
-        Rope.rotate(v(invFreq), a(x), 0, positions.length, positions, heads);
+        ((HostStep) step).angles(v(invFreq)).rotate(a(x), 0, heads);
     }
 
     @Override

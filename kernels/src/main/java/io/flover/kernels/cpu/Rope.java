@@ -63,26 +63,57 @@ public final class Rope {
 
     /** {@link #apply} with the frequencies given: {@code headDim} is twice their number. */
     static void rotate(float[] invFreq, float[] x, int offset, int tokens, int[] positions, int heads) {
-        int half = invFreq.length;
-        int headDim = 2 * half;
-        int stride = heads * headDim;
-        float[] cos = new float[half];
-        float[] sin = new float[half];
-        for (int t = 0; t < tokens; t++) {
-            int p = positions[t];
-            for (int i = 0; i < half; i++) {
-                // Angles in double: float loses too much for positions in the thousands.
-                double a = (double) p * invFreq[i];
-                cos[i] = (float) Math.cos(a);
-                sin[i] = (float) Math.sin(a);
-            }
-            for (int h = 0; h < heads; h++) {
-                int base = offset + t * stride + h * headDim;
+        new Angles(invFreq, positions, tokens).rotate(x, offset, heads);
+    }
+
+    /**
+     * The cosines and sines of the first {@code tokens} of {@code positions}: computed once per forward step, then
+     * shared by every layer's Q and K (their trigonometry in double would otherwise be most of RoPE's time).
+     */
+    static final class Angles {
+        private final float[] invFreq;
+        private final int tokens;
+        private final float[] cos;
+        private final float[] sin;
+
+        Angles(float[] invFreq, int[] positions, int tokens) {
+            int half = invFreq.length;
+            this.invFreq = invFreq;
+            this.tokens = tokens;
+            this.cos = new float[tokens * half];
+            this.sin = new float[tokens * half];
+            for (int t = 0; t < tokens; t++) {
                 for (int i = 0; i < half; i++) {
-                    float x0 = x[base + i];
-                    float x1 = x[base + i + half];
-                    x[base + i] = x0 * cos[i] - x1 * sin[i];
-                    x[base + i + half] = x1 * cos[i] + x0 * sin[i];
+                    // Angles in double: float loses too much for positions in the thousands.
+                    double a = (double) positions[t] * invFreq[i];
+                    cos[t * half + i] = (float) Math.cos(a);
+                    sin[t * half + i] = (float) Math.sin(a);
+                }
+            }
+        }
+
+        /** Whether these are the angles of {@code frequencies} (the same array). */
+        boolean of(float[] frequencies) {
+            return invFreq == frequencies;
+        }
+
+        /** Rotates {@code heads} heads of each of the tokens' rows of {@code x}, from {@code offset}. */
+        void rotate(float[] x, int offset, int heads) {
+            int half = invFreq.length;
+            int headDim = 2 * half;
+            int stride = heads * headDim;
+            for (int t = 0; t < tokens; t++) {
+                int angle = t * half;
+                for (int h = 0; h < heads; h++) {
+                    int base = offset + t * stride + h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        float x0 = x[base + i];
+                        float x1 = x[base + i + half];
+                        float c = cos[angle + i];
+                        float sn = sin[angle + i];
+                        x[base + i] = x0 * c - x1 * sn;
+                        x[base + i + half] = x1 * c + x0 * sn;
+                    }
                 }
             }
         }
