@@ -45,7 +45,8 @@ public final class Generator {
             boolean withRows = !req.sampling().argmaxOfLogits();
             int length = prompt.length;
             while (true) {
-                int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, length);
+                int next = sampler.sample(logits, 0, c.vocabSize(), req.sampling(), history, length, prompt.length,
+                        length);
                 history[length++] = next;
                 StopChecker.Emitted out = stop.accept(next, length - prompt.length, length);
                 if (!out.text().isEmpty()) {

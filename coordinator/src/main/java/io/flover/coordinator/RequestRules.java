@@ -1,10 +1,13 @@
 package io.flover.coordinator;
 
 import io.flover.model.InvalidFieldException;
+import io.flover.model.ModelConfig;
 import io.flover.model.tokenizer.Tokenizer;
+import io.flover.worker.SamplingParams;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * What a client may ask for, checked in one place for every API (gRPC and the OpenAI HTTP API): each rule takes
@@ -70,6 +73,26 @@ public final class RequestRules {
             throw new InvalidFieldException(field, field + " must be at least 1, got " + requested);
         }
         return requested == 0 ? DEFAULT_MAX_TOKENS : (int) Math.min(requested, Integer.MAX_VALUE);
+    }
+
+    /**
+     * The sampling of a request: the penalties' and filters' ranges are {@link SamplingParams}' own rules;
+     * {@code min_tokens} keeps the ids that would end the output (stop ids, and end-of-sequence ids unless
+     * {@code ignoreEos}) from being sampled early.
+     */
+    public static SamplingParams sampling(float temperature, int topK, float topP, float minP, float repetitionPenalty,
+                                          float presencePenalty, float frequencyPenalty, long minTokens,
+                                          Set<Integer> stopIds, boolean ignoreEos, ModelConfig model, long seed) {
+        if (minTokens < 0 || minTokens > Integer.MAX_VALUE) {
+            throw new InvalidFieldException("min_tokens", "min_tokens must be at least 0, got " + minTokens);
+        }
+        Set<Integer> ending = new TreeSet<>(stopIds);
+        if (!ignoreEos) {
+            ending.addAll(model.eosTokenIds());
+        }
+        int[] banned = minTokens == 0 ? new int[0] : ending.stream().mapToInt(Integer::intValue).toArray();
+        return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
+                (int) minTokens, banned, seed);
     }
 
     /** Stop strings: a few, each short and not empty, and a tokenizer to find them in the text. */

@@ -357,7 +357,7 @@ public final class Scheduler implements AutoCloseable {
             if (s.firstScheduledNanos < 0) {
                 s.firstScheduledNanos = System.nanoTime();
             }
-            pendingOps.add(new SlotOp.Admit(s.slot, s.request.sampling(), blocks));
+            pendingOps.add(new SlotOp.Admit(s.slot, s.request.sampling(), s.request.promptIds().length, blocks));
         }
     }
 

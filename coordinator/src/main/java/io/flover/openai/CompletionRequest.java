@@ -33,8 +33,7 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
     static CompletionRequest completion(JsonNode body, Model model) {
         Fields f = new Fields(body, "");
         checkModel(f, model);
-        f.refuse("suffix", "logit_bias", "best_of", "response_format", "logprobs", "presence_penalty",
-                "frequency_penalty", "min_tokens");
+        f.refuse("suffix", "logit_bias", "best_of", "response_format", "logprobs");
         boolean echo = f.bool("echo", false);
         List<Prompt> prompts = prompts(f, model, echo);
         long maxTokens = f.integer("max_tokens", RequestRules.DEFAULT_MAX_TOKENS, 1, Long.MAX_VALUE);
@@ -46,7 +45,7 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
         checkModel(f, model);
         f.refuse("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls", "logit_bias",
                 "audio", "modalities", "prediction", "web_search_options", "reasoning_effort", "logprobs",
-                "top_logprobs", "presence_penalty", "frequency_penalty", "min_tokens");
+                "top_logprobs");
         JsonNode format = f.get("response_format");
         if (format != null && !"text".equals(format.path("type").asText())) {
             throw ApiError.unsupported("response_format");
@@ -92,6 +91,9 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
         long topK = f.integer("top_k", 0, -1, Integer.MAX_VALUE);
         float minP = (float) f.number("min_p", 0, 0, 1);
         float repetitionPenalty = (float) f.number("repetition_penalty", 1, 0, Float.MAX_VALUE);
+        float presencePenalty = (float) f.number("presence_penalty", 0, -2, 2);
+        float frequencyPenalty = (float) f.number("frequency_penalty", 0, -2, 2);
+        long minTokens = f.integer("min_tokens", 0, 0, Integer.MAX_VALUE);
         Long seed = f.has("seed") ? (Long) f.integer("seed", 0, Long.MIN_VALUE, Long.MAX_VALUE) : null;
         boolean ignoreEos = f.bool("ignore_eos", false);
         boolean returnTokenIds = f.bool("return_token_ids", false);
@@ -106,8 +108,9 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
             for (int i = 0; i < n; i++) {
                 // Choices are independent samples: each its own seed, and with a seed a request replays.
                 long s = seed != null ? seed + i : ThreadLocalRandom.current().nextLong();
-                SamplingParams sampling = new SamplingParams(temperature, topK < 0 ? 0 : (int) topK, topP, minP,
-                        repetitionPenalty, s);
+                SamplingParams sampling = RequestRules.sampling(temperature, topK < 0 ? 0 : (int) topK, topP, minP,
+                        repetitionPenalty, presencePenalty, frequencyPenalty, minTokens, stopIds, ignoreEos,
+                        model.config(), s);
                 choices.add(new GenerationRequest(p.ids(), max, sampling, stop, stopIds, ignoreEos));
             }
         }

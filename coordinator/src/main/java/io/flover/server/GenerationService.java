@@ -106,16 +106,19 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         int maxTokens = RequestRules.maxTokens(Integer.toUnsignedLong(r.getMaxTokens()), "max_tokens");
         List<String> stop = RequestRules.stopStrings(r.getStopList(), tokenizer, "stop");
         Set<Integer> stopIds = RequestRules.stopTokenIds(unsigned(r.getStopTokenIdsList()), vocab, "stop_token_ids");
-        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling()), stop, stopIds, r.getIgnoreEos());
+        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling(), stopIds, r.getIgnoreEos()), stop,
+                stopIds, r.getIgnoreEos());
     }
 
-    /** Unset fields take their neutral values; SamplingParams rejects the rest, naming the field. */
-    private static SamplingParams sampling(io.flover.proto.v1.SamplingParams s) {
+    /** Unset fields take their neutral values; the shared rules reject the rest, naming the field. */
+    private SamplingParams sampling(io.flover.proto.v1.SamplingParams s, Set<Integer> stopIds, boolean ignoreEos) {
         // A top_k beyond int range keeps every token, as any top_k of at least the vocabulary does.
         int topK = (int) Math.min(Integer.toUnsignedLong(s.getTopK()), Integer.MAX_VALUE);
         long seed = s.hasSeed() ? s.getSeed() : ThreadLocalRandom.current().nextLong();
-        return new SamplingParams(s.getTemperature(), topK, s.hasTopP() ? s.getTopP() : 1, s.getMinP(),
-                s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1, seed);
+        return RequestRules.sampling(s.getTemperature(), topK, s.hasTopP() ? s.getTopP() : 1, s.getMinP(),
+                s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1, s.getPresencePenalty(),
+                s.getFrequencyPenalty(), Integer.toUnsignedLong(s.getMinTokens()), stopIds, ignoreEos,
+                replicas.model(), seed);
     }
 
     /** uint32 ids read unsigned, so 2^32-1 is not -1. */

@@ -156,6 +156,45 @@ class OpenAiApiTest {
     }
 
     @Test
+    void minTokensKeepsAStopIdFromEndingTheOutputEarly() throws Exception {
+        JsonNode free = completion("{\"prompt\": [5, 6, 7], \"max_tokens\": 8, \"temperature\": 0, \"ignore_eos\": true, "
+                + "\"return_token_ids\": true}");
+        int first = free.at("/choices/0/token_ids/0").asInt();
+        String stopAtFirst = "{\"prompt\": [5, 6, 7], \"max_tokens\": 8, \"temperature\": 0, \"ignore_eos\": true, "
+                + "\"return_token_ids\": true, \"stop_token_ids\": [" + first + "]";
+        JsonNode stopped = completion(stopAtFirst + "}");
+        assertEquals(1, stopped.at("/choices/0/token_ids").size());
+        assertEquals("stop", stopped.at("/choices/0/finish_reason").asText());
+        JsonNode held = completion(stopAtFirst + ", \"min_tokens\": 3}");
+        JsonNode ids = held.at("/choices/0/token_ids");
+        assertTrue(ids.size() >= 3, held.toString());
+        for (int i = 0; i < 3; i++) {
+            assertNotEquals(first, ids.get(i).asInt(), held.toString());
+        }
+    }
+
+    @Test
+    void outputPenaltiesChangeARepetitiveGreedyOutput() throws Exception {
+        String body = "{\"prompt\": [9, 9, 9], \"max_tokens\": 32, \"temperature\": 0, \"ignore_eos\": true, "
+                + "\"return_token_ids\": true";
+        JsonNode plain = completion(body + "}").at("/choices/0/token_ids");
+        assertTrue(plain.size() > new java.util.HashSet<>(JSON.convertValue(plain, List.class)).size(),
+                "the greedy output repeats a token: " + plain);
+        JsonNode penalised = completion(body + ", \"presence_penalty\": 2, \"frequency_penalty\": 2}")
+                .at("/choices/0/token_ids");
+        assertNotEquals(plain, penalised);
+        assertError(400, "presence_penalty", () -> client.completions().create(greedy("x", 2).presencePenalty(2.5).build()));
+        assertError(400, "min_tokens", () -> client.completions().create(greedy("x", 2)
+                .putAdditionalBodyProperty("min_tokens", JsonValue.from(-1)).build()));
+    }
+
+    static JsonNode completion(String body) throws Exception {
+        HttpResponse<String> r = post("/v1/completions", body);
+        assertEquals(200, r.statusCode(), r.body());
+        return JSON.readTree(r.body());
+    }
+
+    @Test
     void sixtyFourConcurrentStreamingChatsEachGetWhatTheyGetAlone() throws Exception {
         List<String> alone = new ArrayList<>();
         for (int i = 0; i < 4; i++) {

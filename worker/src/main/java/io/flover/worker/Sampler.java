@@ -23,17 +23,18 @@ public final class Sampler {
      * from the rows, which the step must have fetched.
      */
     public int sample(LogitRows logits, int row, int vocab, SamplingParams p, int[] history, int historyLength,
-                      long step) {
+                      int outputStart, long step) {
         return p.argmaxOfLogits() ? logits.argmax()[row]
-                : sample(logits.rows(), row * vocab, vocab, p, history, historyLength, step);
+                : sample(logits.rows(), row * vocab, vocab, p, history, historyLength, outputStart, step);
     }
 
     /**
      * Samples from {@code logits[offset .. offset + vocab)} (not modified). {@code history} holds the tokens seen so
-     * far (prompt and generated, {@code historyLength} of them) for the repetition penalty; {@code step} numbers
-     * the token being chosen within its sequence and picks the random draw.
+     * far ({@code historyLength} of them: the prompt, then from {@code outputStart} the output) for the penalties
+     * and {@code min_tokens}; {@code step} numbers the token being chosen within its sequence and picks the draw.
      */
-    public int sample(float[] logits, int offset, int vocab, SamplingParams p, int[] history, int historyLength, long step) {
+    public int sample(float[] logits, int offset, int vocab, SamplingParams p, int[] history, int historyLength,
+                      int outputStart, long step) {
         if (p.argmaxOfLogits()) {
             return argmax(logits, offset, vocab);
         }
@@ -45,6 +46,16 @@ public final class Sampler {
         System.arraycopy(logits, offset, l, 0, vocab);
         if (p.repetitionPenalty() != 1f) {
             applyRepetitionPenalty(l, vocab, history, historyLength, p.repetitionPenalty());
+        }
+        if (p.presencePenalty() != 0f || p.frequencyPenalty() != 0f) {
+            applyOutputPenalties(l, vocab, history, outputStart, historyLength, p);
+        }
+        if (historyLength - outputStart < p.minTokens()) {
+            for (int id : p.bannedEarly()) {
+                if (id >= 0 && id < vocab) {
+                    l[id] = Float.NEGATIVE_INFINITY;
+                }
+            }
         }
         if (p.greedy()) {
             return argmax(l, 0, vocab);
@@ -121,6 +132,23 @@ public final class Sampler {
             if (id >= 0 && id < vocab && !seen[id]) {
                 seen[id] = true;
                 l[id] = l[id] > 0 ? l[id] / penalty : l[id] * penalty;
+            }
+        }
+    }
+
+    /** OpenAI's penalties: each token of the output lowers its logit by presence once and by frequency per time. */
+    private static void applyOutputPenalties(float[] l, int vocab, int[] history, int from, int to, SamplingParams p) {
+        int[] output = Arrays.copyOfRange(history, Math.min(from, to), to);
+        Arrays.sort(output); // equal ids side by side: one pass counts them, in a fixed order whatever the batch
+        for (int i = 0; i < output.length; ) {
+            int id = output[i];
+            int count = 0;
+            while (i < output.length && output[i] == id) {
+                count++;
+                i++;
+            }
+            if (id >= 0 && id < vocab) {
+                l[id] -= p.presencePenalty() + p.frequencyPenalty() * count;
             }
         }
     }

@@ -11,8 +11,15 @@ import io.flover.model.InvalidFieldException;
  * @param topP 1 disables
  * @param minP 0 disables
  * @param repetitionPenalty 1 disables; divides positive and multiplies negative logits of tokens already seen
+ *     (prompt and output)
+ * @param presencePenalty 0 disables; subtracted from the logit of every token the output holds (OpenAI's)
+ * @param frequencyPenalty 0 disables; subtracted once per time the output holds the token (OpenAI's)
+ * @param minTokens until the output has this many tokens, {@code bannedEarly} are never chosen
+ * @param bannedEarly the ids that would end the sequence (end-of-sequence and stop ids), for {@code minTokens}
  */
-public record SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty, long seed) {
+public record SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty,
+                             float presencePenalty, float frequencyPenalty, int minTokens, int[] bannedEarly,
+                             long seed) {
     public static final SamplingParams GREEDY = new SamplingParams(0, 0, 1, 0, 1, 0);
 
     public SamplingParams {
@@ -21,6 +28,25 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
         check("top_p", topP, topP > 0 && topP <= 1);
         check("min_p", minP, minP >= 0 && minP <= 1);
         check("repetition_penalty", repetitionPenalty, repetitionPenalty > 0);
+        check("presence_penalty", presencePenalty, presencePenalty >= -2 && presencePenalty <= 2);
+        check("frequency_penalty", frequencyPenalty, frequencyPenalty >= -2 && frequencyPenalty <= 2);
+        check("min_tokens", minTokens, minTokens >= 0);
+        bannedEarly = bannedEarly.clone();
+    }
+
+    /** Without the output penalties and {@code min_tokens}. */
+    public SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty, long seed) {
+        this(temperature, topK, topP, minP, repetitionPenalty, 0, 0, 0, new int[0], seed);
+    }
+
+    @Override
+    public int[] bannedEarly() {
+        return bannedEarly.clone();
+    }
+
+    /** Whether anything but the temperature and the filters changes the logits. */
+    boolean penalised() {
+        return repetitionPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 || minTokens > 0;
     }
 
     public boolean greedy() {
@@ -29,7 +55,7 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
 
     /** Whether the token is the argmax of the logits as they come, which a backend finds without copying them. */
     public boolean argmaxOfLogits() {
-        return greedy() && repetitionPenalty == 1;
+        return greedy() && !penalised();
     }
 
     private static void check(String field, double value, boolean ok) {

@@ -12,6 +12,7 @@ public final class ShardExecutor implements StepRunner {
     /** What a worker keeps per live sequence. */
     private static final class Slot {
         SamplingParams sampling;
+        int promptLength;
         int[] blocks = new int[0];
         int blockCount;
         int[] history = new int[16];
@@ -91,7 +92,8 @@ public final class ShardExecutor implements StepRunner {
             if (step.sample()[i]) {
                 Slot s = slots[step.slots()[i]];
                 long position = step.firstPositions()[i] + step.lengths()[i];
-                sampled[row] = sampler.sample(logits, row, vocab, s.sampling, s.history, s.historyLength, position);
+                sampled[row] = sampler.sample(logits, row, vocab, s.sampling, s.history, s.historyLength,
+                        s.promptLength, position);
                 row++;
             }
         }
@@ -120,6 +122,7 @@ public final class ShardExecutor implements StepRunner {
             case SlotOp.Admit a -> {
                 Slot s = new Slot();
                 s.sampling = a.sampling();
+                s.promptLength = a.promptLength();
                 s.appendBlocks(a.blocks());
                 slots[a.slot()] = s;
             }

@@ -7,8 +7,11 @@ package io.flover.worker;
  * slot's metadata, never KV bytes.
  */
 public sealed interface SlotOp {
-    /** A sequence takes {@code slot}: it samples with {@code sampling} and its KV starts in {@code blocks}. */
-    record Admit(int slot, SamplingParams sampling, int[] blocks) implements SlotOp {
+    /**
+     * A sequence takes {@code slot}: it samples with {@code sampling} (whose output penalties start after its
+     * first {@code promptLength} tokens) and its KV starts in {@code blocks}.
+     */
+    record Admit(int slot, SamplingParams sampling, int promptLength, int[] blocks) implements SlotOp {
     }
 
     /** The sequence in {@code slot} grows into more KV blocks. */

@@ -19,7 +19,8 @@ public final class StepCodec {
             var o = io.flover.proto.v1.SlotOp.newBuilder();
             switch (op) {
                 case SlotOp.Admit a -> o.setAdmit(io.flover.proto.v1.Admit.newBuilder().setSlot(a.slot())
-                        .setSampling(encode(a.sampling())).addAllBlocks(list(a.blocks())));
+                        .setSampling(encode(a.sampling())).setPromptLength(a.promptLength())
+                        .addAllBlocks(list(a.blocks())));
                 case SlotOp.AppendBlocks a -> o.setAppendBlocks(io.flover.proto.v1.AppendBlocks.newBuilder()
                         .setSlot(a.slot()).addAllBlocks(list(a.blocks())));
                 case SlotOp.Evict e -> o.setEvict(io.flover.proto.v1.Evict.newBuilder().setSlot(e.slot()));
@@ -41,6 +42,7 @@ public final class StepCodec {
         for (io.flover.proto.v1.SlotOp o : r.getSlotOpsList()) {
             ops.add(switch (o.getOpCase()) {
                 case ADMIT -> new SlotOp.Admit(o.getAdmit().getSlot(), decode(o.getAdmit().getSampling()),
+                        o.getAdmit().getPromptLength(),
                         array(o.getAdmit().getBlocksList()));
                 case APPEND_BLOCKS -> new SlotOp.AppendBlocks(o.getAppendBlocks().getSlot(),
                         array(o.getAppendBlocks().getBlocksList()));
@@ -59,11 +61,14 @@ public final class StepCodec {
 
     private static StepSampling encode(SamplingParams p) {
         return StepSampling.newBuilder().setTemperature(p.temperature()).setTopK(p.topK()).setTopP(p.topP())
-                .setMinP(p.minP()).setRepetitionPenalty(p.repetitionPenalty()).setSeed(p.seed()).build();
+                .setMinP(p.minP()).setRepetitionPenalty(p.repetitionPenalty()).setPresencePenalty(p.presencePenalty())
+                .setFrequencyPenalty(p.frequencyPenalty()).setMinTokens(p.minTokens())
+                .addAllBannedEarly(list(p.bannedEarly())).setSeed(p.seed()).build();
     }
 
     private static SamplingParams decode(StepSampling s) {
         return new SamplingParams(s.getTemperature(), s.getTopK(), s.getTopP(), s.getMinP(), s.getRepetitionPenalty(),
+                s.getPresencePenalty(), s.getFrequencyPenalty(), s.getMinTokens(), array(s.getBannedEarlyList()),
                 s.getSeed());
     }
 

@@ -124,8 +124,8 @@ class WorkerServiceTest {
         int[] golden = {39, 509, 116, 464, 356, 317};
         Steps steps = new Steps(channel);
         // the prompt in two sequences at once, one of them evicted halfway and the other moved into its slot
-        StepResponse first = steps.run(new Step(0, List.of(new SlotOp.Admit(0, SamplingParams.GREEDY, new int[] {0}),
-                new SlotOp.Admit(1, SamplingParams.GREEDY, new int[] {1})), new int[] {prompt[0], prompt[0]},
+        StepResponse first = steps.run(new Step(0, List.of(new SlotOp.Admit(0, SamplingParams.GREEDY, 1, new int[] {0}),
+                new SlotOp.Admit(1, SamplingParams.GREEDY, 1, new int[] {1})), new int[] {prompt[0], prompt[0]},
                 new int[] {0, 1}, new int[] {1, 1}, new int[] {0, 0}, new boolean[] {true, true}));
         assertEquals(List.of(golden[0], golden[0]), first.getSampledList());
         int position = 1;
