@@ -5,7 +5,6 @@ import static io.flover.kernels.cpu.PanelFormat.GROUP;
 import io.flover.model.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.Arrays;
 
 /**
  * A weight matrix {@code [rows, cols]} (Hugging Face {@code Linear} layout) repacked once, when a model loads,
@@ -27,7 +26,10 @@ public final class PackedMatrix {
         this.data = data;
     }
 
-    /** Packs {@code w}, a 2-D tensor of any dtype; F16 is widened to F32 (exactly), the others keep their width. */
+    /**
+     * Packs {@code w}, a 2-D tensor of any dtype: F16 is widened to F32 (exactly), as are Q4_K and Q6_K
+     * (dequantised); the others keep their width or blocks.
+     */
     public static PackedMatrix of(Tensor w) {
         int n = w.rows();
         int k = w.cols();
@@ -35,13 +37,10 @@ public final class PackedMatrix {
         int groups = Math.ceilDiv(n, GROUP);
         long groupBytes = format.groupBytes(k);
         MemorySegment data = Arena.ofAuto().allocate(Math.max(1, groups * groupBytes), 64);
-        float[] group = new float[GROUP * k];
+        float[] scratch = new float[GROUP * k];
         for (int g = 0; g < groups; g++) {
             int from = g * GROUP;
-            int count = Math.min(GROUP, n - from);
-            w.copyTo((long) from * k, group, 0, count * k);
-            Arrays.fill(group, count * k, GROUP * k, 0f);
-            format.pack(group, k, data, g * groupBytes);
+            format.pack(w, from, Math.min(GROUP, n - from), scratch, data, g * groupBytes);
         }
         return new PackedMatrix(format, n, k, data);
     }

@@ -2,13 +2,20 @@ package io.flover.kernels.cpu;
 
 import static io.flover.kernels.cpu.CpuKernels.F;
 import static io.flover.kernels.cpu.CpuKernels.LANES;
+import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.SUB;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_S2I;
 
 import io.flover.model.DType;
+import io.flover.model.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -39,13 +46,20 @@ abstract sealed class PanelFormat {
 
     static final PanelFormat F32 = new F32Panels();
     static final PanelFormat BF16 = new Bf16Panels();
+    static final PanelFormat Q8_0 = new Q8Panels();
+    static final PanelFormat Q4_0 = new Q4Panels();
 
     /**
-     * The format weights of {@code dtype} are packed in: F16, and the block-quantized types until they have formats
-     * of their own, are widened to F32 once, at packing.
+     * The format weights of {@code dtype} are packed in: F16, Q4_K and Q6_K are widened to F32 once, at packing;
+     * Q8_0 and Q4_0 keep their blocks.
      */
     static PanelFormat of(DType dtype) {
-        return dtype == DType.BF16 ? BF16 : F32;
+        return switch (dtype) {
+            case F32, F16, Q4_K, Q6_K -> F32;
+            case BF16 -> BF16;
+            case Q8_0 -> Q8_0;
+            case Q4_0 -> Q4_0;
+        };
     }
 
     /** Bytes one group of {@code k} columns takes. */
@@ -56,6 +70,17 @@ abstract sealed class PanelFormat {
      * row {@code r} at {@code rows[r * k..]}, exactly representable in the format.
      */
     abstract void pack(float[] rows, int k, MemorySegment out, long offset);
+
+    /**
+     * Writes the group of rows {@code [from, from + count)} of {@code w} (fewer than {@link #GROUP} rows: zero rows
+     * after them) at {@code out[offset..]}. Plain formats go through floats; block formats copy their blocks.
+     */
+    void pack(Tensor w, int from, int count, float[] scratch, MemorySegment out, long offset) {
+        int k = w.cols();
+        w.copyTo((long) from * k, scratch, 0, count * k);
+        Arrays.fill(scratch, count * k, GROUP * k, 0f);
+        pack(scratch, k, out, offset);
+    }
 
     /**
      * Multiplies the group at byte {@code group} of {@code w} by the {@code tokens} (1..12) x rows from
@@ -286,6 +311,321 @@ abstract sealed class PanelFormat {
                 FloatVector v = FloatVector.broadcast(F, x[x0 + i]);
                 a0 = load(w, at).fma(v, a0);
                 b0 = load(w, at + HI).fma(v, b0);
+            }
+            a0.intoArray(acc, 0);
+            b0.intoArray(acc, LANES);
+        }
+    }
+
+    /**
+     * ggml's 32-column blocks, one scale per row and block: a group's block is its {@link #GROUP} scales (widened to
+     * float32 at packing, exactly) and then its quantized columns, each {@link #GROUP} rows' codes side by side. A
+     * tile decodes a column into two float vectors in registers, {@code code * scale} as ggml dequantises, and
+     * multiply-adds it exactly as {@link F32Panels} does: the results are those of float32 weights holding the
+     * dequantised values, bit for bit, in the same fixed order.
+     */
+    private abstract static sealed class BlockPanels extends PanelFormat {
+        static final int BLOCK = 32;
+        /** As many bytes as float lanes: one load of codes widens into one float vector. */
+        static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4));
+        static final ValueLayout.OfFloat SCALE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+        static final long SCALES = (long) GROUP * Float.BYTES;
+        static final long HI_SCALE = (long) LANES * Float.BYTES;
+
+        private final DType dtype;
+        /** Bytes of one group's column codes in a block. */
+        private final int codeBytes;
+
+        BlockPanels(DType dtype, int codeBytes) {
+            this.dtype = dtype;
+            this.codeBytes = codeBytes;
+        }
+
+        long blockBytes() {
+            return SCALES + codeBytes;
+        }
+
+        @Override
+        long groupBytes(int k) {
+            if (k % BLOCK != 0) {
+                throw new IllegalArgumentException(k + " columns are not whole " + dtype + " blocks of " + BLOCK);
+            }
+            return k / BLOCK * blockBytes();
+        }
+
+        @Override
+        void pack(float[] rows, int k, MemorySegment out, long offset) {
+            throw new UnsupportedOperationException(dtype + " panels are packed from their blocks");
+        }
+
+        @Override
+        void pack(Tensor w, int from, int count, float[] scratch, MemorySegment out, long offset) {
+            if (w.dtype() != dtype) {
+                throw new IllegalArgumentException(dtype + " panels hold " + dtype + " weights, not " + w.dtype());
+            }
+            int k = w.cols();
+            long rowBytes = dtype.bytes(k);
+            for (int b = 0; b < k / BLOCK; b++) {
+                long block = offset + b * blockBytes();
+                for (int r = 0; r < count; r++) {
+                    long src = (from + r) * rowBytes + b * (long) dtype.blockBytes();
+                    float scale = Float.float16ToFloat(w.data().get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE), src));
+                    out.set(SCALE, block + r * (long) Float.BYTES, scale);
+                    packCodes(w.data(), src + 2, out, block + SCALES, r);
+                }
+                // Missing rows of the last group: scale 0 (set) and codes 0 (the memory starts zeroed).
+                for (int r = count; r < GROUP; r++) {
+                    out.set(SCALE, block + r * (long) Float.BYTES, 0f);
+                }
+            }
+        }
+
+        /** Puts row {@code r}'s codes of one ggml block (at {@code src}) into a group block's codes at {@code codes}. */
+        abstract void packCodes(MemorySegment src, long from, MemorySegment out, long codes, int r);
+    }
+
+    /** Q8_0: a column's codes are {@link #GROUP} signed bytes. */
+    private static final class Q8Panels extends BlockPanels {
+        Q8Panels() {
+            super(DType.Q8_0, BLOCK * GROUP);
+        }
+
+        @Override
+        void packCodes(MemorySegment src, long from, MemorySegment out, long codes, int r) {
+            for (int i = 0; i < BLOCK; i++) {
+                out.set(ValueLayout.JAVA_BYTE, codes + (long) i * GROUP + r, src.get(ValueLayout.JAVA_BYTE, from + i));
+            }
+        }
+
+        private static FloatVector column(MemorySegment w, long at) {
+            return (FloatVector) ByteVector.fromMemorySegment(B, w, at, LE).convertShape(B2F, F, 0);
+        }
+
+        @Override
+        void tile12(MemorySegment w, long group, int k, float[] x, int x0, int tokens, float[] acc) {
+            int o0 = token(x0, 0, tokens, k), o1 = token(x0, 1, tokens, k), o2 = token(x0, 2, tokens, k);
+            int o3 = token(x0, 3, tokens, k), o4 = token(x0, 4, tokens, k), o5 = token(x0, 5, tokens, k);
+            int o6 = token(x0, 6, tokens, k), o7 = token(x0, 7, tokens, k), o8 = token(x0, 8, tokens, k);
+            int o9 = token(x0, 9, tokens, k), o10 = token(x0, 10, tokens, k), o11 = token(x0, 11, tokens, k);
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero;
+            FloatVector a6 = zero, a7 = zero, a8 = zero, a9 = zero, a10 = zero, a11 = zero;
+            FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero, b4 = zero, b5 = zero;
+            FloatVector b6 = zero, b7 = zero, b8 = zero, b9 = zero, b10 = zero, b11 = zero;
+            long blockBytes = blockBytes();
+            for (int c = 0; c < k; c += BLOCK) {
+                long block = group + c / BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
+                long codes = block + SCALES;
+                for (int j = 0; j < BLOCK; j++) {
+                    long at = codes + (long) j * GROUP;
+                    FloatVector lo = column(w, at).mul(dLo);
+                    FloatVector hi = column(w, at + LANES).mul(dHi);
+                    int i = c + j;
+                    FloatVector v;
+                    v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
+                    v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
+                    v = FloatVector.broadcast(F, x[o2 + i]); a2 = lo.fma(v, a2); b2 = hi.fma(v, b2);
+                    v = FloatVector.broadcast(F, x[o3 + i]); a3 = lo.fma(v, a3); b3 = hi.fma(v, b3);
+                    v = FloatVector.broadcast(F, x[o4 + i]); a4 = lo.fma(v, a4); b4 = hi.fma(v, b4);
+                    v = FloatVector.broadcast(F, x[o5 + i]); a5 = lo.fma(v, a5); b5 = hi.fma(v, b5);
+                    v = FloatVector.broadcast(F, x[o6 + i]); a6 = lo.fma(v, a6); b6 = hi.fma(v, b6);
+                    v = FloatVector.broadcast(F, x[o7 + i]); a7 = lo.fma(v, a7); b7 = hi.fma(v, b7);
+                    v = FloatVector.broadcast(F, x[o8 + i]); a8 = lo.fma(v, a8); b8 = hi.fma(v, b8);
+                    v = FloatVector.broadcast(F, x[o9 + i]); a9 = lo.fma(v, a9); b9 = hi.fma(v, b9);
+                    v = FloatVector.broadcast(F, x[o10 + i]); a10 = lo.fma(v, a10); b10 = hi.fma(v, b10);
+                    v = FloatVector.broadcast(F, x[o11 + i]); a11 = lo.fma(v, a11); b11 = hi.fma(v, b11);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+            a4.intoArray(acc, 4 * GROUP); b4.intoArray(acc, 4 * GROUP + LANES);
+            a5.intoArray(acc, 5 * GROUP); b5.intoArray(acc, 5 * GROUP + LANES);
+            a6.intoArray(acc, 6 * GROUP); b6.intoArray(acc, 6 * GROUP + LANES);
+            a7.intoArray(acc, 7 * GROUP); b7.intoArray(acc, 7 * GROUP + LANES);
+            a8.intoArray(acc, 8 * GROUP); b8.intoArray(acc, 8 * GROUP + LANES);
+            a9.intoArray(acc, 9 * GROUP); b9.intoArray(acc, 9 * GROUP + LANES);
+            a10.intoArray(acc, 10 * GROUP); b10.intoArray(acc, 10 * GROUP + LANES);
+            a11.intoArray(acc, 11 * GROUP); b11.intoArray(acc, 11 * GROUP + LANES);
+        }
+
+        @Override
+        void tile4(MemorySegment w, long group, int k, float[] x, int x0, int tokens, float[] acc) {
+            int o0 = token(x0, 0, tokens, k), o1 = token(x0, 1, tokens, k);
+            int o2 = token(x0, 2, tokens, k), o3 = token(x0, 3, tokens, k);
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+            FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+            long blockBytes = blockBytes();
+            for (int c = 0; c < k; c += BLOCK) {
+                long block = group + c / BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
+                long codes = block + SCALES;
+                for (int j = 0; j < BLOCK; j++) {
+                    long at = codes + (long) j * GROUP;
+                    FloatVector lo = column(w, at).mul(dLo);
+                    FloatVector hi = column(w, at + LANES).mul(dHi);
+                    int i = c + j;
+                    FloatVector v;
+                    v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
+                    v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
+                    v = FloatVector.broadcast(F, x[o2 + i]); a2 = lo.fma(v, a2); b2 = hi.fma(v, b2);
+                    v = FloatVector.broadcast(F, x[o3 + i]); a3 = lo.fma(v, a3); b3 = hi.fma(v, b3);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+        }
+
+        @Override
+        void tile1(MemorySegment w, long group, int k, float[] x, int x0, float[] acc) {
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, b0 = zero;
+            long blockBytes = blockBytes();
+            for (int c = 0; c < k; c += BLOCK) {
+                long block = group + c / BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
+                long codes = block + SCALES;
+                for (int j = 0; j < BLOCK; j++) {
+                    long at = codes + (long) j * GROUP;
+                    FloatVector v = FloatVector.broadcast(F, x[x0 + c + j]);
+                    a0 = column(w, at).mul(dLo).fma(v, a0);
+                    b0 = column(w, at + LANES).mul(dHi).fma(v, b0);
+                }
+            }
+            a0.intoArray(acc, 0);
+            b0.intoArray(acc, LANES);
+        }
+    }
+
+    /**
+     * Q4_0: columns {@code j} and {@code j + 16} of a block share a byte per row, as in ggml (low and high nibble),
+     * so a block's codes are 16 columns of {@link #GROUP} bytes; a code is the nibble minus 8. Columns are still
+     * multiplied in order 0, 1, ..., 31: the low nibbles first, then the high ones.
+     */
+    private static final class Q4Panels extends BlockPanels {
+        private static final int HALF = BLOCK / 2;
+
+        Q4Panels() {
+            super(DType.Q4_0, HALF * GROUP);
+        }
+
+        @Override
+        void packCodes(MemorySegment src, long from, MemorySegment out, long codes, int r) {
+            for (int i = 0; i < HALF; i++) {
+                out.set(ValueLayout.JAVA_BYTE, codes + (long) i * GROUP + r, src.get(ValueLayout.JAVA_BYTE, from + i));
+            }
+        }
+
+        /** Column {@code j} (0..31) of the block whose codes start at {@code codes}, lanes from {@code lane}. */
+        private static FloatVector column(MemorySegment w, long codes, int j, int lane) {
+            ByteVector packed = ByteVector.fromMemorySegment(B, w, codes + (long) (j % HALF) * GROUP + lane, LE);
+            ByteVector nibble = j < HALF ? packed.lanewise(AND, (byte) 0xF) : packed.lanewise(LSHR, 4);
+            return (FloatVector) nibble.lanewise(SUB, (byte) 8).convertShape(B2F, F, 0);
+        }
+
+        @Override
+        void tile12(MemorySegment w, long group, int k, float[] x, int x0, int tokens, float[] acc) {
+            int o0 = token(x0, 0, tokens, k), o1 = token(x0, 1, tokens, k), o2 = token(x0, 2, tokens, k);
+            int o3 = token(x0, 3, tokens, k), o4 = token(x0, 4, tokens, k), o5 = token(x0, 5, tokens, k);
+            int o6 = token(x0, 6, tokens, k), o7 = token(x0, 7, tokens, k), o8 = token(x0, 8, tokens, k);
+            int o9 = token(x0, 9, tokens, k), o10 = token(x0, 10, tokens, k), o11 = token(x0, 11, tokens, k);
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero;
+            FloatVector a6 = zero, a7 = zero, a8 = zero, a9 = zero, a10 = zero, a11 = zero;
+            FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero, b4 = zero, b5 = zero;
+            FloatVector b6 = zero, b7 = zero, b8 = zero, b9 = zero, b10 = zero, b11 = zero;
+            long blockBytes = blockBytes();
+            for (int c = 0; c < k; c += BLOCK) {
+                long block = group + c / BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
+                long codes = block + SCALES;
+                for (int j = 0; j < BLOCK; j++) {
+                    FloatVector lo = column(w, codes, j, 0).mul(dLo);
+                    FloatVector hi = column(w, codes, j, LANES).mul(dHi);
+                    int i = c + j;
+                    FloatVector v;
+                    v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
+                    v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
+                    v = FloatVector.broadcast(F, x[o2 + i]); a2 = lo.fma(v, a2); b2 = hi.fma(v, b2);
+                    v = FloatVector.broadcast(F, x[o3 + i]); a3 = lo.fma(v, a3); b3 = hi.fma(v, b3);
+                    v = FloatVector.broadcast(F, x[o4 + i]); a4 = lo.fma(v, a4); b4 = hi.fma(v, b4);
+                    v = FloatVector.broadcast(F, x[o5 + i]); a5 = lo.fma(v, a5); b5 = hi.fma(v, b5);
+                    v = FloatVector.broadcast(F, x[o6 + i]); a6 = lo.fma(v, a6); b6 = hi.fma(v, b6);
+                    v = FloatVector.broadcast(F, x[o7 + i]); a7 = lo.fma(v, a7); b7 = hi.fma(v, b7);
+                    v = FloatVector.broadcast(F, x[o8 + i]); a8 = lo.fma(v, a8); b8 = hi.fma(v, b8);
+                    v = FloatVector.broadcast(F, x[o9 + i]); a9 = lo.fma(v, a9); b9 = hi.fma(v, b9);
+                    v = FloatVector.broadcast(F, x[o10 + i]); a10 = lo.fma(v, a10); b10 = hi.fma(v, b10);
+                    v = FloatVector.broadcast(F, x[o11 + i]); a11 = lo.fma(v, a11); b11 = hi.fma(v, b11);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+            a4.intoArray(acc, 4 * GROUP); b4.intoArray(acc, 4 * GROUP + LANES);
+            a5.intoArray(acc, 5 * GROUP); b5.intoArray(acc, 5 * GROUP + LANES);
+            a6.intoArray(acc, 6 * GROUP); b6.intoArray(acc, 6 * GROUP + LANES);
+            a7.intoArray(acc, 7 * GROUP); b7.intoArray(acc, 7 * GROUP + LANES);
+            a8.intoArray(acc, 8 * GROUP); b8.intoArray(acc, 8 * GROUP + LANES);
+            a9.intoArray(acc, 9 * GROUP); b9.intoArray(acc, 9 * GROUP + LANES);
+            a10.intoArray(acc, 10 * GROUP); b10.intoArray(acc, 10 * GROUP + LANES);
+            a11.intoArray(acc, 11 * GROUP); b11.intoArray(acc, 11 * GROUP + LANES);
+        }
+
+        @Override
+        void tile4(MemorySegment w, long group, int k, float[] x, int x0, int tokens, float[] acc) {
+            int o0 = token(x0, 0, tokens, k), o1 = token(x0, 1, tokens, k);
+            int o2 = token(x0, 2, tokens, k), o3 = token(x0, 3, tokens, k);
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+            FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+            long blockBytes = blockBytes();
+            for (int c = 0; c < k; c += BLOCK) {
+                long block = group + c / BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
+                long codes = block + SCALES;
+                for (int j = 0; j < BLOCK; j++) {
+                    FloatVector lo = column(w, codes, j, 0).mul(dLo);
+                    FloatVector hi = column(w, codes, j, LANES).mul(dHi);
+                    int i = c + j;
+                    FloatVector v;
+                    v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
+                    v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
+                    v = FloatVector.broadcast(F, x[o2 + i]); a2 = lo.fma(v, a2); b2 = hi.fma(v, b2);
+                    v = FloatVector.broadcast(F, x[o3 + i]); a3 = lo.fma(v, a3); b3 = hi.fma(v, b3);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+        }
+
+        @Override
+        void tile1(MemorySegment w, long group, int k, float[] x, int x0, float[] acc) {
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, b0 = zero;
+            long blockBytes = blockBytes();
+            for (int c = 0; c < k; c += BLOCK) {
+                long block = group + c / BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
+                long codes = block + SCALES;
+                for (int j = 0; j < BLOCK; j++) {
+                    FloatVector v = FloatVector.broadcast(F, x[x0 + c + j]);
+                    a0 = column(w, codes, j, 0).mul(dLo).fma(v, a0);
+                    b0 = column(w, codes, j, LANES).mul(dHi).fma(v, b0);
+                }
             }
             a0.intoArray(acc, 0);
             b0.intoArray(acc, LANES);

@@ -30,7 +30,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules=jdk.incubator.vector"})
 public class MatmulJmh {
-    @Param({"F32", "BF16"})
+    @Param({"F32", "BF16", "Q8_0", "Q4_0"})
     public DType dtype;
     @Param({"2048x768", "768x2048"})
     public String shape;
@@ -51,7 +51,8 @@ public class MatmulJmh {
         int k = Integer.parseInt(shape.split("x")[1]);
         SplittableRandom random = new SplittableRandom(1);
         arena = Arena.ofConfined();
-        Tensor t = TestData.tensor(arena, dtype, n, k, TestData.floats(random, n * k, 1));
+        float[] values = TestData.floats(random, n * k, 1);
+        Tensor t = dtype.quantized() ? TestData.quantized(arena, dtype, n, k, values) : TestData.tensor(arena, dtype, n, k, values);
         w = PackedMatrix.of(t);
         x = TestData.floats(random, tokens * k, 1);
         out = new float[tokens * n];

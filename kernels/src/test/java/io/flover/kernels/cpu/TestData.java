@@ -44,6 +44,31 @@ final class TestData {
     }
 
     /** A {@code rows x cols} 16-bit tensor whose elements are the given raw bit patterns. */
+    /**
+     * A block-quantized tensor of {@code values}: Q8_0 and Q4_0 quantized as ggml does; Q4_K and Q6_K blocks of
+     * random bits (every bit pattern is a valid block) with small float16 scales.
+     */
+    static Tensor quantized(Arena arena, DType dtype, int rows, int cols, float[] values) {
+        long bytes = dtype.bytes((long) rows * cols);
+        java.lang.foreign.MemorySegment data = arena.allocate(bytes, 64);
+        int blocks = rows * cols / dtype.blockSize();
+        if (dtype == DType.Q8_0 || dtype == DType.Q4_0) {
+            dtype.quantize(values, 0, blocks, data, 0);
+        } else {
+            SplittableRandom random = new SplittableRandom(Float.floatToIntBits(values[0]));
+            for (long i = 0; i < bytes; i++) {
+                data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) random.nextInt());
+            }
+            int[] scaleOffsets = dtype == DType.Q4_K ? new int[] {0, 2} : new int[] {208};
+            for (int b = 0; b < blocks; b++) {
+                for (int o : scaleOffsets) {
+                    data.set(U16, (long) b * dtype.blockBytes() + o, Float.floatToFloat16((float) random.nextGaussian() * 0.01f));
+                }
+            }
+        }
+        return new Tensor("w", dtype, new long[] {rows, cols}, data);
+    }
+
     static Tensor bits(Arena arena, DType dtype, int rows, int cols, short[] bits) {
         MemorySegment data = arena.allocate((long) rows * cols * 2, 8);
         for (int i = 0; i < bits.length; i++) {
