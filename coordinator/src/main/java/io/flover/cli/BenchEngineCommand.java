@@ -34,7 +34,7 @@ import picocli.CommandLine.Option;
                 "On a GPU the bandwidth is that of a device-to-device copy. Without --model it writes (once) "
                         + "random-weight Llama checkpoints of the 110m shape."})
 final class BenchEngineCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "model directory (default: random llama 110m per --dtypes)")
+    @Option(names = "--model", description = "model directory or GGUF file (default: random llama 110m per --dtypes: f32, f16, bf16, q8_0, q4_0)")
     Path model;
 
     @Option(names = "--dtypes", split = ",", defaultValue = "f32,bf16",
@@ -119,13 +119,15 @@ final class BenchEngineCommand implements Callable<Integer> {
             int f = m.config().intermediateSize();
             double limit = bandwidth / m.weightBytes();
             out.printf("== %s (%s, %.0fM parameters, %.0f MB of weights) ==%n", dir.getFileName(), dtype,
-                    m.weightBytes() / (double) dtype.bytes() / 1e6, m.weightBytes() / 1e6);
+                    m.parameterCount() / 1e6, m.weightBytes() / 1e6);
             r.put("model", dir.toString());
             r.put("dtype", dtype.name());
             r.put("weight_bytes", m.weightBytes());
 
             if (backend instanceof CpuBackend cpu) {
-                r.put("matmul", matmul(cpu.kernels(), dtype, new int[][] {{f, d}, {d, f}, {m.config().vocabSize(), d}}));
+                // Q4_K and Q6_K are widened to F32 when packed, so their matmul is F32's.
+                DType packed = dtype == DType.Q4_K || dtype == DType.Q6_K ? DType.F32 : dtype;
+                r.put("matmul", matmul(cpu.kernels(), packed, new int[][] {{f, d}, {d, f}, {m.config().vocabSize(), d}}));
             }
 
             warmUp(lm);

@@ -2,13 +2,9 @@ package io.flover.cli;
 
 import io.flover.model.Architecture;
 import io.flover.model.DType;
-import io.flover.model.GgufConverter;
 import io.flover.model.RandomCheckpoint;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.concurrent.Callable;
-import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -37,24 +33,6 @@ final class MakeModelCommand implements Callable<Integer> {
         RandomCheckpoint.Preset p = RandomCheckpoint.Preset.parse(preset);
         DType d = DType.parse(dtype);
         Progress progress = new Progress("writing");
-        if (d.quantized()) {
-            Path full = Files.createTempDirectory("flover-make-model-");
-            try {
-                RandomCheckpoint.write(full, a, p, DType.F32, seed, progress::update);
-                Files.createDirectories(out);
-                GgufConverter.convert(full, d, out.resolve("model.gguf"));
-                Files.copy(full.resolve("tokenizer.json"), out.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
-            } finally {
-                try (Stream<Path> files = Files.list(full)) {
-                    for (Path f : files.toList()) {
-                        Files.delete(f);
-                    }
-                }
-                Files.delete(full);
-            }
-            progress.done("wrote " + a.hfName() + " " + preset + " " + d + " to " + out.resolve("model.gguf"));
-            return 0;
-        }
         RandomCheckpoint.write(out, a, p, d, seed, progress::update);
         progress.done("wrote " + a.hfName() + " " + preset + " " + d + " to " + out);
         return 0;

@@ -103,6 +103,11 @@ public final class Checkpoint implements AutoCloseable {
         return java.util.Collections.unmodifiableSet(tensors.keySet());
     }
 
+    /** Total elements of all tensors. */
+    public long parameterCount() {
+        return tensors.values().stream().mapToLong(Tensor::numElements).sum();
+    }
+
     /** Total bytes of tensor data. */
     public long dataBytes() {
         return tensors.values().stream().mapToLong(t -> t.data().byteSize()).sum();

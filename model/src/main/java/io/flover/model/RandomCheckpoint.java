@@ -6,12 +6,14 @@ import io.flover.model.tokenizer.ByteLevelTokenizerWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
+import java.util.stream.Stream;
 
 /**
  * Writes random-weight checkpoints of real model shapes in Hugging Face layout (config, generation config,
@@ -106,10 +108,34 @@ public final class RandomCheckpoint {
 
     /**
      * Writes a checkpoint into {@code dir} (created if needed) and reports each tensor written to
-     * {@code progress} as "name (i/n)".
+     * {@code progress} as "name (i/n)". Block-quantized dtypes are written as {@code model.gguf} in llama.cpp's
+     * layout (see {@link GgufConverter}) beside the tokenizer files, from a float32 checkpoint of the same seed.
      */
     public static void write(Path dir, Architecture arch, Preset preset, DType dtype, long seed, Consumer<String> progress)
             throws IOException {
+        if (dtype.quantized()) {
+            Path full = Files.createTempDirectory("flover-random-");
+            try {
+                write(full, arch, preset, DType.F32, seed, progress);
+                Files.createDirectories(dir);
+                GgufConverter.convert(full, dtype, dir.resolve("model.gguf"));
+                try (Stream<Path> files = Files.list(full)) {
+                    for (Path f : files.toList()) {
+                        if (f.getFileName().toString().startsWith("tokenizer")) {
+                            Files.copy(f, dir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+                        }
+                    }
+                }
+            } finally {
+                try (Stream<Path> files = Files.list(full)) {
+                    for (Path f : files.toList()) {
+                        Files.delete(f);
+                    }
+                }
+                Files.delete(full);
+            }
+            return;
+        }
         Files.createDirectories(dir);
         Map<String, Object> config = config(arch, preset, dtype);
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);

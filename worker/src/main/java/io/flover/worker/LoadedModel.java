@@ -75,6 +75,11 @@ public final class LoadedModel implements AutoCloseable {
         return checkpoint.tensor(checkpoint.names().iterator().next()).dtype();
     }
 
+    /** Elements of all the weights. */
+    public long parameterCount() {
+        return checkpoint.parameterCount();
+    }
+
     /** Bytes of weights read per forward step. */
     public long weightBytes() {
         return checkpoint.dataBytes();

@@ -4,15 +4,11 @@ import io.flover.model.DType;
 import io.flover.model.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /** Times {@link CpuKernels#matmul} on random off-heap weights; silent, for callers that print the numbers. */
 public final class MatmulBenchmark {
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** The timed period is cut into this many slices; the median slice is reported, which shrugs off noise. */
     private static final int SLICES = 7;
 
@@ -21,7 +17,7 @@ public final class MatmulBenchmark {
 
     /**
      * One measurement: {@code gflops} counts {@code 2 * n * k * tokens} flops per call, {@code weightGBps} the
-     * weight bytes ({@code n * k * dtype.bytes()}) per call, both per second; {@code micros} is one call.
+     * weight bytes (as stored: {@code dtype.bytes(n * k)}) per call, both per second; {@code micros} is one call.
      */
     public record Result(DType dtype, int n, int k, int tokens, int threads, int copies, double micros,
                          double gflops, double weightGBps) {
@@ -43,13 +39,13 @@ public final class MatmulBenchmark {
      */
     public static Result run(CpuKernels kernels, DType dtype, int n, int kDim, int tokens, double seconds,
                              long footprintBytes) {
-        long weightBytes = (long) n * kDim * dtype.bytes();
+        long weightBytes = dtype.bytes((long) n * kDim);
         int copies = (int) Math.max(1, Math.ceilDiv(footprintBytes, weightBytes));
         SplittableRandom random = new SplittableRandom(42);
         try (Arena arena = Arena.ofConfined()) {
             PackedMatrix[] weights = new PackedMatrix[copies];
             MemorySegment data = arena.allocate(weightBytes, 64);
-            fill(data, dtype, (long) n * kDim, random);
+            fill(data, dtype, n, kDim, random);
             Tensor weight = new Tensor("bench.weight", dtype, new long[] {n, kDim}, data);
             for (int c = 0; c < copies; c++) {
                 weights[c] = PackedMatrix.of(weight);
@@ -88,14 +84,15 @@ public final class MatmulBenchmark {
         }
     }
 
-    private static void fill(MemorySegment data, DType dtype, long count, SplittableRandom random) {
-        for (long i = 0; i < count; i++) {
-            float v = (float) random.nextDouble(-1, 1);
-            switch (dtype) {
-                case F32 -> data.setAtIndex(F32, i, v);
-                case BF16 -> data.setAtIndex(U16, i, (short) (Float.floatToRawIntBits(v) >>> 16));
-                case F16 -> data.setAtIndex(U16, i, Float.floatToFloat16(v));
+    /** Random weights in [-1, 1), rounded into {@code dtype} row by row as a quantizer would. */
+    private static void fill(MemorySegment data, DType dtype, int rows, int cols, SplittableRandom random) {
+        float[] row = new float[cols];
+        long rowBytes = dtype.bytes(cols);
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++) {
+                row[i] = (float) random.nextDouble(-1, 1);
             }
+            dtype.quantize(row, 0, cols / dtype.blockSize(), data, r * rowBytes);
         }
     }
 }
