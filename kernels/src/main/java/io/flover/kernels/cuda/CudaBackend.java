@@ -465,8 +465,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Matrix matrix(Tensor quantizedOrNot) {
-        // Block-quantized weights are dequantised to BF16 on the host, then served as BF16 weights are.
-        Tensor w = quantizedOrNot.dtype().quantized() ? quantizedOrNot.convert(DType.BF16, Arena.ofAuto()) : quantizedOrNot;
+        // Block-quantized weights are dequantised on the host, then served as BF16 (or, for FLOAT32, F32) weights are.
+        Tensor w = quantizedOrNot.dtype().quantized()
+                ? quantizedOrNot.convert(precision == Precision.STORED ? DType.BF16 : DType.F32, Arena.ofAuto())
+                : quantizedOrNot;
         return onDevice(() -> {
             CUdeviceptr stored = upload(w.data());
             if (w.dtype() == DType.F32 || precision == Precision.STORED) {
