@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.flover.model.DType;
 import io.flover.model.gguf.GgufFile.TensorInfo;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -16,7 +18,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
 import java.util.Arrays;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
@@ -110,6 +114,34 @@ class GgufFileTest {
             }
             assertEquals(6 * 96 + 5 * 64 + 3 * 512 + 2 * 512 + 24 + 24, checked);
         }
+    }
+
+    /**
+     * Files quantized by llama.cpp's own llama-quantize (Q8_0; Q4_0 with a Q6_K output; Q4_K_M, which mixes Q4_K
+     * and Q6_K): every tensor dequantises to the float32 bytes whose SHA-256 gguf-py's dequantisation gives
+     * ({@code llama-quantize/make.sh}).
+     */
+    @Test
+    void dequantisesLlamaQuantizeFilesAsGgufPyDoes() throws Exception {
+        Path dir = fixture().resolveSibling("llama-quantize");
+        JsonNode expected = new ObjectMapper().readTree(dir.resolve("dequantised.sha256.json").toFile());
+        java.util.Set<DType> types = new java.util.TreeSet<>();
+        for (String name : List.of("Q8_0.gguf", "Q4_0.gguf", "Q4_K_M.gguf")) {
+            try (GgufFile f = GgufFile.open(dir.resolve(name))) {
+                assertEquals(expected.get(name).size(), f.tensors().size(), name);
+                for (TensorInfo t : f.tensors().values()) {
+                    JsonNode e = expected.get(name).get(t.name());
+                    assertEquals(e.get("type").asText(), t.type().name(), name + " " + t.name());
+                    float[] values = dequantize(t);
+                    ByteBuffer bytes = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                    bytes.asFloatBuffer().put(values);
+                    assertEquals(e.get("sha256").asText(), HexFormat.of().formatHex(
+                            MessageDigest.getInstance("SHA-256").digest(bytes.array())), name + " " + t.name());
+                    types.add(t.type());
+                }
+            }
+        }
+        assertEquals(java.util.EnumSet.of(DType.F32, DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K), types);
     }
 
     @Test
