@@ -10,7 +10,6 @@ import io.flover.proto.v1.ModelInfo;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
-import io.grpc.Server;
 import io.grpc.StatusRuntimeException;
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
@@ -46,8 +45,8 @@ final class BenchServeCommand implements Callable<Integer> {
             + "openai (streaming /v1/completions; --server is then the HTTP API's HOST:PORT) (default: ${DEFAULT-VALUE})")
     String api;
 
-    @Option(names = "--self-test", description = "instead of --server, drive a server in this process that answers "
-            + "every request at once: the latencies measured are the generator's and gRPC's own overhead")
+    @Option(names = "--self-test", description = "instead of --server, drive a server in this process whose steps "
+            + "compute nothing: the latencies and CPU measured are the generator's, the API's and the scheduler's")
     boolean selfTest;
 
     @Option(names = "--requests", paramLabel = "N", defaultValue = "100",
@@ -103,27 +102,32 @@ final class BenchServeCommand implements Callable<Integer> {
         if (!api.equals("grpc") && !api.equals("openai")) {
             throw new IllegalArgumentException("--api must be grpc or openai, got '" + api + "'");
         }
-        if (api.equals("openai") && selfTest) {
-            throw new IllegalArgumentException("--self-test drives the gRPC API only");
-        }
         Workload.Arrivals arrivals = arrivals();
         Workload.Lengths prompts = Workload.Lengths.parse("--prompt-len", promptLength);
         Workload.Lengths outputs = Workload.Lengths.parse("--output-len", outputLength);
         Path png = plot != null ? plot : json == null ? null
                 : json.resolveSibling(json.getFileName().toString().replaceFirst("(\\.json)?$", ".png"));
 
-        if (api.equals("openai")) {
-            OpenAiLoad http = new OpenAiLoad(server, ignoreEos);
-            OpenAiLoad.Model m = http.model();
-            ModelInfo model = ModelInfo.newBuilder().setName(m.name()).setContextLength(m.contextLength())
-                    .setVocabSize(m.vocabSize()).build();
-            Workload workload = Workload.generate(requests, arrivals, prompts, outputs, model.getVocabSize(), seed);
-            http.prepare(workload);
-            run(http, workload, "http://" + server, model, arrivals, png);
-            return 0;
+        try (InstantServer instant = selfTest ? InstantServer.start() : null) {
+            if (api.equals("openai")) {
+                String target = selfTest ? "127.0.0.1:" + instant.httpPort() : server;
+                OpenAiLoad http = new OpenAiLoad(target, ignoreEos);
+                OpenAiLoad.Model m = http.model();
+                ModelInfo model = ModelInfo.newBuilder().setName(m.name()).setContextLength(m.contextLength())
+                        .setVocabSize(m.vocabSize()).build();
+                Workload workload = Workload.generate(requests, arrivals, prompts, outputs, model.getVocabSize(), seed);
+                http.prepare(workload);
+                run(http, workload, selfTest ? "self-test" : "http://" + target, model, arrivals, png);
+            } else {
+                grpc(selfTest ? "127.0.0.1:" + instant.grpcPort() : RemoteGeneration.target(server), arrivals,
+                        prompts, outputs, png);
+            }
         }
-        Server instant = selfTest ? InstantGeneration.start() : null;
-        String target = selfTest ? "127.0.0.1:" + instant.getPort() : RemoteGeneration.target(server);
+        return 0;
+    }
+
+    private void grpc(String target, Workload.Arrivals arrivals, Workload.Lengths prompts, Workload.Lengths outputs,
+                      Path png) throws Exception {
         // A direct executor: responses are timed on the transport thread as they arrive, with no hand-off.
         ManagedChannel channel = (selfTest ? Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
                 : client.channel(target)).directExecutor().build();
@@ -137,11 +141,7 @@ final class BenchServeCommand implements Callable<Integer> {
             throw RemoteGeneration.failure(e);
         } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
-            if (instant != null) {
-                instant.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
-            }
         }
-        return 0;
     }
 
     private void run(LoadGenerator.Api client, Workload workload, String target, ModelInfo model,

@@ -164,6 +164,14 @@ class BenchServeCommandTest {
             assertEquals(q.get("max_tokens").asInt(), q.get("output_tokens").asInt(), q.toString());
         }
         assertTrue(Files.size(dir.resolve("self.png")) > 1000);
+
+        Path http = dir.resolve("self-http.json");
+        r = run("bench", "serve", "--self-test", "--api", "openai", "--requests", "50", "--output-len", "8:32",
+                "--json", http.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        for (JsonNode q : JSON.readTree(http.toFile()).get("per_request")) {
+            assertEquals(q.get("max_tokens").asInt(), q.get("output_tokens").asInt(), q.toString());
+        }
     }
 
     @ParameterizedTest
