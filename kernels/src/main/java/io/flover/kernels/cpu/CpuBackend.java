@@ -107,9 +107,15 @@ public final class CpuBackend implements Backend {
         this.owned = owned;
     }
 
-    /** A backend over kernels of its own on {@code threads} threads, stopped when it is closed. */
+    /**
+     * A backend over kernels of its own on {@code threads} threads, stopped when it is closed. The kernels are
+     * warmed up first ({@link WarmUp}, well under a second): a server meets every batch shape, and should meet none
+     * of them cold.
+     */
     public static CpuBackend owning(int threads) {
-        return new CpuBackend(new CpuKernels(threads), true);
+        CpuKernels kernels = new CpuKernels(threads);
+        WarmUp.run(kernels);
+        return new CpuBackend(kernels, true);
     }
 
     /** The kernels it runs, for benchmarks of one kernel alone. */
