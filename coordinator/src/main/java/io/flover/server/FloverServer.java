@@ -227,7 +227,7 @@ public final class FloverServer implements AutoCloseable {
     public static ModelInfo info(Path dir, ModelConfig c) throws IOException {
         DType dtype;
         try (Checkpoint ck = Checkpoint.open(dir)) {
-            dtype = ck.tensor(ck.names().iterator().next()).dtype();
+            dtype = ck.mainDtype();
         }
         return ModelInfo.newBuilder()
                 .setName(dir.toAbsolutePath().normalize().getFileName().toString())

@@ -103,6 +103,13 @@ public final class Checkpoint implements AutoCloseable {
         return java.util.Collections.unmodifiableSet(tensors.keySet());
     }
 
+    /** The dtype that holds most of the weights (GGUF files mix types: Q4_K_M keeps some tensors in Q6_K, norms in F32). */
+    public DType mainDtype() {
+        Map<DType, Long> elements = new java.util.EnumMap<>(DType.class);
+        tensors.values().forEach(t -> elements.merge(t.dtype(), t.numElements(), Long::sum));
+        return elements.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow().getKey();
+    }
+
     /** Total elements of all tensors. */
     public long parameterCount() {
         return tensors.values().stream().mapToLong(Tensor::numElements).sum();

@@ -34,9 +34,6 @@ public final class GgufConverter {
         try (Checkpoint ck = Checkpoint.open(modelDir)) {
             boolean gpt2 = c.architecture() == Architecture.GPT2;
             boolean qwen2 = !gpt2 && ck.contains("model.layers.0.self_attn.q_proj.bias");
-            if (c.ropeScaling() != null) {
-                throw new IllegalArgumentException(modelDir + ": rope_scaling is not written to GGUF files yet");
-            }
             String arch = gpt2 ? "gpt2" : qwen2 ? "qwen2" : "llama";
             GgufWriter w = new GgufWriter()
                     .string("general.architecture", arch)
@@ -66,6 +63,11 @@ public final class GgufConverter {
                 }
                 addTensor(w, ck.tensor(name), name, c, type, gpt2, !gpt2 && !qwen2);
             }
+            if (c.ropeScaling() != null) {
+                float[] factors = ropeFactors(c);
+                w.tensor("rope_freqs.weight", DType.F32, new long[] {factors.length},
+                        (row, values) -> System.arraycopy(factors, 0, values, 0, factors.length));
+            }
             if (gpt2) { // llama.cpp's converter repeats the tied embedding as the output matrix
                 addTensor(w, ck.tensor(ck.contains("wte.weight") ? "wte.weight" : "transformer.wte.weight"),
                         "output.weight", c, type, true, false);
@@ -73,6 +75,29 @@ public final class GgufConverter {
             w.write(out);
             return tokenizer;
         }
+    }
+
+    /**
+     * Llama 3's {@code rope_scaling} as llama.cpp's converter writes it: for each frequency, the divisor that
+     * takes the unscaled frequency to the scaled one.
+     */
+    private static float[] ropeFactors(ModelConfig c) {
+        ModelConfig.RopeScaling s = c.ropeScaling();
+        float[] factors = new float[c.headDim() / 2];
+        double lowFreqWavelen = s.originalMaxPositions() / s.lowFreqFactor();
+        double highFreqWavelen = s.originalMaxPositions() / s.highFreqFactor();
+        for (int i = 0; i < factors.length; i++) {
+            double wavelen = 2 * Math.PI * Math.pow(c.ropeTheta(), 2.0 * i / c.headDim());
+            if (wavelen < highFreqWavelen) {
+                factors[i] = 1;
+            } else if (wavelen > lowFreqWavelen) {
+                factors[i] = (float) s.factor();
+            } else {
+                double smooth = (s.originalMaxPositions() / wavelen - s.lowFreqFactor()) / (s.highFreqFactor() - s.lowFreqFactor());
+                factors[i] = (float) (1 / ((1 - smooth) / s.factor() + smooth));
+            }
+        }
+        return factors;
     }
 
     private static int fileType(DType type) {

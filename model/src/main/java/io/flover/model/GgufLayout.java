@@ -95,10 +95,6 @@ final class GgufLayout {
             throw new IllegalArgumentException(f.file() + ": metadata " + a + "rope.scaling.type '"
                     + f.string(a + "rope.scaling.type") + "' is not supported");
         }
-        if (f.tensors().containsKey("rope_freqs.weight")) {
-            throw new IllegalArgumentException(f.file() + ": tensor rope_freqs.weight (Llama 3.1 frequency scaling)"
-                    + " is not supported in GGUF files yet; use the Hugging Face checkpoint");
-        }
         return new ModelConfig(family, hidden, ffn, layers, heads, (int) f.integer(a + "attention.head_count_kv", heads),
                 headDim, vocab, positions, (float) f.number(a + "attention.layer_norm_rms_epsilon", 1e-5),
                 f.number(a + "rope.freq_base", 10000.0), null, !f.tensors().containsKey("output.weight"), eos, bos);

@@ -21,6 +21,9 @@ final class LlamaModel extends CausalLm {
                          Vector mlpNorm, Matrix gate, Matrix up, Matrix down) {
     }
 
+    /** llama.cpp's per-frequency RoPE divisors, which its converter writes for Llama 3's rope_scaling. */
+    static final String ROPE_FACTORS = "rope_freqs.weight";
+
     private final Vector ropeFrequencies;
     private final Matrix embed;
     private final Layer[] layers;
@@ -45,9 +48,16 @@ final class LlamaModel extends CausalLm {
         long kvFrom = (long) shard.firstKvHead() * hd;
         long kvCount = (long) shard.kvHeads() * hd;
         ModelConfig.RopeScaling s = c.ropeScaling();
-        this.ropeFrequencies = k.vector(new Rope(hd, c.ropeTheta(), s == null ? null
+        float[] frequencies = new Rope(hd, c.ropeTheta(), s == null ? null
                 : new Rope.Llama3Scaling(s.factor(), s.lowFreqFactor(), s.highFreqFactor(), s.originalMaxPositions()))
-                .inverseFrequencies());
+                .inverseFrequencies();
+        if (ck.contains(ROPE_FACTORS)) { // GGUF's form of Llama 3's rope_scaling: a divisor per frequency
+            float[] factors = ck.tensor(ROPE_FACTORS, hd / 2).toFloatArray();
+            for (int i = 0; i < frequencies.length; i++) {
+                frequencies[i] /= factors[i];
+            }
+        }
+        this.ropeFrequencies = k.vector(frequencies);
         this.embed = k.matrix(vocab.slice(ck.tensor("model.embed_tokens.weight", v, d)));
         this.layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {

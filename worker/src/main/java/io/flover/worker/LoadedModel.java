@@ -70,9 +70,9 @@ public final class LoadedModel implements AutoCloseable {
         return lm;
     }
 
-    /** The dtype of the checkpoint's weights (of its first tensor; Flover does not mix dtypes in one model). */
+    /** The dtype of most of the checkpoint's weights. */
     public DType weightsDtype() {
-        return checkpoint.tensor(checkpoint.names().iterator().next()).dtype();
+        return checkpoint.mainDtype();
     }
 
     /** Elements of all the weights. */

@@ -88,20 +88,7 @@ class GgufModelTest {
      */
     @Test
     void quantizedShardsAreWholeBlocks() throws Exception {
-        Path dir = Files.createDirectories(tmp.resolve("llama-q8"));
-        Files.writeString(dir.resolve("config.json"), """
-                {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
-                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
-                 "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "eos_token_id": 2}""");
-        ModelConfig c = ModelConfig.load(dir);
-        SafetensorsWriter w = new SafetensorsWriter(DType.F32);
-        java.util.SplittableRandom random = new java.util.SplittableRandom(16);
-        RandomCheckpoint.tensorShapes(c).forEach((name, shape) -> w.add(name, shape, values -> {
-            for (int i = 0; i < values.length; i++) {
-                values[i] = shape.length == 1 ? 1 + 0.1f * (float) random.nextGaussian() : 0.2f * (float) random.nextGaussian();
-            }
-        }));
-        w.write(dir.resolve("model.safetensors"));
+        Path dir = writeLlama(tmp.resolve("llama-q8"), "");
         Path file = tmp.resolve("llama-q8.gguf");
         GgufConverter.convert(dir, DType.Q8_0, file);
         int[] prompt = {5, 17, 200, 42, 9};
@@ -122,6 +109,52 @@ class GgufModelTest {
         }
         assertTrue(cause.getMessage().contains("self_attn.o_proj.weight: columns [0, 16) of 64 do not fall on Q8_0 block"
                 + " boundaries (blocks of 32 columns)"), cause.getMessage());
+    }
+
+    /**
+     * Llama 3's rope_scaling goes into a GGUF file as llama.cpp's per-frequency divisors (rope_freqs.weight), and
+     * the file gives the checkpoint's logits (to float rounding of the frequencies); they differ without it.
+     */
+    @Test
+    void llama3RopeScalingTravelsAsFrequencyFactors() throws Exception {
+        String scaling = ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0,"
+                + " \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 16}";
+        Path scaled = writeLlama(tmp.resolve("scaled"), scaling);
+        Path file = tmp.resolve("scaled.gguf");
+        GgufConverter.convert(scaled, DType.F32, file);
+        int[] prompt = {5, 17, 200, 42, 9, 3, 8, 100, 7, 33, 12};
+        try (CpuKernels kernels = new CpuKernels(2)) {
+            float[] expected = logits(scaled, prompt, kernels);
+            float[] actual = logits(file, prompt, kernels);
+            float[] unscaled = logits(writeLlama(tmp.resolve("unscaled"), ""), prompt, kernels);
+            double worst = 0;
+            double apart = 0;
+            for (int i = 0; i < expected.length; i++) {
+                worst = Math.max(worst, Math.abs(expected[i] - actual[i]));
+                apart = Math.max(apart, Math.abs(expected[i] - unscaled[i]));
+            }
+            assertTrue(worst < 1e-4, "GGUF against checkpoint: " + worst);
+            assertTrue(apart > 1e-2, "scaled against unscaled: " + apart);
+        }
+    }
+
+    /** A small random float32 Llama (hidden 64, MLP 128, 4 heads on 2 KV heads) with {@code extraConfig} fields. */
+    private static Path writeLlama(Path dir, String extraConfig) throws Exception {
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), """
+                {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+                 "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+                 "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "eos_token_id": 2%s}""".formatted(extraConfig));
+        ModelConfig c = ModelConfig.load(dir);
+        SafetensorsWriter w = new SafetensorsWriter(DType.F32);
+        java.util.SplittableRandom random = new java.util.SplittableRandom(16);
+        RandomCheckpoint.tensorShapes(c).forEach((name, shape) -> w.add(name, shape, values -> {
+            for (int i = 0; i < values.length; i++) {
+                values[i] = shape.length == 1 ? 1 + 0.1f * (float) random.nextGaussian() : 0.2f * (float) random.nextGaussian();
+            }
+        }));
+        w.write(dir.resolve("model.safetensors"));
+        return dir;
     }
 
     private static List<float[]> onRanks(Path model, int[] prompt, int size) throws Exception {
