@@ -4,14 +4,12 @@ import io.flover.model.DType;
 import io.flover.model.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
  * Runs every path of the CPU kernels on small made-up data until the JIT has compiled them with profiles that hold
- * all their branches: each matmul tile (12, 4 and 1 tokens, full and partial) on both packed formats, one and
+ * all their branches: each matmul tile (12, 4 and 1 tokens, full and partial) on every packed format, one and
  * several weights at once, attention over short and longer contexts, the norms and activations. A path first met
  * under load (a burst brings a batch width never seen before) would otherwise run interpreted for a while and make
  * the compiled code around it deoptimise, stalling every running sequence's next token.
@@ -32,7 +30,9 @@ final class WarmUp {
         try (Arena arena = Arena.ofConfined()) {
             PackedMatrix[] weights = {
                     PackedMatrix.of(tensor(arena, DType.F32, n, d, random)),
-                    PackedMatrix.of(tensor(arena, DType.BF16, n, d, random))};
+                    PackedMatrix.of(tensor(arena, DType.BF16, n, d, random)),
+                    PackedMatrix.of(tensor(arena, DType.Q8_0, n, d, random)),
+                    PackedMatrix.of(tensor(arena, DType.Q4_0, n, d, random))};
             float[] x = floats(random, maxTokens * d);
             float[] out = new float[maxTokens * n];
             float[] out2 = new float[maxTokens * n];
@@ -61,7 +61,7 @@ final class WarmUp {
                 for (PackedMatrix w : weights) {
                     k.matmul(x, tokens, w, out);
                 }
-                k.matmul(x, tokens, weights, new float[][] {out, out2});
+                k.matmul(x, tokens, Arrays.copyOf(weights, 2), new float[][] {out, out2});
                 k.rmsNorm(x, h, tokens, norm, 1e-5f);
                 k.layerNorm(x, h, tokens, norm, norm, 1e-5f);
                 k.add(h, x, tokens * d);
@@ -74,15 +74,10 @@ final class WarmUp {
     }
 
     private static Tensor tensor(Arena arena, DType dtype, int rows, int cols, SplittableRandom random) {
-        MemorySegment data = arena.allocate((long) rows * cols * dtype.bytes(), 64);
-        for (long i = 0; i < (long) rows * cols; i++) {
-            float v = (float) random.nextDouble(-1, 1);
-            if (dtype == DType.F32) {
-                data.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, v);
-            } else {
-                data.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i,
-                        (short) (Float.floatToRawIntBits(v) >>> 16));
-            }
+        long rowBytes = dtype.bytes(cols);
+        MemorySegment data = arena.allocate(rows * rowBytes, 64);
+        for (int r = 0; r < rows; r++) {
+            dtype.quantize(floats(random, cols), 0, cols / dtype.blockSize(), data, r * rowBytes);
         }
         return new Tensor("warm-up", dtype, new long[] {rows, cols}, data);
     }
