@@ -138,17 +138,49 @@ class GgufModelTest {
         }
     }
 
-    /** A small random float32 Llama (hidden 64, MLP 128, 4 heads on 2 KV heads) with {@code extraConfig} fields. */
+    /** A Qwen2 checkpoint (QKV biases) becomes a {@code qwen2} GGUF, unpermuted, with the same logits bit for bit. */
+    @Test
+    void qwen2RoundTripsWithItsBiases() throws Exception {
+        Path dir = writeModel(tmp.resolve("qwen2"), "Qwen2ForCausalLM", "");
+        Path file = tmp.resolve("qwen2.gguf");
+        GgufConverter.convert(dir, DType.F32, file);
+        try (GgufFile f = GgufFile.open(file)) {
+            assertEquals("qwen2", f.string("general.architecture"));
+            assertTrue(f.tensors().containsKey("blk.1.attn_k.bias"));
+        }
+        int[] prompt = {5, 17, 200, 42, 9};
+        try (CpuKernels kernels = new CpuKernels(2)) {
+            assertArrayEquals(logits(dir, prompt, kernels), logits(file, prompt, kernels));
+        }
+    }
+
     private static Path writeLlama(Path dir, String extraConfig) throws Exception {
+        return writeModel(dir, "LlamaForCausalLM", extraConfig);
+    }
+
+    /**
+     * A small random float32 Llama-shaped model (hidden 64, MLP 128, 4 heads on 2 KV heads) with {@code extraConfig}
+     * fields; a Qwen2 one has QKV biases.
+     */
+    private static Path writeModel(Path dir, String architecture, String extraConfig) throws Exception {
         Files.createDirectories(dir);
         Files.writeString(dir.resolve("config.json"), """
-                {"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+                {"architectures": ["%s"], "hidden_size": 64, "intermediate_size": 128,
                  "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
-                 "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "eos_token_id": 2%s}""".formatted(extraConfig));
+                 "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "eos_token_id": 2%s}"""
+                .formatted(architecture, extraConfig));
         ModelConfig c = ModelConfig.load(dir);
         SafetensorsWriter w = new SafetensorsWriter(DType.F32);
         java.util.SplittableRandom random = new java.util.SplittableRandom(16);
-        RandomCheckpoint.tensorShapes(c).forEach((name, shape) -> w.add(name, shape, values -> {
+        java.util.Map<String, long[]> shapes = new java.util.LinkedHashMap<>(RandomCheckpoint.tensorShapes(c));
+        if (architecture.startsWith("Qwen2")) {
+            for (int i = 0; i < c.numLayers(); i++) {
+                shapes.put("model.layers." + i + ".self_attn.q_proj.bias", new long[] {64});
+                shapes.put("model.layers." + i + ".self_attn.k_proj.bias", new long[] {32});
+                shapes.put("model.layers." + i + ".self_attn.v_proj.bias", new long[] {32});
+            }
+        }
+        shapes.forEach((name, shape) -> w.add(name, shape, values -> {
             for (int i = 0; i < values.length; i++) {
                 values[i] = shape.length == 1 ? 1 + 0.1f * (float) random.nextGaussian() : 0.2f * (float) random.nextGaussian();
             }
