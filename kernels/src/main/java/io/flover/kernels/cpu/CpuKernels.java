@@ -93,7 +93,9 @@ public final class CpuKernels implements AutoCloseable {
         if (tokens == 0) {
             return;
         }
-        parallelFor(firstGroup[w.length], 1, (long) PanelFormat.GROUP * k * tokens, (worker, from, to) -> {
+        // One token reads four groups at a time (tile1): chunks of whole quads keep its four streams.
+        int align = tokens == 1 ? 4 : 1;
+        parallelFor(firstGroup[w.length], align, (long) PanelFormat.GROUP * k * tokens, (worker, from, to) -> {
             for (int i = 0; i < w.length; i++) {
                 int lo = Math.max(from, firstGroup[i]);
                 int hi = Math.min(to, firstGroup[i + 1]);
@@ -114,7 +116,8 @@ public final class CpuKernels implements AutoCloseable {
         int n = w.rows();
         int k = w.cols();
         long groupBytes = w.groupBytes();
-        int blockGroups = (int) Math.max(1, BLOCK_BYTES / groupBytes);
+        // A single token re-reads nothing: then the whole range is one block.
+        int blockGroups = tokens == 1 ? to - from : (int) Math.max(1, BLOCK_BYTES / groupBytes);
         float[] acc = scratch(worker, PanelFormat.MAX_TILE * PanelFormat.GROUP);
         for (int block = from; block < to; block += blockGroups) {
             int blockEnd = Math.min(to, block + blockGroups);
@@ -122,23 +125,38 @@ public final class CpuKernels implements AutoCloseable {
                 int left = tokens - t;
                 // The widest tile that is at least two thirds full: the others repeat their last token.
                 tile = left >= 8 ? Math.min(left, PanelFormat.MAX_TILE) : left >= 2 ? Math.min(left, 4) : 1;
+                if (tile == 1) {
+                    // Four groups per call; a last partial quad repeats its last group, which is not stored twice.
+                    for (int g = block; g < blockEnd; g += 4) {
+                        int last = blockEnd - 1;
+                        format.tile1(data, g * groupBytes, Math.min(g + 1, last) * groupBytes,
+                                Math.min(g + 2, last) * groupBytes, Math.min(g + 3, last) * groupBytes, k, x, t * k,
+                                acc);
+                        for (int q = 0; q < Math.min(4, blockEnd - g); q++) {
+                            store(acc, q, out, t, n, g + q);
+                        }
+                    }
+                    continue;
+                }
                 for (int g = block; g < blockEnd; g++) {
                     long at = g * groupBytes;
                     if (tile > 4) {
                         format.tile12(data, at, k, x, t * k, tile, acc);
-                    } else if (tile > 1) {
-                        format.tile4(data, at, k, x, t * k, tile, acc);
                     } else {
-                        format.tile1(data, at, k, x, t * k, acc);
+                        format.tile4(data, at, k, x, t * k, tile, acc);
                     }
-                    int row = g * PanelFormat.GROUP;
-                    int rows = Math.min(PanelFormat.GROUP, n - row);
                     for (int c = 0; c < tile; c++) {
-                        System.arraycopy(acc, c * PanelFormat.GROUP, out, (t + c) * n + row, rows);
+                        store(acc, c, out, t + c, n, g);
                     }
                 }
             }
         }
+    }
+
+    /** Copies slot {@code slot} of a tile's accumulators, group {@code g}'s rows of token {@code t}, into {@code out}. */
+    private static void store(float[] acc, int slot, float[] out, int t, int n, int g) {
+        int row = g * PanelFormat.GROUP;
+        System.arraycopy(acc, slot * PanelFormat.GROUP, out, t * n + row, Math.min(PanelFormat.GROUP, n - row));
     }
 
     /**
