@@ -80,7 +80,7 @@ def bpe_vocab(wr, V):
             if len(tokens) < V - 1:
                 merges.append(a + " " + b); tokens.append(a + b)
     tokens.append("<|endoftext|>")
-    wr.add_tokenizer_model("gpt2"); wr.add_tokenizer_pre("gpt2")
+    wr.add_tokenizer_model("gpt2"); wr.add_tokenizer_pre("gpt-2")
     wr.add_token_list(tokens); wr.add_token_types([1] * (V - 1) + [3]); wr.add_token_merges(merges)
     wr.add_bos_token_id(V - 1); wr.add_eos_token_id(V - 1)
 

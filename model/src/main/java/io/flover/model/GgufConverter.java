@@ -253,7 +253,7 @@ public final class GgufConverter {
     private static String preTokenizer(JsonNode pre) {
         String type = pre.path("type").asText("");
         if (type.equals("ByteLevel") && pre.path("use_regex").asBoolean(true)) {
-            return "gpt2";
+            return "gpt-2";
         }
         if (type.equals("Sequence")) {
             JsonNode steps = pre.path("pretokenizers");

@@ -71,10 +71,10 @@ final class GgufTokenizer {
         }
         String pre = f.has("tokenizer.ggml.pre") ? f.string("tokenizer.ggml.pre") : "default";
         PreTokenizer split = switch (pre) {
-            case "default", "gpt2" -> PreTokenizer.byteLevel(false, true);
+            case "default", "gpt-2", "gpt2" -> PreTokenizer.byteLevel(false, true);
             case "llama3", "llama-bpe", "smaug-bpe" -> llama3Style(LLAMA3_PATTERN);
             case "qwen2" -> llama3Style(QWEN2_PATTERN);
-            default -> throw f.error("tokenizer.ggml.pre '" + pre + "' is not supported (gpt2, llama-bpe, qwen2 are)");
+            default -> throw f.error("tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2 are)");
         };
         BpeModel model = model(f, vocab, merges, null, false);
         TokenDecoder decoder = new TokenDecoder(List.of(), true, false, (byte) 0, 0);
