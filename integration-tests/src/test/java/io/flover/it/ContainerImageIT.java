@@ -99,13 +99,13 @@ class ContainerImageIT {
         int port = port();
         int clusterPort = port();
         long start = System.nanoTime();
-        String coordinator = start("coordinator", model, coordinatorArgs(config, port, port(), clusterPort));
+        String coordinator = start("coordinator", model, coordinatorArgs(config, port, port(), clusterPort, port()));
         List<String> workers = new ArrayList<>();
         for (int i = 0; i < 2; i++) {
             workers.add(start("worker-" + i, model, workerArgs(config, clusterPort)));
         }
         ManagedChannel channel = ProcessCluster.channel(port);
-        awaitServing(channel, Duration.ofMinutes(3));
+        awaitServing(channel, Duration.ofMinutes(5));
         double readySeconds = (System.nanoTime() - start) / 1e9;
         String report = String.format("CPU image: %.0f MB; coordinator and 2 workers started to ready in %.1f s%n",
                 imageBytes / 1e6, readySeconds);
@@ -163,9 +163,12 @@ class ContainerImageIT {
         return env;
     }
 
-    /** The args of k8s/base/coordinator.yaml: loopback for the pod IP, the cluster's address for its Service. */
+    /**
+     * The args of k8s/base/coordinator.yaml: loopback for the pod IP, the cluster's address for its Service, and a
+     * port of its own for the HTTP API, whose default port another process on this host may hold.
+     */
     private static List<String> coordinatorArgs(Map<String, String> config, int port, int metricsPort,
-                                                int clusterPort) {
+                                                int clusterPort, int httpPort) {
         Map<String, String> unused = new LinkedHashMap<>(config);
         List<String> args = List.of("coordinator",
                 "--model=" + unused.remove("FLOVER_MODEL"),
@@ -183,7 +186,8 @@ class ContainerImageIT {
                 "--max-batch=" + unused.remove("FLOVER_MAX_BATCH"),
                 "--max-step-tokens=" + unused.remove("FLOVER_MAX_STEP_TOKENS"),
                 "--max-waiting=" + unused.remove("FLOVER_MAX_WAITING"),
-                "--max-queue-delay=" + unused.remove("FLOVER_MAX_QUEUE_DELAY"));
+                "--max-queue-delay=" + unused.remove("FLOVER_MAX_QUEUE_DELAY"),
+                "--http-port=" + httpPort);
         // The workers take the rest; a key no process reads would be a setting with no effect.
         assertEquals(new TreeSet<>(List.of("FLOVER_KV_MEMORY", "FLOVER_DEVICE")), new TreeSet<>(unused.keySet()),
                 "k8s/base/flover.env's keys the coordinator does not read");
