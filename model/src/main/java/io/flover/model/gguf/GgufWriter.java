@@ -67,11 +67,6 @@ public final class GgufWriter {
         return this;
     }
 
-    public GgufWriter f32s(String key, List<Float> values) {
-        metadata.put(key, new Entry(9, new Entry(6, List.copyOf(values))));
-        return this;
-    }
-
     /** A tensor of {@code shape} (outermost first) stored as {@code type}, its rows taken from {@code rows}. */
     public GgufWriter tensor(String name, DType type, long[] shape, Rows rows) {
         long cols = shape[shape.length - 1];
