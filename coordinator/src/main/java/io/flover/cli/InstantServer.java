@@ -10,6 +10,7 @@ import io.flover.openai.OpenAiServer;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.server.FloverServer;
 import io.flover.worker.Step;
+import io.flover.worker.StepResult;
 import io.flover.worker.StepRunner;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -69,10 +70,10 @@ final class InstantServer implements AutoCloseable {
 
     private static final class Instant implements StepRunner {
         @Override
-        public int[] run(Step step) {
+        public StepResult run(Step step) {
             int[] sampled = new int[step.numSampled()];
             Arrays.fill(sampled, 1);
-            return sampled;
+            return StepResult.of(sampled);
         }
 
         @Override

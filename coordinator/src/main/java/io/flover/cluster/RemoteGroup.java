@@ -5,6 +5,7 @@ import io.flover.proto.v1.StepResponse;
 import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.GroupLostException;
 import io.flover.worker.Step;
+import io.flover.worker.StepResult;
 import io.flover.worker.StepRunner;
 import io.flover.worker.server.StepCodec;
 import io.grpc.ManagedChannel;
@@ -87,7 +88,7 @@ final class RemoteGroup implements StepRunner {
     }
 
     @Override
-    public int[] run(Step step) {
+    public StepResult run(Step step) {
         if (lost != null) {
             throw new GroupLostException("group " + id + " is lost: " + lost, null);
         }
@@ -98,7 +99,7 @@ final class RemoteGroup implements StepRunner {
             }
         }
         long deadline = System.nanoTime() + stepTimeout.toNanos();
-        int[] sampled = null;
+        StepResult sampled = null;
         for (int rank = 0; rank < ranks.size(); rank++) {
             Rank r = ranks.get(rank);
             Object reply;
@@ -108,11 +109,10 @@ final class RemoteGroup implements StepRunner {
                 Thread.currentThread().interrupt();
                 throw fail("interrupted while waiting for worker " + r.worker(), -1, e);
             }
-            int[] ids = switch (reply) {
+            StepResult ids = switch (reply) {
                 case null -> throw fail("worker " + r.worker() + " (rank " + rank + ") did not answer step " + step.id()
                         + " within " + stepTimeout.toMillis() + " ms", rank, null);
-                case StepResponse s when s.getStepId() == step.id() ->
-                        s.getSampledList().stream().mapToInt(Integer::intValue).toArray();
+                case StepResponse s when s.getStepId() == step.id() -> StepCodec.decode(s);
                 case StepResponse s -> throw fail("worker " + r.worker() + " answered step " + s.getStepId()
                         + " to step " + step.id(), rank, null);
                 case Throwable t -> throw fail("worker " + r.worker() + " (rank " + rank + "): " + t.getMessage(), rank, t);
@@ -120,9 +120,10 @@ final class RemoteGroup implements StepRunner {
             };
             if (sampled == null) {
                 sampled = ids;
-            } else if (!Arrays.equals(sampled, ids)) {
+            } else if (!Arrays.equals(sampled.sampled(), ids.sampled())) {
                 throw fail("ranks of group " + id + " sampled differently in step " + step.id() + ": "
-                        + Arrays.toString(sampled) + " and " + Arrays.toString(ids) + " (worker " + r.worker() + ")", -1,
+                        + Arrays.toString(sampled.sampled()) + " and " + Arrays.toString(ids.sampled()) + " (worker "
+                        + r.worker() + ")", -1,
                         null);
             }
         }

@@ -6,7 +6,9 @@ import io.flover.model.tokenizer.Tokenizer;
 import io.flover.worker.GroupLostException;
 import io.flover.worker.SlotOp;
 import io.flover.worker.Step;
+import io.flover.worker.StepResult;
 import io.flover.worker.StepRunner;
+import io.flover.worker.TokenLogprobs;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -406,7 +408,7 @@ public final class Scheduler implements AutoCloseable {
         }
         Step step = new Step(steps++, pendingOps, tokens, slots, lengths, first, sample);
         pendingOps.clear();
-        int[] sampled;
+        StepResult sampled;
         long started = System.nanoTime();
         try {
             sampled = runner.run(step);
@@ -433,7 +435,8 @@ public final class Scheduler implements AutoCloseable {
             }
             s.computed += lengths[i];
             if (sample[i]) {
-                accept(s, sampled[row++], now);
+                accept(s, sampled.sampled()[row], sampled.logprobs() == null ? null : sampled.logprobs()[row], now);
+                row++;
             }
         }
     }
@@ -491,7 +494,7 @@ public final class Scheduler implements AutoCloseable {
     }
 
     /** Takes the sampled token, streams it, and ends the sequence if it should stop. */
-    private void accept(Sequence s, int token, long now) {
+    private void accept(Sequence s, int token, TokenLogprobs tokenLogprobs, long now) {
         s.append(token);
         generatedTokens++;
         if (s.firstTokenNanos < 0) {
@@ -505,7 +508,8 @@ public final class Scheduler implements AutoCloseable {
             finish(s, FinishReason.ERROR, "could not decode token " + token + ": " + e.getMessage());
             return;
         }
-        safely(s, () -> s.listener.onTokens(new int[] {token}, out.text()), "tokens");
+        TokenLogprobs[] logprobs = tokenLogprobs == null ? null : new TokenLogprobs[] {tokenLogprobs};
+        safely(s, () -> s.listener.onTokens(new int[] {token}, out.text(), logprobs), "tokens");
         if (out.finishReason() != null) {
             finish(s, out.finishReason(), null);
         }

@@ -77,7 +77,7 @@ public final class ServingMetrics {
             private long lastToken = -1;
 
             @Override
-            public void onTokens(int[] ids, String text) {
+            public void onTokens(int[] ids, String text, io.flover.worker.TokenLogprobs[] logprobs) {
                 if (ids.length > 0) {
                     long now = System.nanoTime();
                     if (lastToken < 0) {
@@ -88,7 +88,7 @@ public final class ServingMetrics {
                     lastToken = now;
                     generationTokens.increment(ids.length);
                 }
-                listener.onTokens(ids, text);
+                listener.onTokens(ids, text, logprobs);
             }
 
             @Override

@@ -7,6 +7,9 @@ import io.flover.coordinator.FinishReason;
 import io.flover.coordinator.GenerationListener;
 import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
+import io.flover.model.tokenizer.Tokenizer;
+import io.flover.worker.TokenLogprobs;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,6 +28,7 @@ final class Completion {
 
     private final CompletionRequest request;
     private final String model;
+    private final Tokenizer tokenizer;
     private final String id;
     private final long created = System.currentTimeMillis() / 1000;
     private final Response response;
@@ -41,6 +45,7 @@ final class Completion {
         final int index;
         final StringBuilder text = new StringBuilder();
         final List<Integer> ids = new ArrayList<>();
+        final List<TokenLogprobs> logprobs = new ArrayList<>();
         /** A high surrogate held back so no delta ends inside a character. */
         String held = "";
         Outcome outcome;
@@ -50,7 +55,7 @@ final class Completion {
         }
 
         @Override
-        public void onTokens(int[] ids, String delta) {
+        public void onTokens(int[] ids, String delta, TokenLogprobs[] logprobs) {
             synchronized (Completion.this) {
                 for (int id : ids) {
                     this.ids.add(id);
@@ -62,10 +67,18 @@ final class Completion {
                     out = out.substring(0, out.length() - 1);
                 }
                 int[] withIds = request.returnTokenIds() && ids.length > 0 ? ids : null;
-                if (stream != null && (!out.isEmpty() || withIds != null)) {
-                    stream.send(chunk(index, out, null, withIds));
+                boolean withLogprobs = logprobs != null && ids.length > 0;
+                if (stream != null && (!out.isEmpty() || withIds != null || withLogprobs)) {
+                    ObjectNode chunk = chunk(index, out, null, withIds);
+                    if (withLogprobs) {
+                        ((ObjectNode) chunk.get("choices").get(0)).set("logprobs", logprobs(ids, logprobs, 0));
+                    }
+                    stream.send(chunk.toString());
                 } else {
                     text.append(out);
+                    if (withLogprobs) {
+                        this.logprobs.addAll(List.of(logprobs));
+                    }
                 }
             }
         }
@@ -74,7 +87,7 @@ final class Completion {
         public void onFinished(Outcome o) {
             synchronized (Completion.this) {
                 if (!held.isEmpty() && stream != null) {
-                    stream.send(chunk(index, held, null, null)); // a character the output never completed
+                    stream.send(chunk(index, held, null, null).toString()); // a character the output never completed
                 } else {
                     text.append(held);
                 }
@@ -89,8 +102,9 @@ final class Completion {
         }
     }
 
-    Completion(CompletionRequest request, String model, Response response, Callback callback) {
+    Completion(CompletionRequest request, String model, Tokenizer tokenizer, Response response, Callback callback) {
         this.request = request;
+        this.tokenizer = tokenizer;
         this.model = model;
         this.id = (request.chat() ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
         this.response = response;
@@ -122,9 +136,10 @@ final class Completion {
             for (Choice c : choices) {
                 // The role first, as OpenAI streams it; echo sends the prompt before any completion.
                 if (request.chat()) {
-                    stream.send(chunk(c.index, "", null, null));
+                    stream.send(chunk(c.index, "", null, null).toString());
                 } else if (request.echo()) {
-                    stream.send(chunk(c.index, request.prompts().get(c.index / request.n()).text(), null, null));
+                    stream.send(chunk(c.index, request.prompts().get(c.index / request.n()).text(), null, null)
+                            .toString());
                 }
             }
         }
@@ -142,7 +157,7 @@ final class Completion {
     private void streamEnd(Choice c) {
         FinishReason reason = c.outcome.reason();
         if (reason == FinishReason.STOP || reason == FinishReason.LENGTH) {
-            stream.send(chunk(c.index, null, finishReason(reason), null));
+            stream.send(chunk(c.index, null, finishReason(reason), null).toString());
         } else if (reason != FinishReason.CANCELLED && !errorSent) {
             // An error after the stream began is an event of its own, before [DONE].
             errorSent = true;
@@ -185,7 +200,12 @@ final class Completion {
                 String prompt = request.echo() ? request.prompts().get(c.index / request.n()).text() : "";
                 choice.put("text", prompt + c.text);
             }
-            choice.putNull("logprobs");
+            if (request.logprobs() >= 0) {
+                choice.set("logprobs", logprobs(c.ids.stream().mapToInt(Integer::intValue).toArray(),
+                        c.logprobs.toArray(TokenLogprobs[]::new), 0));
+            } else {
+                choice.putNull("logprobs");
+            }
             choice.put("finish_reason", finishReason(c.outcome.reason()));
             if (request.returnTokenIds()) {
                 choice.set("prompt_token_ids", JSON.valueToTree(request.prompts().get(c.index / request.n()).ids()));
@@ -214,7 +234,7 @@ final class Completion {
      * A stream chunk for one choice: text (null for none) or, at its end, the finish reason; with
      * {@code return_token_ids}, a step's ids go in a chunk of their own (as the text may be held back).
      */
-    private String chunk(int index, String text, String finishReason, int[] ids) {
+    private ObjectNode chunk(int index, String text, String finishReason, int[] ids) {
         ObjectNode o = head(request.chat() ? "chat.completion.chunk" : "text_completion");
         ObjectNode choice = o.putArray("choices").addObject();
         choice.put("index", index);
@@ -234,7 +254,62 @@ final class Completion {
         if (ids != null) {
             choice.set("token_ids", JSON.valueToTree(ids));
         }
-        return o.toString();
+        return o;
+    }
+
+    /**
+     * Log-probabilities as OpenAI shapes them: for chat {@code {"content": [{token, logprob, bytes, top_logprobs}]}},
+     * for completions {@code {tokens, token_logprobs, top_logprobs, text_offset}} ({@code offset}: where the text
+     * of the first token starts).
+     */
+    private ObjectNode logprobs(int[] ids, TokenLogprobs[] logprobs, int offset) {
+        ObjectNode out = JSON.createObjectNode();
+        if (request.chat()) {
+            ArrayNode content = out.putArray("content");
+            for (int i = 0; i < ids.length; i++) {
+                ObjectNode e = tokenEntry(ids[i], logprobs[i].logprob());
+                ArrayNode top = e.putArray("top_logprobs");
+                for (int k = 0; k < logprobs[i].topIds().length; k++) {
+                    top.add(tokenEntry(logprobs[i].topIds()[k], logprobs[i].topLogprobs()[k]));
+                }
+                content.add(e);
+            }
+            return out;
+        }
+        ArrayNode tokens = out.putArray("tokens");
+        ArrayNode values = out.putArray("token_logprobs");
+        ArrayNode tops = out.putArray("top_logprobs");
+        ArrayNode offsets = out.putArray("text_offset");
+        for (int i = 0; i < ids.length; i++) {
+            String token = token(ids[i]);
+            tokens.add(token);
+            values.add(logprobs[i].logprob());
+            ObjectNode top = tops.addObject();
+            for (int k = 0; k < logprobs[i].topIds().length; k++) {
+                top.put(token(logprobs[i].topIds()[k]), logprobs[i].topLogprobs()[k]);
+            }
+            offsets.add(offset);
+            offset += token.length();
+        }
+        return out;
+    }
+
+    private ObjectNode tokenEntry(int id, float logprob) {
+        String token = token(id);
+        ObjectNode e = JSON.createObjectNode();
+        e.put("token", token);
+        e.put("logprob", logprob);
+        ArrayNode bytes = e.putArray("bytes");
+        for (byte b : token.getBytes(StandardCharsets.UTF_8)) {
+            bytes.add(b & 0xFF);
+        }
+        return e;
+    }
+
+    /** A token's own text, or {@code token_id:N} (as vLLM writes it) where the model has no tokenizer. */
+    private String token(int id) {
+        return tokenizer == null || id >= tokenizer.vocabSize() ? "token_id:" + id
+                : tokenizer.decode(new int[] {id}, false);
     }
 
     private ObjectNode usage() {

@@ -19,7 +19,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * The generation rules themselves are {@link RequestRules}' and the scheduler's, shared with the gRPC API.
  */
 record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<GenerationRequest> choices, boolean stream,
-                         boolean includeUsage, boolean echo, boolean returnTokenIds) {
+                         boolean includeUsage, boolean echo, boolean returnTokenIds, int logprobs) {
     static final int MAX_N = 8;
 
     /** A prompt as ids, and as text where {@code echo} needs it. */
@@ -33,19 +33,26 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
     static CompletionRequest completion(JsonNode body, Model model) {
         Fields f = new Fields(body, "");
         checkModel(f, model);
-        f.refuse("suffix", "logit_bias", "best_of", "response_format", "logprobs");
+        f.refuse("suffix", "logit_bias", "best_of", "response_format");
         boolean echo = f.bool("echo", false);
+        int logprobs = (int) f.integer("logprobs", -1, 0, SamplingParams.MAX_LOGPROBS);
+        if (echo && logprobs >= 0) {
+            throw ApiError.unsupported("echo"); // the prompt's log-probabilities are not computed
+        }
         List<Prompt> prompts = prompts(f, model, echo);
         long maxTokens = f.integer("max_tokens", RequestRules.DEFAULT_MAX_TOKENS, 1, Long.MAX_VALUE);
-        return common(f, model, false, prompts, p -> maxTokens, echo);
+        return common(f, model, false, prompts, p -> maxTokens, echo, logprobs);
     }
 
     static CompletionRequest chat(JsonNode body, Model model) {
         Fields f = new Fields(body, "");
         checkModel(f, model);
         f.refuse("tools", "tool_choice", "functions", "function_call", "parallel_tool_calls", "logit_bias",
-                "audio", "modalities", "prediction", "web_search_options", "reasoning_effort", "logprobs",
-                "top_logprobs");
+                "audio", "modalities", "prediction", "web_search_options", "reasoning_effort");
+        int logprobs = f.bool("logprobs", false) ? (int) f.integer("top_logprobs", 0, 0, SamplingParams.MAX_LOGPROBS) : -1;
+        if (logprobs < 0 && f.has("top_logprobs")) {
+            throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs: true");
+        }
         JsonNode format = f.get("response_format");
         if (format != null && !"text".equals(format.path("type").asText())) {
             throw ApiError.unsupported("response_format");
@@ -55,7 +62,8 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
                 : f.has("max_tokens") ? (Long) f.integer("max_tokens", 0, 1, Long.MAX_VALUE) : null;
         // Without a limit a reply may fill the context, as OpenAI's does.
         return common(f, model, true, List.of(prompt),
-                p -> maxTokens != null ? maxTokens : Math.max(1, model.config().maxPositions() - p.ids().length), false);
+                p -> maxTokens != null ? maxTokens : Math.max(1, model.config().maxPositions() - p.ids().length), false,
+                logprobs);
     }
 
     /**
@@ -71,7 +79,8 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
     }
 
     private static CompletionRequest common(Fields f, Model model, boolean chat, List<Prompt> prompts,
-                                            java.util.function.ToLongFunction<Prompt> maxTokens, boolean echo) {
+                                            java.util.function.ToLongFunction<Prompt> maxTokens, boolean echo,
+                                            int logprobs) {
         f.ignore("user");
         int n = (int) f.integer("n", 1, 1, MAX_N);
         boolean stream = f.bool("stream", false);
@@ -109,12 +118,12 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
                 // Choices are independent samples: each its own seed, and with a seed a request replays.
                 long s = seed != null ? seed + i : ThreadLocalRandom.current().nextLong();
                 SamplingParams sampling = RequestRules.sampling(temperature, topK < 0 ? 0 : (int) topK, topP, minP,
-                        repetitionPenalty, presencePenalty, frequencyPenalty, minTokens, stopIds, ignoreEos,
+                        repetitionPenalty, presencePenalty, frequencyPenalty, minTokens, stopIds, ignoreEos, logprobs,
                         model.config(), s);
                 choices.add(new GenerationRequest(p.ids(), max, sampling, stop, stopIds, ignoreEos));
             }
         }
-        return new CompletionRequest(chat, prompts, n, choices, stream, includeUsage, echo, returnTokenIds);
+        return new CompletionRequest(chat, prompts, n, choices, stream, includeUsage, echo, returnTokenIds, logprobs);
     }
 
     private static void checkModel(Fields f, Model model) {

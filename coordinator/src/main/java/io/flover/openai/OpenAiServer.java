@@ -179,7 +179,7 @@ public final class OpenAiServer implements AutoCloseable {
 
         private void generate(CompletionRequest r, Request request, Response response, Callback callback)
                 throws Scheduler.QueueFullException {
-            Completion c = new Completion(r, api.model(), response, callback);
+            Completion c = new Completion(r, api.model(), api.replicas().tokenizer(), response, callback);
             c.start(api.replicas(), api.limits().streamBufferBytes(), api.limits().streamStallTimeout());
             // A client that closes the connection cancels its request (a stream notices at its next write too).
             request.addFailureListener(failure -> c.cancel());

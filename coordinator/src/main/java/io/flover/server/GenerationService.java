@@ -18,8 +18,10 @@ import io.flover.proto.v1.ListModelsResponse;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.proto.v1.Timings;
 import io.flover.proto.v1.TokenDelta;
+import io.flover.proto.v1.TokenLogprob;
 import io.flover.proto.v1.Usage;
 import io.flover.worker.SamplingParams;
+import io.flover.worker.TokenLogprobs;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -106,24 +108,38 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         int maxTokens = RequestRules.maxTokens(Integer.toUnsignedLong(r.getMaxTokens()), "max_tokens");
         List<String> stop = RequestRules.stopStrings(r.getStopList(), tokenizer, "stop");
         Set<Integer> stopIds = RequestRules.stopTokenIds(unsigned(r.getStopTokenIdsList()), vocab, "stop_token_ids");
-        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling(), stopIds, r.getIgnoreEos()), stop,
-                stopIds, r.getIgnoreEos());
+        int logprobs = r.hasLogprobs() ? (int) Math.min(Integer.toUnsignedLong(r.getLogprobs()), Integer.MAX_VALUE) : -1;
+        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling(), stopIds, r.getIgnoreEos(), logprobs),
+                stop, stopIds, r.getIgnoreEos());
     }
 
     /** Unset fields take their neutral values; the shared rules reject the rest, naming the field. */
-    private SamplingParams sampling(io.flover.proto.v1.SamplingParams s, Set<Integer> stopIds, boolean ignoreEos) {
+    private SamplingParams sampling(io.flover.proto.v1.SamplingParams s, Set<Integer> stopIds, boolean ignoreEos,
+                                    int logprobs) {
         // A top_k beyond int range keeps every token, as any top_k of at least the vocabulary does.
         int topK = (int) Math.min(Integer.toUnsignedLong(s.getTopK()), Integer.MAX_VALUE);
         long seed = s.hasSeed() ? s.getSeed() : ThreadLocalRandom.current().nextLong();
         return RequestRules.sampling(s.getTemperature(), topK, s.hasTopP() ? s.getTopP() : 1, s.getMinP(),
                 s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1, s.getPresencePenalty(),
-                s.getFrequencyPenalty(), Integer.toUnsignedLong(s.getMinTokens()), stopIds, ignoreEos,
+                s.getFrequencyPenalty(), Integer.toUnsignedLong(s.getMinTokens()), stopIds, ignoreEos, logprobs,
                 replicas.model(), seed);
     }
 
     /** uint32 ids read unsigned, so 2^32-1 is not -1. */
     private static long[] unsigned(List<Integer> ids) {
         return ids.stream().mapToLong(Integer::toUnsignedLong).toArray();
+    }
+
+    private static List<TokenLogprob> toProto(TokenLogprobs[] logprobs) {
+        List<TokenLogprob> out = new ArrayList<>(logprobs.length);
+        for (TokenLogprobs l : logprobs) {
+            TokenLogprob.Builder b = TokenLogprob.newBuilder().setLogprob(l.logprob());
+            for (int k = 0; k < l.topIds().length; k++) {
+                b.addTopIds(l.topIds()[k]).addTopLogprobs(l.topLogprobs()[k]);
+            }
+            out.add(b.build());
+        }
+        return out;
     }
 
     private static Finished finished(GenerationListener.Outcome o, String requestId) {
@@ -208,13 +224,16 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         }
 
         @Override
-        public void onTokens(int[] ids, String text) {
+        public void onTokens(int[] ids, String text, TokenLogprobs[] logprobs) {
             if (ids.length == 0 && text.isEmpty()) {
                 return;
             }
             TokenDelta.Builder delta = TokenDelta.newBuilder().setText(text);
             for (int id : ids) {
                 delta.addTokenIds(id);
+            }
+            if (logprobs != null) {
+                delta.addAllLogprobs(toProto(logprobs));
             }
             GenerateResponse message = GenerateResponse.newBuilder().setDelta(delta).build();
             send(o -> o.onNext(message));
@@ -236,6 +255,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
     /** GenerateUnary: collects the output and answers once. */
     private static final class Collecting extends Call<GenerateResult> {
         private final List<Integer> ids = new ArrayList<>();
+        private final List<TokenLogprob> logprobs = new ArrayList<>();
         private final StringBuilder text = new StringBuilder();
 
         Collecting(ServerCallStreamObserver<GenerateResult> observer, String requestId) {
@@ -243,9 +263,12 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         }
 
         @Override
-        public void onTokens(int[] tokens, String delta) {
+        public void onTokens(int[] tokens, String delta, TokenLogprobs[] logprobs) {
             for (int id : tokens) {
                 ids.add(id);
+            }
+            if (logprobs != null) {
+                this.logprobs.addAll(toProto(logprobs));
             }
             text.append(delta);
         }
@@ -256,6 +279,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
                 return;
             }
             GenerateResult result = GenerateResult.newBuilder().addAllTokenIds(ids).setText(text.toString())
+                    .addAllLogprobs(logprobs)
                     .setFinished(finished(outcome, requestId)).build();
             send(o -> {
                 o.onNext(result);

@@ -12,6 +12,7 @@ import io.flover.worker.GroupLostException;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.ShardExecutor;
 import io.flover.worker.Step;
+import io.flover.worker.StepResult;
 import io.flover.worker.StepRunner;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -64,7 +65,7 @@ class ReplicasTest {
         }
 
         @Override
-        public int[] run(Step step) {
+        public StepResult run(Step step) {
             try {
                 open.await();
             } catch (InterruptedException e) {
@@ -168,7 +169,7 @@ class ReplicasTest {
         CountDownLatch release = new CountDownLatch(1);
         StepRunner held = new Fragile(-1) {
             @Override
-            public int[] run(Step step) {
+            public StepResult run(Step step) {
                 try {
                     release.await();
                 } catch (InterruptedException e) {
@@ -181,7 +182,7 @@ class ReplicasTest {
             Scheduler a = replicas.add(held, 64, EmbeddedEngine.BLOCK_SIZE, CONFIG);
             Scheduler b = replicas.add(new Fragile(-1) {
                 @Override
-                public int[] run(Step step) {
+                public StepResult run(Step step) {
                     try {
                         release.await();
                     } catch (InterruptedException e) {

@@ -61,7 +61,7 @@ class SchedulerTest {
         final CompletableFuture<Outcome> done = new CompletableFuture<>();
 
         @Override
-        public void onTokens(int[] tokens, String text) {
+        public void onTokens(int[] tokens, String text, io.flover.worker.TokenLogprobs[] logprobs) {
             for (int t : tokens) {
                 ids.add(t);
             }

@@ -37,6 +37,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -302,6 +303,79 @@ class OpenAiApiTest {
                 }
             }
         }
+    }
+
+    @Test
+    void logprobsAreTheReferenceLogSoftmaxOnOneRankAndAcrossTwo() throws Exception {
+        for (int tp : new int[] {1, 2}) {
+            try (FloverServer golden = FloverServer.start(new FloverServer.Options(ServerTesting.golden("llama-tiny-f32"),
+                    "127.0.0.1", 0, 2, tp, 16 << 20, io.flover.coordinator.SchedulerConfig.defaults(
+                    new io.flover.coordinator.Policy.Fusion())))) {
+                int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null, OpenAiServer.Limits.DEFAULT);
+                JsonNode reference = JSON.readTree(ServerTesting.golden("llama-tiny-f32").resolve("expected.json")
+                        .toFile()).get("cases");
+                for (JsonNode c : reference) {
+                    double[] logits = JSON.convertValue(c.get("last_logits"), double[].class);
+                    double max = Arrays.stream(logits).max().orElseThrow();
+                    double lse = max + Math.log(Arrays.stream(logits).map(l -> Math.exp(l - max)).sum());
+                    Integer[] order = new Integer[logits.length];
+                    Arrays.setAll(order, i -> i);
+                    Arrays.sort(order, (a, b) -> Double.compare(logits[b], logits[a]));
+                    String body = "{\"prompt\": " + c.get("prompt_ids") + ", \"max_tokens\": 1, \"temperature\": 0, "
+                            + "\"ignore_eos\": true, \"logprobs\": 5}";
+                    HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                            + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                            HttpResponse.BodyHandlers.ofString());
+                    assertEquals(200, r.statusCode(), r.body());
+                    JsonNode lp = JSON.readTree(r.body()).at("/choices/0/logprobs");
+                    int chosen = c.get("greedy_ids").get(0).asInt();
+                    assertEquals("token_id:" + chosen, lp.at("/tokens/0").asText(), "tp " + tp);
+                    assertEquals(logits[chosen] - lse, lp.at("/token_logprobs/0").asDouble(), 1e-4, "tp " + tp);
+                    List<String> top = new ArrayList<>();
+                    lp.at("/top_logprobs/0").fieldNames().forEachRemaining(top::add);
+                    assertEquals(5, top.size());
+                    for (int k = 0; k < 5; k++) {
+                        assertEquals("token_id:" + order[k], top.get(k), "tp " + tp + " rank " + k);
+                        assertEquals(logits[order[k]] - lse, lp.at("/top_logprobs/0").get(top.get(k)).asDouble(), 1e-4);
+                    }
+                    // The gRPC API reports the same numbers.
+                    ManagedChannel channel = ServerTesting.channel(golden);
+                    try {
+                        io.flover.proto.v1.TokenLogprob g = GenerationGrpc.newBlockingStub(channel).generateUnary(
+                                ServerTesting.ids(JSON.convertValue(c.get("prompt_ids"), int[].class), 1).setLogprobs(5)
+                                        .build()).getLogprobs(0);
+                        assertEquals(lp.at("/token_logprobs/0").floatValue(), g.getLogprob(), 1e-6);
+                        assertEquals(order[0], g.getTopIds(0));
+                        assertEquals(5, g.getTopLogprobsCount());
+                    } finally {
+                        ServerTesting.close(channel);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void chatLogprobsThroughTheSdk() {
+        ChatCompletion reply = client.chat().completions().create(chat("Hi", 5).logprobs(true).topLogprobs(3).build());
+        var content = reply.choices().getFirst().logprobs().orElseThrow().content().orElseThrow();
+        assertEquals(5, content.size());
+        for (var token : content) {
+            assertEquals(3, token.topLogprobs().size());
+            assertEquals(token.token(), token.topLogprobs().getFirst().token(), "greedy takes the most likely");
+            assertEquals(token.logprob(), token.topLogprobs().getFirst().logprob(), 1e-6);
+            assertTrue(token.topLogprobs().get(0).logprob() >= token.topLogprobs().get(1).logprob());
+            assertTrue(token.logprob() <= 0);
+        }
+        try (StreamResponse<ChatCompletionChunk> s = client.chat().completions().createStreaming(chat("Hi", 5)
+                .logprobs(true).topLogprobs(3).build())) {
+            long streamed = s.stream().flatMap(c -> c.choices().stream())
+                    .flatMap(c -> c.logprobs().flatMap(ChatCompletionChunk.Choice.Logprobs::content).stream())
+                    .mapToLong(List::size).sum();
+            assertEquals(5, streamed);
+        }
+        assertError(400, "top_logprobs", () -> client.chat().completions().create(chat("x", 2).topLogprobs(2).build()));
+        assertError(400, "logprobs", () -> client.completions().create(greedy("x", 2).logprobs(21).build()));
     }
 
     @Test

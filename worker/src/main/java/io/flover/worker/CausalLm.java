@@ -46,9 +46,14 @@ public abstract sealed class CausalLm permits LlamaModel, Gpt2Model {
      * same {@code withRows}.
      */
     public final LogitRows forward(StepBatch batch, Backend.KvCache kv, boolean withRows) {
-        return k.onDevice(() -> forwardOnDevice(batch, kv, withRows));
+        return forward(batch, kv, withRows, -1);
+    }
+
+    /** {@link #forward}, and with {@code topLogprobs >= 0} each row's {@link LogitRows.Logprobs} too. */
+    public final LogitRows forward(StepBatch batch, Backend.KvCache kv, boolean withRows, int topLogprobs) {
+        return k.onDevice(() -> forwardOnDevice(batch, kv, withRows, topLogprobs));
     }
 
     /** {@link #forward} on the backend's device thread. */
-    abstract LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows);
+    abstract LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows, int topLogprobs);
 }

@@ -73,7 +73,7 @@ final class Gpt2Model extends CausalLm {
     }
 
     @Override
-    LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows) {
+    LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows, int topLogprobs) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
@@ -117,7 +117,7 @@ final class Gpt2Model extends CausalLm {
             int rows = batch.numLogitRows();
             k.gatherLogitRows(step, x, d, h);
             k.layerNorm(h, h, rows, lnfWeight, lnfBias, c.normEps());
-            return vocab.logits(step, h, rows, wte, withRows);
+            return vocab.logits(step, h, rows, wte, withRows, topLogprobs);
         }
     }
 

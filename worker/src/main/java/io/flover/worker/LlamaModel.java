@@ -83,7 +83,7 @@ final class LlamaModel extends CausalLm {
     }
 
     @Override
-    LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows) {
+    LogitRows forwardOnDevice(StepBatch batch, Backend.KvCache kv, boolean withRows, int topLogprobs) {
         int t = batch.numTokens();
         int d = c.hiddenSize();
         int heads = shard.heads();
@@ -128,7 +128,7 @@ final class LlamaModel extends CausalLm {
             int rows = batch.numLogitRows();
             k.gatherLogitRows(step, x, d, h);
             k.rmsNorm(h, h, rows, finalNorm, c.normEps());
-            return vocab.logits(step, h, rows, lmHead, withRows);
+            return vocab.logits(step, h, rows, lmHead, withRows, topLogprobs);
         }
     }
 

@@ -77,22 +77,22 @@ public final class LocalTensorParallel implements StepRunner {
      * failure loses the group: the other ranks' collectives fail with it.
      */
     @Override
-    public int[] run(Step step) {
-        List<Future<int[]>> others = new ArrayList<>();
+    public StepResult run(Step step) {
+        List<Future<StepResult>> others = new ArrayList<>();
         for (ShardExecutor shard : shards.subList(1, shards.size())) {
             others.add(rankThreads.submit(() -> shard.run(step)));
         }
         int rank = 0;
         try {
-            int[] sampled = shards.getFirst().run(step);
+            StepResult result = shards.getFirst().run(step);
             for (rank = 1; rank < shards.size(); rank++) {
-                int[] theirs = others.get(rank - 1).get();
-                if (!Arrays.equals(sampled, theirs)) {
+                int[] theirs = others.get(rank - 1).get().sampled();
+                if (!Arrays.equals(result.sampled(), theirs)) {
                     throw new IllegalStateException("rank " + rank + " sampled " + Arrays.toString(theirs)
-                            + " where rank 0 sampled " + Arrays.toString(sampled));
+                            + " where rank 0 sampled " + Arrays.toString(result.sampled()));
                 }
             }
-            return sampled;
+            return result;
         } catch (ExecutionException e) {
             throw lost(step, rank, e.getCause());
         } catch (InterruptedException e) {

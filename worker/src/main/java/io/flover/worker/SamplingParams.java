@@ -16,10 +16,13 @@ import io.flover.model.InvalidFieldException;
  * @param frequencyPenalty 0 disables; subtracted once per time the output holds the token (OpenAI's)
  * @param minTokens until the output has this many tokens, {@code bannedEarly} are never chosen
  * @param bannedEarly the ids that would end the sequence (end-of-sequence and stop ids), for {@code minTokens}
+ * @param logprobs -1: none; 0: each sampled token's log-probability; N: and the N most likely tokens' (at most
+ *     {@value #MAX_LOGPROBS})
  */
 public record SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty,
                              float presencePenalty, float frequencyPenalty, int minTokens, int[] bannedEarly,
-                             long seed) {
+                             int logprobs, long seed) {
+    public static final int MAX_LOGPROBS = 20;
     public static final SamplingParams GREEDY = new SamplingParams(0, 0, 1, 0, 1, 0);
 
     public SamplingParams {
@@ -31,12 +34,13 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
         check("presence_penalty", presencePenalty, presencePenalty >= -2 && presencePenalty <= 2);
         check("frequency_penalty", frequencyPenalty, frequencyPenalty >= -2 && frequencyPenalty <= 2);
         check("min_tokens", minTokens, minTokens >= 0);
+        check("logprobs", logprobs, logprobs >= -1 && logprobs <= MAX_LOGPROBS);
         bannedEarly = bannedEarly.clone();
     }
 
     /** Without the output penalties and {@code min_tokens}. */
     public SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty, long seed) {
-        this(temperature, topK, topP, minP, repetitionPenalty, 0, 0, 0, new int[0], seed);
+        this(temperature, topK, topP, minP, repetitionPenalty, 0, 0, 0, new int[0], -1, seed);
     }
 
     @Override

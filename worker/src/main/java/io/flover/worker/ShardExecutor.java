@@ -56,7 +56,7 @@ public final class ShardExecutor implements StepRunner {
 
     /** Applies the step's slot operations, runs it and returns the sampled ids in entry order. */
     @Override
-    public int[] run(Step step) {
+    public StepResult run(Step step) {
         for (SlotOp op : step.slotOps()) {
             apply(op);
         }
@@ -69,7 +69,7 @@ public final class ShardExecutor implements StepRunner {
         }
         int n = step.slots().length;
         if (n == 0) {
-            return new int[0];
+            return StepResult.of(new int[0]);
         }
         int[] starts = new int[n];
         int[][] tables = new int[n][];
@@ -81,23 +81,46 @@ public final class ShardExecutor implements StepRunner {
             s.recordTokens(step.tokens(), starts[i], step.lengths()[i], step.firstPositions()[i]);
         }
         boolean withRows = false; // only where some sequence samples otherwise than by the argmax
+        int topLogprobs = -1;
         for (int i = 0; i < n; i++) {
-            withRows |= step.sample()[i] && !slots[step.slots()[i]].sampling.argmaxOfLogits();
+            SamplingParams p = slots[step.slots()[i]].sampling;
+            withRows |= step.sample()[i] && !p.argmaxOfLogits();
+            topLogprobs = step.sample()[i] ? Math.max(topLogprobs, p.logprobs()) : topLogprobs;
         }
         LogitRows logits = lm.forward(new StepBatch(step.tokens(), starts, step.lengths(), step.firstPositions(),
-                tables, step.sample()), kv, withRows);
+                tables, step.sample()), kv, withRows, topLogprobs);
         int vocab = lm.config().vocabSize();
         int[] sampled = new int[step.numSampled()];
+        TokenLogprobs[] logprobs = topLogprobs < 0 ? null : new TokenLogprobs[sampled.length];
         for (int i = 0, row = 0; i < n; i++) {
             if (step.sample()[i]) {
                 Slot s = slots[step.slots()[i]];
                 long position = step.firstPositions()[i] + step.lengths()[i];
                 sampled[row] = sampler.sample(logits, row, vocab, s.sampling, s.history, s.historyLength,
                         s.promptLength, position);
+                if (s.sampling.logprobs() >= 0) {
+                    logprobs[row] = logprobs(logits, row, vocab, sampled[row], s.sampling.logprobs());
+                }
                 row++;
             }
         }
-        return sampled;
+        return new StepResult(sampled, logprobs);
+    }
+
+    /**
+     * The sampled token's log-probability and the {@code top} best: its logit is in the rows where they were
+     * fetched, and otherwise it is the argmax, whose logit is the best one.
+     */
+    private static TokenLogprobs logprobs(LogitRows logits, int row, int vocab, int token, int top) {
+        LogitRows.Logprobs l = logits.logprobs();
+        float logit = logits.rows() != null ? logits.rows()[row * vocab + token] : l.topLogits()[row * l.n()];
+        int[] ids = new int[top];
+        float[] values = new float[top];
+        for (int k = 0; k < top; k++) {
+            ids[k] = l.topIds()[row * l.n() + k];
+            values[k] = l.logprob(row, l.topLogits()[row * l.n() + k]);
+        }
+        return new TokenLogprobs(l.logprob(row, logit), ids, values);
     }
 
     /** KV blocks the live slots hold. */

@@ -6,7 +6,7 @@ package io.flover.worker;
  */
 public interface StepRunner extends AutoCloseable {
     /** Runs a step on every rank; returns the sampled ids, one per entry that samples, in entry order. */
-    int[] run(Step step);
+    StepResult run(Step step);
 
     /** Drops all slot state after a failed step, so the next step starts from an empty batch. */
     void reset();

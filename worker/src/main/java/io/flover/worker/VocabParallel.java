@@ -40,9 +40,12 @@ final class VocabParallel {
     /**
      * The greedy token of each of {@code rows} hidden states ({@code localHead}: this rank's slice of the LM head),
      * and with {@code withRows} their logits over the whole vocabulary. Each rank takes the argmax of its own
-     * slice; the ranks then trade one (maximum, index) pair per row rather than their slices of the logits.
+     * slice; the ranks then trade one (maximum, index) pair per row rather than their slices of the logits. With
+     * {@code topLogprobs >= 0} each row's log-sum-exp and best {@code max(1, topLogprobs)} tokens come too, merged
+     * from every rank's slice ({@link TopLogits}).
      */
-    LogitRows logits(Backend.Step step, Backend.Buffer hidden, int rows, Backend.Matrix localHead, boolean withRows) {
+    LogitRows logits(Backend.Step step, Backend.Buffer hidden, int rows, Backend.Matrix localHead, boolean withRows,
+                     int topLogprobs) {
         int held = shard.vocab();
         int[] argmax = new int[rows];
         float[] maxima = new float[rows];
@@ -54,7 +57,9 @@ final class VocabParallel {
             k.argmaxRows(local, rows, held, argmax, maxima);
         }
         if (shard.size() == 1) {
-            return new LogitRows(argmax, withRows ? k.toHost(local, rows * held) : null);
+            float[] all = withRows || topLogprobs >= 0 ? k.toHost(local, rows * held) : null;
+            return new LogitRows(argmax, withRows ? all : null, topLogprobs < 0 ? null : logprobs(all, rows, held,
+                    topLogprobs));
         }
         float[] pairs = new float[2 * rows]; // maxima, then indices: exact as floats below 2^24
         for (int r = 0; r < rows; r++) {
@@ -74,7 +79,20 @@ final class VocabParallel {
                 }
             }
         }
-        return new LogitRows(argmax, withRows ? gatherRows(local, rows, held) : null);
+        LogitRows.Logprobs logprobs = null;
+        if (topLogprobs >= 0) {
+            logprobs = logprobs(held > 0 ? k.toHost(local, rows * held) : new float[0], rows, held, topLogprobs);
+        }
+        return new LogitRows(argmax, withRows ? gatherRows(local, rows, held) : null, logprobs);
+    }
+
+    /** Every rank summarises its slice of each row; the summaries, gathered, merge to the whole row's. */
+    private LogitRows.Logprobs logprobs(float[] slice, int rows, int held, int topLogprobs) {
+        int n = Math.max(1, topLogprobs);
+        float[] summary = new float[rows * TopLogits.width(n)];
+        TopLogits.summarise(slice, rows, held, shard.firstVocab(), n, summary);
+        float[] all = shard.size() == 1 ? summary : group.allGather(summary, summary.length);
+        return TopLogits.merge(all, shard.size(), rows, n);
     }
 
     /** Every rank's slice of the logits of {@code rows} rows, assembled into whole rows. */

@@ -1,8 +1,12 @@
 package io.flover.worker.server;
 
 import io.flover.proto.v1.StepRequest;
+import io.flover.proto.v1.StepLogprobs;
+import io.flover.proto.v1.StepResponse;
 import io.flover.proto.v1.StepSampling;
 import io.flover.worker.SamplingParams;
+import io.flover.worker.StepResult;
+import io.flover.worker.TokenLogprobs;
 import io.flover.worker.SlotOp;
 import io.flover.worker.Step;
 import java.util.ArrayList;
@@ -60,16 +64,58 @@ public final class StepCodec {
     }
 
     private static StepSampling encode(SamplingParams p) {
-        return StepSampling.newBuilder().setTemperature(p.temperature()).setTopK(p.topK()).setTopP(p.topP())
+        StepSampling.Builder b = StepSampling.newBuilder().setTemperature(p.temperature()).setTopK(p.topK()).setTopP(p.topP())
                 .setMinP(p.minP()).setRepetitionPenalty(p.repetitionPenalty()).setPresencePenalty(p.presencePenalty())
                 .setFrequencyPenalty(p.frequencyPenalty()).setMinTokens(p.minTokens())
-                .addAllBannedEarly(list(p.bannedEarly())).setSeed(p.seed()).build();
+                .addAllBannedEarly(list(p.bannedEarly())).setSeed(p.seed());
+        if (p.logprobs() >= 0) {
+            b.setLogprobs(p.logprobs());
+        }
+        return b.build();
     }
 
     private static SamplingParams decode(StepSampling s) {
         return new SamplingParams(s.getTemperature(), s.getTopK(), s.getTopP(), s.getMinP(), s.getRepetitionPenalty(),
                 s.getPresencePenalty(), s.getFrequencyPenalty(), s.getMinTokens(), array(s.getBannedEarlyList()),
-                s.getSeed());
+                s.hasLogprobs() ? s.getLogprobs() : -1, s.getSeed());
+    }
+
+    /** A step's answer as a rank sends it. */
+    public static StepResponse.Builder encode(StepResult result) {
+        StepResponse.Builder b = StepResponse.newBuilder().addAllSampled(list(result.sampled()));
+        if (result.logprobs() != null) {
+            for (TokenLogprobs l : result.logprobs()) {
+                StepLogprobs.Builder e = StepLogprobs.newBuilder().setAsked(l != null);
+                if (l != null) {
+                    e.setLogprob(l.logprob()).addAllTopIds(list(l.topIds()));
+                    for (float v : l.topLogprobs()) {
+                        e.addTopLogprobs(v);
+                    }
+                }
+                b.addLogprobs(e);
+            }
+        }
+        return b;
+    }
+
+    /** A rank's answer as the scheduler takes it. */
+    public static StepResult decode(StepResponse r) {
+        int[] sampled = array(r.getSampledList());
+        if (r.getLogprobsCount() == 0) {
+            return StepResult.of(sampled);
+        }
+        TokenLogprobs[] logprobs = new TokenLogprobs[r.getLogprobsCount()];
+        for (int i = 0; i < logprobs.length; i++) {
+            StepLogprobs e = r.getLogprobs(i);
+            if (e.getAsked()) {
+                float[] top = new float[e.getTopLogprobsCount()];
+                for (int k = 0; k < top.length; k++) {
+                    top[k] = e.getTopLogprobs(k);
+                }
+                logprobs[i] = new TokenLogprobs(e.getLogprob(), array(e.getTopIdsList()), top);
+            }
+        }
+        return new StepResult(sampled, logprobs);
     }
 
     private static List<Integer> list(int[] values) {

@@ -12,6 +12,7 @@ import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.KvMemory;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.ShardExecutor;
+import io.flover.worker.StepResult;
 import io.grpc.Status;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
@@ -231,18 +232,14 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
                                 .asRuntimeException();
                     }
                     long t0 = System.nanoTime();
-                    int[] sampled = s.executor().run(StepCodec.decode(request));
+                    StepResult result = s.executor().run(StepCodec.decode(request));
                     long compute = System.nanoTime() - t0;
                     long collective = s.comm().takeNanos();
                     stepCompute.record(compute, TimeUnit.NANOSECONDS);
                     stepCollectives.record(collective, TimeUnit.NANOSECONDS);
                     collectiveBytes.increment(s.comm().takeBytes());
-                    StepResponse.Builder b = StepResponse.newBuilder().setStepId(request.getStepId())
-                            .setComputeNanos(compute).setCollectiveNanos(collective);
-                    for (int id : sampled) {
-                        b.addSampled(id);
-                    }
-                    response = b.build();
+                    response = StepCodec.encode(result).setStepId(request.getStepId()).setComputeNanos(compute)
+                            .setCollectiveNanos(collective).build();
                 } catch (RuntimeException e) {
                     failed = true;
                     s.running().unlock();
