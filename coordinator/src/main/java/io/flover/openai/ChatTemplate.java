@@ -34,7 +34,10 @@ public final class ChatTemplate {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Far beyond any prompt; a template that loops without end stops here. */
     private static final long MAX_OUTPUT_CHARS = 16 << 20;
-    private static final Jinjava JINJAVA = jinjava();
+    /** Built on first use: a server whose model has no template never loads jinjava. */
+    private static final class Engine {
+        static final Jinjava JINJAVA = jinjava();
+    }
 
     private final String source;
     private final String bosToken;
@@ -94,7 +97,7 @@ public final class ChatTemplate {
         context.put("add_generation_prompt", addGenerationPrompt);
         context.put("bos_token", bosToken);
         context.put("eos_token", eosToken);
-        RenderResult result = JINJAVA.renderForResult(source, context);
+        RenderResult result = Engine.JINJAVA.renderForResult(source, context);
         for (TemplateError e : result.getErrors()) {
             if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
                 String why = raised(e);

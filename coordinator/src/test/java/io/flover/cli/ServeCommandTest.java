@@ -103,7 +103,8 @@ class ServeCommandTest {
 
     private static int awaitPort(Path stderr, Process p) throws Exception {
         Pattern listening = Pattern.compile("listening on 127\\.0\\.0\\.1:(\\d+)");
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        // Start-up includes the kernels' warm-up, which takes tens of seconds on a loaded 2-core machine.
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
         while (System.nanoTime() < deadline && p.isAlive()) {
             Matcher m = listening.matcher(Files.readString(stderr));
             if (m.find()) {
