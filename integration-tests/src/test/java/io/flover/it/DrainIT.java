@@ -46,7 +46,7 @@ class DrainIT {
             int port = cluster.startCoordinator(model, 1, "--max-batch", "1", "--drain-timeout", "120");
             cluster.startWorker();
             ManagedChannel channel = ProcessCluster.channel(port);
-            ProcessCluster.awaitServing(channel, Duration.ofSeconds(90));
+            ProcessCluster.awaitServing(channel, ProcessCluster.START);
             ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
             AtomicInteger started = new AtomicInteger();
             List<Future<int[]>> got = new ArrayList<>();

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.ManagedChannel;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -22,7 +21,6 @@ import org.junit.jupiter.api.Test;
  * coordinator's metrics show every KV block back in the pool.
  */
 class FaultsIT {
-    private static final Duration START = Duration.ofSeconds(90);
 
     @Test
     void aStoppedWorkerLosesItsGroupWithinTheStepTimeout() throws Exception {
@@ -36,7 +34,7 @@ class FaultsIT {
             cluster.startWorker();
             ManagedChannel channel = ProcessCluster.channel(port);
             ProcessCluster.Node coordinator = cluster.node("coordinator");
-            ProcessCluster.await("two groups", START, () -> coordinator.output().contains("group g2 serves"));
+            ProcessCluster.await("two groups", ProcessCluster.START, () -> coordinator.output().contains("group g2 serves"));
 
             int n = 32;
             AtomicInteger started = new AtomicInteger();
@@ -46,7 +44,7 @@ class FaultsIT {
                 TensorParallelClusterIT.Golden g = cases.get(i % cases.size());
                 got.add(clients.submit(() -> TensorParallelClusterIT.generate(channel, g.prompt(), 24, started)));
             }
-            ProcessCluster.await("streams on both groups", START, () -> started.get() >= 8);
+            ProcessCluster.await("streams on both groups", ProcessCluster.START, () -> started.get() >= 8);
             stopped.signal("STOP");
             long stoppedAt = System.nanoTime();
             // A second wave after the stop: the first may have drained the stopped group already, and requests
@@ -81,7 +79,7 @@ class FaultsIT {
             cluster.startWorker();
             ManagedChannel channel = ProcessCluster.channel(port);
             ProcessCluster.Node coordinator = cluster.node("coordinator");
-            ProcessCluster.await("two groups", START, () -> coordinator.output().contains("group g2 serves"));
+            ProcessCluster.await("two groups", ProcessCluster.START, () -> coordinator.output().contains("group g2 serves"));
             int n = 32;
             AtomicInteger started = new AtomicInteger();
             ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
@@ -90,7 +88,7 @@ class FaultsIT {
                 TensorParallelClusterIT.Golden g = cases.get(i % cases.size());
                 got.add(clients.submit(() -> TensorParallelClusterIT.generate(channel, g.prompt(), 24, started)));
             }
-            ProcessCluster.await("streams on both groups", START, () -> started.get() >= 8);
+            ProcessCluster.await("streams on both groups", ProcessCluster.START, () -> started.get() >= 8);
             leaving.signal("TERM");
             for (int i = 0; i < n; i++) {
                 assertArrayEquals(cases.get(i % cases.size()).greedy(), got.get(i).get(120, TimeUnit.SECONDS),

@@ -55,6 +55,11 @@ final class ProcessCluster implements AutoCloseable {
     }
 
     private static final Path JAR = Path.of(System.getProperty("flover.jar", "../coordinator/target/flover-build.jar"));
+    /**
+     * How long a cluster may take to form, load and serve: generous, because these JVMs share a CI machine's two cores
+     * with each other and with the build.
+     */
+    static final Duration START = Duration.ofSeconds(180);
     private static final Path LOGS = Path.of(System.getProperty("flover.it.logs", "target/it-logs"));
 
     private final String clusterName = "it-" + UUID.randomUUID();

@@ -11,7 +11,6 @@ import io.flover.proto.v1.TokenIds;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -32,7 +31,6 @@ import org.junit.jupiter.api.Test;
  * extra threads, its heap is near where it started, and it still serves the golden ids.
  */
 class SoakIT {
-    private static final Duration START = Duration.ofSeconds(90);
 
     @Test
     void mixedLoadWithAWorkerRestartLeavesNothingBehind() throws Exception {
@@ -46,7 +44,7 @@ class SoakIT {
             cluster.startWorker();
             ManagedChannel channel = ProcessCluster.channel(port);
             ProcessCluster.Node coordinator = cluster.node("coordinator");
-            ProcessCluster.await("two groups", START, () -> coordinator.output().contains("group g2 serves"));
+            ProcessCluster.await("two groups", ProcessCluster.START, () -> coordinator.output().contains("group g2 serves"));
             // Warm up with concurrency, so that thread pools have grown before the baseline.
             ExecutorService warmup = Executors.newVirtualThreadPerTaskExecutor();
             List<Future<int[]>> warm = new ArrayList<>();
@@ -94,7 +92,7 @@ class SoakIT {
                 f.get(120, TimeUnit.SECONDS);
             }
             assertEquals(0, wrong.get(), "requests with wrong tokens");
-            ProcessCluster.await("the worker that replaced the killed one to serve", START,
+            ProcessCluster.await("the worker that replaced the killed one to serve", ProcessCluster.START,
                     () -> ProcessCluster.metric(scrapeQuietly(metricsPort), "flover_num_groups") == 2);
 
             String after = ProcessCluster.scrape(metricsPort);

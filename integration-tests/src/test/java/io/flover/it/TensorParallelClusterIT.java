@@ -15,7 +15,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckResponse;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -35,7 +34,6 @@ import org.junit.jupiter.params.provider.CsvSource;
  * the other group with the right tokens; with no group left, requests are refused with UNAVAILABLE.
  */
 class TensorParallelClusterIT {
-    private static final Duration START = Duration.ofSeconds(90);
 
     record Golden(int[] prompt, int[] greedy) {
     }
@@ -50,7 +48,7 @@ class TensorParallelClusterIT {
                 cluster.startWorker();
             }
             ManagedChannel channel = ProcessCluster.channel(port);
-            ProcessCluster.awaitServing(channel, START);
+            ProcessCluster.awaitServing(channel, ProcessCluster.START);
             ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
             List<Future<int[]>> got = new ArrayList<>();
             for (int i = 0; i < 16; i++) {
@@ -80,7 +78,7 @@ class TensorParallelClusterIT {
                         "--tls-client-ca", ca);
             }
             ManagedChannel channel = ProcessCluster.channel(port);
-            ProcessCluster.awaitServing(channel, START);
+            ProcessCluster.awaitServing(channel, ProcessCluster.START);
             assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
             channel.shutdownNow();
         }
@@ -103,7 +101,7 @@ class TensorParallelClusterIT {
                         "--tls-client-ca", ca);
             }
             ManagedChannel channel = ProcessCluster.channel(port);
-            ProcessCluster.awaitServing(channel, START);
+            ProcessCluster.awaitServing(channel, ProcessCluster.START);
             assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
             channel.shutdownNow();
         }
@@ -120,7 +118,7 @@ class TensorParallelClusterIT {
             cluster.startWorker("--kv-memory", "4m");
             cluster.startWorker("--kv-memory", "1m");
             ManagedChannel channel = ProcessCluster.channel(port);
-            ProcessCluster.awaitServing(channel, START);
+            ProcessCluster.awaitServing(channel, ProcessCluster.START);
             assertArrayEquals(golden.greedy(), generate(channel, golden.prompt(), golden.greedy().length));
             // llama-tiny on 2 ranks: each holds 1 of the 2 KV heads (of 16) in 2 layers, keys and values of 16
             // positions in float32: 4096 bytes, 256 blocks in 1m.
@@ -139,19 +137,19 @@ class TensorParallelClusterIT {
             int port = cluster.startCoordinator(golden("llama-tiny-f32"), 2, "--max-batch", "4");
             ManagedChannel channel = ProcessCluster.channel(port);
             // Alive but not ready while no group serves.
-            ProcessCluster.await("the coordinator to start", START,
+            ProcessCluster.await("the coordinator to start", ProcessCluster.START,
                     () -> ProcessCluster.health(channel, "") == HealthCheckResponse.ServingStatus.SERVING);
             assertEquals(HealthCheckResponse.ServingStatus.NOT_SERVING,
                     ProcessCluster.health(channel, GenerationGrpc.SERVICE_NAME));
             ProcessCluster.Node first = cluster.startWorker();
             cluster.startWorker();
-            ProcessCluster.awaitServing(channel, START);
+            ProcessCluster.awaitServing(channel, ProcessCluster.START);
             assertArrayEquals(cases.getFirst().greedy(), generate(channel, cases.getFirst().prompt(), 24));
 
             ProcessCluster.Node coordinator = cluster.node("coordinator");
             cluster.startWorker();
             cluster.startWorker();
-            ProcessCluster.await("a second group to form", START, () -> coordinator.output().contains("group g2 serves"));
+            ProcessCluster.await("a second group to form", ProcessCluster.START, () -> coordinator.output().contains("group g2 serves"));
 
             // Small batches keep most requests queued on both groups while one of them loses a worker.
             int n = 96;
@@ -166,7 +164,7 @@ class TensorParallelClusterIT {
                     return ids;
                 }));
             }
-            ProcessCluster.await("some requests to finish", START, () -> finished.get() >= 8);
+            ProcessCluster.await("some requests to finish", ProcessCluster.START, () -> finished.get() >= 8);
             assertTrue(finished.get() < n / 2, "the kill must come mid-load, but " + finished.get() + " had finished");
             first.kill();
             for (int i = 0; i < n; i++) {
@@ -177,7 +175,7 @@ class TensorParallelClusterIT {
 
             // The last group goes too: requests are refused, not left waiting.
             cluster.node("worker-3").kill();
-            ProcessCluster.await("the coordinator to notice", START, () -> coordinator.output().contains("retiring group g2"));
+            ProcessCluster.await("the coordinator to notice", ProcessCluster.START, () -> coordinator.output().contains("retiring group g2"));
             StatusRuntimeException refused = org.junit.jupiter.api.Assertions.assertThrows(StatusRuntimeException.class,
                     () -> generate(channel, cases.getFirst().prompt(), 4));
             assertEquals(Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.getStatus().toString());
