@@ -7,7 +7,6 @@ import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.SUB;
-import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_S2I;
 
 import io.flover.model.DType;
 import io.flover.model.Tensor;
@@ -18,7 +17,6 @@ import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -215,16 +213,25 @@ abstract sealed class PanelFormat {
     /** BF16 weights, kept at two bytes: a column of a group is one 2-vector load widened in registers. */
     private static final class Bf16Panels extends PanelFormat {
         private static final VectorSpecies<Integer> I = F.withLanes(int.class);
-        /** Half-width shorts: as many lanes as {@link CpuKernels#F}, zero-extended into {@link #I}. */
-        private static final VectorSpecies<Short> H =
-                VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
         private static final ValueLayout.OfShort LAYOUT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
         private static final long COLUMN = (long) GROUP * Short.BYTES;
-        private static final long HI = (long) LANES * Short.BYTES;
 
-        private static FloatVector load(MemorySegment w, long offset) {
-            ShortVector h = ShortVector.fromMemorySegment(H, w, offset, LE);
-            return ((IntVector) h.convertShape(ZERO_EXTEND_S2I, I, 0)).lanewise(LSHL, 16).reinterpretAsFloats();
+        /**
+         * A column of a group is one vector of ints, each holding row {@code j} in its low half and row
+         * {@code LANES + j} in its high half (see {@link #pack}): a shift and a mask widen it into the two float
+         * vectors, with no lane shuffles (widening shorts to ints costs a shuffle per vector, and decoding is
+         * bound by those).
+         */
+        private static IntVector column(MemorySegment w, long offset) {
+            return IntVector.fromMemorySegment(I, w, offset, LE);
+        }
+
+        private static FloatVector lo(IntVector column) {
+            return column.lanewise(LSHL, 16).reinterpretAsFloats();
+        }
+
+        private static FloatVector hi(IntVector column) {
+            return column.lanewise(AND, 0xFFFF0000).reinterpretAsFloats();
         }
 
         @Override
@@ -237,7 +244,8 @@ abstract sealed class PanelFormat {
             short[] column = new short[GROUP];
             for (int i = 0; i < k; i++) {
                 for (int r = 0; r < GROUP; r++) {
-                    column[r] = (short) (Float.floatToRawIntBits(rows[r * k + i]) >>> 16);
+                    int at = r < LANES ? 2 * r : 2 * (r - LANES) + 1;
+                    column[at] = (short) (Float.floatToRawIntBits(rows[r * k + i]) >>> 16);
                 }
                 MemorySegment.copy(column, 0, out, LAYOUT, offset + i * COLUMN, GROUP);
             }
@@ -256,8 +264,9 @@ abstract sealed class PanelFormat {
             FloatVector b6 = zero, b7 = zero, b8 = zero, b9 = zero, b10 = zero, b11 = zero;
             for (int i = 0; i < k; i++) {
                 long at = group + i * COLUMN;
-                FloatVector lo = load(w, at);
-                FloatVector hi = load(w, at + HI);
+                IntVector pair = column(w, at);
+                FloatVector lo = lo(pair);
+                FloatVector hi = hi(pair);
                 FloatVector v;
                 v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
                 v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
@@ -296,8 +305,9 @@ abstract sealed class PanelFormat {
             FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero;
             for (int i = 0; i < k; i++) {
                 long at = group + i * COLUMN;
-                FloatVector lo = load(w, at);
-                FloatVector hi = load(w, at + HI);
+                IntVector pair = column(w, at);
+                FloatVector lo = lo(pair);
+                FloatVector hi = hi(pair);
                 FloatVector v;
                 v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
                 v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
@@ -317,10 +327,14 @@ abstract sealed class PanelFormat {
             for (int i = 0; i < k; i++) {
                 long at = i * COLUMN;
                 FloatVector v = FloatVector.broadcast(F, x[x0 + i]);
-                a0 = load(w, g0 + at).fma(v, a0); b0 = load(w, g0 + at + HI).fma(v, b0);
-                a1 = load(w, g1 + at).fma(v, a1); b1 = load(w, g1 + at + HI).fma(v, b1);
-                a2 = load(w, g2 + at).fma(v, a2); b2 = load(w, g2 + at + HI).fma(v, b2);
-                a3 = load(w, g3 + at).fma(v, a3); b3 = load(w, g3 + at + HI).fma(v, b3);
+                IntVector p0 = column(w, g0 + at);
+                a0 = lo(p0).fma(v, a0); b0 = hi(p0).fma(v, b0);
+                IntVector p1 = column(w, g1 + at);
+                a1 = lo(p1).fma(v, a1); b1 = hi(p1).fma(v, b1);
+                IntVector p2 = column(w, g2 + at);
+                a2 = lo(p2).fma(v, a2); b2 = hi(p2).fma(v, b2);
+                IntVector p3 = column(w, g3 + at);
+                a3 = lo(p3).fma(v, a3); b3 = hi(p3).fma(v, b3);
             }
             a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
             a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
