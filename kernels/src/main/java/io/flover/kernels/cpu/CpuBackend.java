@@ -109,8 +109,9 @@ public final class CpuBackend implements Backend {
 
     /**
      * A backend over kernels of its own on {@code threads} threads, stopped when it is closed. The kernels are
-     * warmed up first ({@link WarmUp}, well under a second): a server meets every batch shape, and should meet none
-     * of them cold.
+     * warmed up first ({@link WarmUp}): a server meets every batch shape, and should meet none of them cold. That
+     * takes seconds (15 to 28 s on this project's 2 busy cores), most of it the Vector API running interpreted
+     * until the JIT compiles it: time every first request would otherwise pay.
      */
     public static CpuBackend owning(int threads) {
         CpuKernels kernels = new CpuKernels(threads);
