@@ -11,7 +11,7 @@
 # THREADS        threads for both engines (default: all cores)
 #
 # Run it from the Flover checkout. It builds llama-bench and llama-batched-bench once (cmake, a C++ compiler),
-# writes the checkpoint as GGUF with llama.cpp's gguf-py (python3 with numpy), then runs each pair of matching
+# writes the checkpoint as GGUF with llama.cpp's gguf-py (python3 with numpy and sentencepiece), then runs each pair of matching
 # measurements one after the other:
 #   llama-bench -p 512 -n 128        prompt of 512 tokens; 128 tokens decoded from an empty context
 #   ./flover bench-engine --prompt-len 512 --decode-steps 128 --batches 1
@@ -48,7 +48,10 @@ MODEL=${2:-$CACHE/models/llama-110m-f32}
 DT=$(python3 -c "import json,sys;print({'float32':'f32','bfloat16':'bf16','float16':'f16'}.get(json.load(open(sys.argv[1]+'/config.json')).get('torch_dtype','float32'),'f32'))" "$MODEL")
 GGUF=$CACHE/$(basename "$MODEL")-$DT.gguf
 TO_GGUF=${TO_GGUF:-$HERE/../../../shared/peers/llama.cpp/to_gguf.py}
-[ -f "$GGUF" ] || python3 "$TO_GGUF" "$TREE" "$MODEL" "$GGUF" "$DT" >&2
+# gguf-py needs numpy and sentencepiece: the venv the shared peers script makes has both.
+PY=python3
+[ -x "$CACHE/venv/bin/python" ] && PY=$CACHE/venv/bin/python
+[ -f "$GGUF" ] || "$PY" "$TO_GGUF" "$TREE" "$MODEL" "$GGUF" "$DT" >&2
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
