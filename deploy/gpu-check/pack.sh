@@ -43,8 +43,8 @@ mkdir -p "$kit/tests"
 echo "gpu-check pack: building the jar and the tests with $JDK" >&2
 (cd "$ROOT" && ./mvnw -B -q -ntp -DskipTests install) >&2
 cp "$ROOT/integration-tests/target/gpu-check/junit.jar" "$kit/tests/junit.jar" # JUnit's console launcher
-cp -r "$ROOT/worker/target/test-classes" "$kit/tests/classes"
-jar="$ROOT/coordinator/target/flover-build.jar" # what this build made (./flover renames it to flover.jar)
+cp -r "$ROOT/transformer/target/test-classes" "$kit/tests/classes"
+jar="$ROOT/cli/target/flover-build.jar" # what this build made (./flover renames it to flover.jar)
 
 echo "gpu-check pack: the Java runtime" >&2
 "$ROOT/deploy/java-runtime.sh" "$jar" "$kit/jre"

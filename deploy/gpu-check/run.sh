@@ -6,7 +6,7 @@
 #
 # Stages, run in the order given (one per invocation works as well):
 #   info            the GPU (nvidia-smi), the Java runtime, and which cuBLAS Flover will use
-#   tests           the CUDA golden tests (worker's CudaGoldenModelTest, GPU 0): float32 logits within 1e-3 of the
+#   tests           the CUDA golden tests (transformer's CudaGoldenModelTest, GPU 0): float32 logits within 1e-3 of the
 #                   references and identical greedy ids for every golden checkpoint, then 64 fused requests with
 #                   16-bit weights yielding what each yields alone; a skipped test is a failure here
 #   engine:PRESET   bench-engine on a random-weight bf16 Llama of make-model's PRESET (110m, 1b, 7b): decode

@@ -4,7 +4,6 @@ import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.MoreExecutors;
 import com.hazelcast.cluster.Member;
-import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
 import io.flover.coordinator.SchedulerConfig;
@@ -13,7 +12,6 @@ import io.flover.proto.v1.LoadShardRequest;
 import io.flover.proto.v1.LoadShardResponse;
 import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.GroupLostException;
-import io.flover.worker.ShardLayout;
 import io.flover.worker.server.Membership;
 import io.grpc.Grpc;
 import io.flover.worker.server.Tls;
@@ -99,7 +97,6 @@ public final class WorkerGroups implements AutoCloseable {
         this.options = options;
         this.replicas = replicas;
         this.groupsChanged = groupsChanged;
-        ShardLayout.of(model, 0, options.tensorParallel()); // fails now, naming the dimension, if the model does not split
     }
 
     /** Follows the workers of {@code membership}: those there now and those that come and go. */
@@ -178,7 +175,7 @@ public final class WorkerGroups implements AutoCloseable {
         for (int r = 0; r < tp; r++) {
             LoadShardRequest request = LoadShardRequest.newBuilder()
                     .setModelDir(options.modelDir().toString()).setGroupId(id + "@" + epoch).setRank(r).setWorldSize(tp)
-                    .addAllPeerAddresses(peers).setBlockSize(EmbeddedEngine.BLOCK_SIZE)
+                    .addAllPeerAddresses(peers).setBlockSize(options.scheduler().blockSize())
                     .setMaxSlots(options.scheduler().maxBatch())
                     .setCollectiveTimeoutMs(Math.toIntExact(options.stepTimeout().toMillis()))
                     .build();
@@ -222,7 +219,7 @@ public final class WorkerGroups implements AutoCloseable {
                 loss -> onThread(() -> lost(id, loss)));
         // Every rank holds at least this many blocks: the group uses those.
         int blocks = fewestBlocks;
-        Group g = new Group(id, ranks, replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, options.scheduler()));
+        Group g = new Group(id, ranks, replicas.add(runner, blocks, options.scheduler()));
         ranks.forEach(w -> groupOf.put(w.id(), g));
         LOG.info(() -> "group " + id + " serves on " + names(ranks) + " with " + blocks + " KV blocks");
         groupsChanged.accept(replicas.size());

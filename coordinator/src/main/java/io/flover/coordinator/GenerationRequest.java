@@ -1,5 +1,7 @@
 package io.flover.coordinator;
 
+import io.flover.model.InvalidFieldException;
+import io.flover.model.ModelConfig;
 import io.flover.worker.SamplingParams;
 import java.util.List;
 import java.util.Set;
@@ -28,5 +30,26 @@ public record GenerationRequest(int[] promptIds, int maxTokens, SamplingParams s
     @Override
     public int[] promptIds() {
         return promptIds.clone();
+    }
+
+    /** Rejects a request the model {@code c} cannot serve, naming the offending field. */
+    public void validate(ModelConfig c) {
+        int[] prompt = promptIds;
+        if (prompt.length == 0) {
+            throw new InvalidFieldException("prompt", "prompt is empty");
+        }
+        if (maxTokens < 1) {
+            throw new InvalidFieldException("max_tokens", "max_tokens must be at least 1, got " + maxTokens);
+        }
+        for (int id : prompt) {
+            if (id < 0 || id >= c.vocabSize()) {
+                throw new InvalidFieldException("prompt", "prompt token id " + id + " is outside the vocabulary [0, "
+                        + c.vocabSize() + ")");
+            }
+        }
+        if ((long) prompt.length + maxTokens > c.maxPositions()) {
+            throw new InvalidFieldException("max_tokens", "prompt (" + prompt.length + " tokens) plus max_tokens ("
+                    + maxTokens + ") exceeds the context length " + c.maxPositions());
+        }
     }
 }

@@ -124,7 +124,7 @@ public final class Scheduler implements AutoCloseable {
      * serve, and with QueueFullException when too many are waiting.
      */
     public Handle submit(GenerationRequest request, GenerationListener listener) throws QueueFullException {
-        Generator.validate(request, model);
+        request.validate(model);
         // A request must be able to finish alone, or it could be preempted and readmitted forever.
         if (pool.blocksFor(request.promptIds().length + request.maxTokens()) > pool.total()) {
             throw new InvalidFieldException("max_tokens", "prompt (" + request.promptIds().length + " tokens) plus max_tokens ("

@@ -9,10 +9,18 @@ package io.flover.coordinator;
  * @param reorder buffer reordering: a finished sequence's slot is filled at once by the last one. Without it (the
  *     paper's no-shuffle variant, for comparison) a finished row stays in the batch, still computed, until every
  *     row after it has finished too.
+ * @param blockSize positions per KV block: the unit the scheduler allocates and every rank's KV cache is paged in
  */
-public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting, boolean reorder) {
+public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting, boolean reorder,
+                              int blockSize) {
+    public static final int DEFAULT_BLOCK_SIZE = 16;
+
     public SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting) {
         this(policy, maxBatch, maxStepTokens, maxWaiting, true);
+    }
+
+    public SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting, boolean reorder) {
+        this(policy, maxBatch, maxStepTokens, maxWaiting, reorder, DEFAULT_BLOCK_SIZE);
     }
 
     public SchedulerConfig {
@@ -24,6 +32,9 @@ public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, in
             throw new IllegalArgumentException("the step token budget (" + maxStepTokens
                     + ") must hold one decode token for each of the " + maxBatch + " live sequences");
         }
+        if (blockSize < 1) {
+            throw new IllegalArgumentException("the KV block size must be at least 1 position, got " + blockSize);
+        }
     }
 
     public static SchedulerConfig defaults(Policy policy) {
@@ -31,6 +42,6 @@ public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, in
     }
 
     public SchedulerConfig withoutReordering() {
-        return new SchedulerConfig(policy, maxBatch, maxStepTokens, maxWaiting, false);
+        return new SchedulerConfig(policy, maxBatch, maxStepTokens, maxWaiting, false, blockSize);
     }
 }

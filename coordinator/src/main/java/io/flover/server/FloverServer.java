@@ -1,12 +1,7 @@
 package io.flover.server;
 
-import io.flover.coordinator.EmbeddedEngine;
 import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
-import io.flover.coordinator.SchedulerConfig;
-import io.flover.coordinator.ServingMetrics;
-import io.flover.kernels.Backend;
-import io.flover.kernels.Device;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
@@ -15,12 +10,6 @@ import io.flover.openai.ChatTemplate;
 import io.flover.openai.OpenAiServer;
 import io.flover.proto.v1.GenerationGrpc;
 import io.flover.proto.v1.ModelInfo;
-import io.flover.worker.KvMemory;
-import io.flover.worker.LoadedModel;
-import io.flover.worker.LocalTensorParallel;
-import io.flover.worker.ShardExecutor;
-import io.flover.worker.ShardLayout;
-import io.flover.worker.StepRunner;
 import io.flover.worker.server.MalformedRequests;
 import io.flover.worker.server.Tls;
 import io.grpc.Server;
@@ -33,8 +22,6 @@ import java.net.InetSocketAddress;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.logging.Level;
@@ -42,34 +29,14 @@ import java.util.logging.Logger;
 
 /**
  * A Flover server: the client API over a model's replicas, with the standard health service and server
- * reflection (so grpcurl and load-balancer probes work as usual). In one process ({@link #start}) the replicas are
- * one embedded group; a cluster coordinator feeds them groups of remote workers ({@link #serve}).
+ * reflection (so grpcurl and load-balancer probes work as usual). In one process the replicas are one embedded group
+ * ({@code EmbeddedServer}); a cluster coordinator feeds them groups of remote workers.
  */
 public final class FloverServer implements AutoCloseable {
     /** The largest request accepted; prompts and stop lists are far smaller. */
     public static final int MAX_REQUEST_BYTES = 4 << 20;
     private static final long SHUTDOWN_GRACE_SECONDS = 5;
     private static final Logger LOG = Logger.getLogger(FloverServer.class.getName());
-    /** Ranks in one process only wait for each other's compute, never a network. */
-    private static final Duration LOCAL_COLLECTIVE_TIMEOUT = Duration.ofMinutes(1);
-
-    /**
-     * What to serve and how, in one process.
-     *
-     * @param host the address to bind, e.g. 0.0.0.0 or 127.0.0.1
-     * @param port 0 binds a free port; {@link #port()} tells which
-     * @param tensorParallel ranks of the in-process tensor-parallel group (1: no tensor parallelism)
-     * @param kvMemory KV cache of the whole group
-     * @param device where the model runs; tensor parallelism in one process ({@code tensorParallel > 1}) is CPU only
-     */
-    public record Options(Path modelDir, String host, int port, int threads, int tensorParallel, KvMemory kvMemory,
-                          SchedulerConfig scheduler, Device device) {
-        /** A CPU server with a KV cache of {@code kvMemoryBytes}. */
-        public Options(Path modelDir, String host, int port, int threads, int tensorParallel, long kvMemoryBytes,
-                       SchedulerConfig scheduler) {
-            this(modelDir, host, port, threads, tensorParallel, KvMemory.of(kvMemoryBytes), scheduler, Device.CPU);
-        }
-    }
 
     /**
      * Who may call the client API, and over what.
@@ -99,59 +66,6 @@ public final class FloverServer implements AutoCloseable {
         this.health = health;
         this.server = server;
         this.resources = resources;
-    }
-
-    /**
-     * Loads the model, in {@code tensorParallel} shards if asked, starts its scheduler and binds the server; the
-     * health service says SERVING from then on.
-     */
-    public static FloverServer start(Options o) throws IOException {
-        return start(o, ServingMetrics.none(), Security.NONE);
-    }
-
-    /** {@link #start(Options)}, recording the serving meters in {@code metrics} and securing calls as asked. */
-    public static FloverServer start(Options o, ServingMetrics metrics, Security security) throws IOException {
-        InetSocketAddress address = resolve(o.host(), o.port());
-        int tp = o.tensorParallel();
-        if (tp > 1 && o.device().cuda()) {
-            // Ranks in one process would share the GPU's one owner thread and wait on each other in all-reduce.
-            throw new IllegalArgumentException("tensor parallelism in one process runs on the CPU; with a GPU, run a "
-                    + "coordinator and a worker per GPU");
-        }
-        ModelConfig config = ModelConfig.load(o.modelDir());
-        ShardLayout shard = ShardLayout.of(config, 0, tp); // checks that the model splits before anything loads
-        long perBlock = shard.kvBytesPerBlock(config, EmbeddedEngine.BLOCK_SIZE) * tp;
-        int maxSlots = o.scheduler().maxBatch();
-        List<AutoCloseable> opened = new ArrayList<>();
-        try {
-            StepRunner runner;
-            int blocks;
-            if (tp == 1) {
-                Backend backend = o.device().open(o.threads());
-                opened.add(backend);
-                LoadedModel model = LoadedModel.open(o.modelDir(), backend);
-                opened.add(model);
-                blocks = o.kvMemory().blocks(backend, perBlock);
-                runner = new ShardExecutor(model.lm(), blocks, EmbeddedEngine.BLOCK_SIZE, maxSlots);
-            } else {
-                blocks = KvMemory.blocks(o.kvMemory().bytes(), perBlock);
-                runner = LocalTensorParallel.open(o.modelDir(), tp, Math.max(1, o.threads() / tp), blocks,
-                        EmbeddedEngine.BLOCK_SIZE, maxSlots, LOCAL_COLLECTIVE_TIMEOUT);
-            }
-            Replicas replicas = new Replicas(config, tokenizer(o.modelDir()), metrics);
-            opened.addFirst(replicas); // schedulers stop (and close their runner) before the model is unmapped
-            replicas.add(runner, blocks, EmbeddedEngine.BLOCK_SIZE, o.scheduler());
-            FloverServer server = serve(replicas, info(o.modelDir(), config), address, security, closeAll(opened));
-            server.setServing(true);
-            return server;
-        } catch (IOException | RuntimeException e) {
-            try {
-                closeAll(opened).close();
-            } catch (Exception suppressed) {
-                e.addSuppressed(suppressed);
-            }
-            throw e;
-        }
     }
 
     /**
@@ -302,26 +216,5 @@ public final class FloverServer implements AutoCloseable {
                 LOG.log(Level.WARNING, "releasing the server's resources failed", e);
             }
         }
-    }
-
-    /** Closes in list order, every one even if some fail. */
-    private static AutoCloseable closeAll(List<AutoCloseable> resources) {
-        return () -> {
-            Exception first = null;
-            for (AutoCloseable r : resources) {
-                try {
-                    r.close();
-                } catch (Exception e) {
-                    if (first == null) {
-                        first = e;
-                    } else {
-                        first.addSuppressed(e);
-                    }
-                }
-            }
-            if (first != null) {
-                throw first;
-            }
-        };
     }
 }

@@ -48,7 +48,7 @@ import org.junit.jupiter.api.Test;
  */
 class ContainerImageIT {
     private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
-    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../coordinator/target/flover-build.jar"));
+    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../cli/target/flover-build.jar"));
     private static final Path LOGS = Path.of(System.getProperty("flover.it.logs", "target/it-logs")).resolve("image");
     private static final String BASE = "localhost/debian-min:bookworm";
     private static final String MODEL = "/models/llama-tiny-f32";

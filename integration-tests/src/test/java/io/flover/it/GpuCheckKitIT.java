@@ -24,7 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class GpuCheckKitIT {
     private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
-    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../coordinator/target/flover-build.jar"));
+    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../cli/target/flover-build.jar"));
 
     @Test
     void theEngineStageBenchmarksTheModelItWrites(@TempDir Path tmp) throws Exception {
@@ -47,7 +47,7 @@ class GpuCheckKitIT {
         Path tests = Files.createDirectories(kit.resolve("tests"));
         Files.createSymbolicLink(tests.resolve("junit.jar"), Path.of(System.getProperty("flover.junit.console",
                 "target/gpu-check/junit.jar")).toAbsolutePath());
-        Files.createSymbolicLink(tests.resolve("classes"), ROOT.resolve("worker/target/test-classes"));
+        Files.createSymbolicLink(tests.resolve("classes"), ROOT.resolve("transformer/target/test-classes"));
         Path out = tmp.resolve("results");
         Result r = run(kit, tmp, "--out", out.toString(), "--models", tmp.resolve("models").toString(), "tests");
         assertEquals(1, r.status(), r.output());

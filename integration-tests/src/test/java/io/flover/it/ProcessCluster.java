@@ -54,7 +54,7 @@ final class ProcessCluster implements AutoCloseable {
         }
     }
 
-    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../coordinator/target/flover-build.jar"));
+    private static final Path JAR = Path.of(System.getProperty("flover.jar", "../cli/target/flover-build.jar"));
     /**
      * How long a cluster may take to form, load and serve: generous, because these JVMs share a CI machine's two cores
      * with each other and with the build.
@@ -71,7 +71,7 @@ final class ProcessCluster implements AutoCloseable {
 
     ProcessCluster(String test) throws IOException {
         if (!Files.isRegularFile(JAR)) {
-            throw new IllegalStateException("no runnable jar at " + JAR.toAbsolutePath() + ": build the coordinator module first");
+            throw new IllegalStateException("no runnable jar at " + JAR.toAbsolutePath() + ": build the cli module first");
         }
         this.logs = Files.createDirectories(LOGS.resolve(test));
         Runtime.getRuntime().addShutdownHook(reaper);
