@@ -47,7 +47,7 @@ public final class Replicas implements AutoCloseable {
 
     /** Starts serving with a new replica: a scheduler over {@code runner} with a pool of {@code numBlocks}. */
     public Scheduler add(StepRunner runner, int numBlocks, SchedulerConfig config) {
-        Scheduler s = new Scheduler(runner, model, tokenizer, new BlockPool(numBlocks, config.blockSize()), config,
+        Scheduler s = new Scheduler(runner, model, tokenizer, numBlocks, config,
                 this::resume, metrics);
         live.add(s);
         return s;

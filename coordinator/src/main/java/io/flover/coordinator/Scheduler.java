@@ -11,7 +11,6 @@ import io.flover.worker.StepRunner;
 import io.flover.worker.TokenLogprobs;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -23,12 +22,12 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * The fusion schedule. One thread owns it: at every token boundary it admits waiting requests (as the policy
- * allows and KV blocks, slots and the step's token budget permit), builds one fused step of every live
- * sequence's next token plus newcomers' prompt chunks, runs it, and hands each sequence its sampled token.
- * Finished and cancelled sequences leave at once: their blocks return to the pool and the last live slot moves
- * into the hole, so the batch stays dense. When blocks run out, the newest sequence is preempted and later
- * recomputed. Other threads only submit and cancel, through the inbox.
+ * The fusion schedule's loop. One thread owns it: at every token boundary it asks the {@link Planner} which waiting
+ * requests join (as the policy allows and KV blocks, slots and the step's token budget permit), how many tokens
+ * each sequence feeds and whom to preempt, applies that plan to the batch and the {@link KvCacheManager}, runs
+ * the fused step, and hands each sequence its sampled token. Finished and cancelled sequences leave at once:
+ * their blocks return to the pool and the last live slot moves into the hole, so the batch stays dense. Other
+ * threads only submit and cancel, through the inbox.
  *
  * <p>When the runner is lost (a worker of its group died), the scheduler stops and hands every sequence it holds,
  * running or waiting, to its {@code orphans} handler, which resumes them on another scheduler: they are recomputed
@@ -63,7 +62,7 @@ public final class Scheduler implements AutoCloseable {
     private final ModelConfig model;
     private final Tokenizer tokenizer;
     private final SchedulerConfig config;
-    private final BlockPool pool;
+    private final KvCacheManager kv;
     private final Thread thread;
 
     private final LinkedBlockingQueue<Runnable> inbox = new LinkedBlockingQueue<>();
@@ -90,18 +89,19 @@ public final class Scheduler implements AutoCloseable {
      * {@code tokenizer} may be null (requests are then ids only, and carry no text). Sequences of a lost runner
      * end with UNAVAILABLE.
      */
-    public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config) {
-        this(runner, model, tokenizer, pool, config, (self, orphaned) -> endUnavailable(orphaned), ServingMetrics.none());
+    public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, int numBlocks, SchedulerConfig config) {
+        this(runner, model, tokenizer, numBlocks, config, (self, orphaned) -> endUnavailable(orphaned),
+                ServingMetrics.none());
     }
 
-    Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, BlockPool pool, SchedulerConfig config,
+    Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, int numBlocks, SchedulerConfig config,
               BiConsumer<Scheduler, List<Sequence>> orphans, ServingMetrics metrics) {
         this.runner = runner;
         this.orphans = orphans;
         this.metrics = metrics;
         this.model = model;
         this.tokenizer = tokenizer;
-        this.pool = pool;
+        this.kv = new KvCacheManager(numBlocks, config.blockSize());
         this.config = config;
         publishStats();
         this.thread = Thread.ofPlatform().name("flover-scheduler").daemon().start(this::loop);
@@ -126,9 +126,10 @@ public final class Scheduler implements AutoCloseable {
     public Handle submit(GenerationRequest request, GenerationListener listener) throws QueueFullException {
         request.validate(model);
         // A request must be able to finish alone, or it could be preempted and readmitted forever.
-        if (pool.blocksFor(request.promptIds().length + request.maxTokens()) > pool.total()) {
-            throw new InvalidFieldException("max_tokens", "prompt (" + request.promptIds().length + " tokens) plus max_tokens ("
-                    + request.maxTokens() + ") exceeds the KV cache of " + pool.total() * pool.blockSize() + " positions");
+        if (kv.blocksFor(request.promptIds().length + request.maxTokens()) > kv.total()) {
+            throw new InvalidFieldException("max_tokens", "prompt (" + request.promptIds().length
+                    + " tokens) plus max_tokens (" + request.maxTokens() + ") exceeds the KV cache of "
+                    + kv.total() * kv.blockSize() + " positions");
         }
         if (queued.incrementAndGet() > config.maxWaiting()) {
             queued.decrementAndGet();
@@ -214,10 +215,11 @@ public final class Scheduler implements AutoCloseable {
             while (!closing && lost == null) {
                 drainInbox(running.isEmpty());
                 sweepCancelled();
-                admit();
+                StepPlan plan = Planner.plan(config, live(), waitingQueue(), kv.free(), oldestWait());
+                apply(plan);
                 publishStats(); // the admitted count as running while their first step runs
-                if (!running.isEmpty()) {
-                    step();
+                if (plan.runs()) {
+                    step(plan.chunks());
                 }
                 publishStats();
             }
@@ -334,55 +336,64 @@ public final class Scheduler implements AutoCloseable {
         }
     }
 
-    /** Moves waiting requests into the live batch, oldest first, while the policy and resources allow. */
-    private void admit() {
-        int allowed = config.policy().admissible(running.size(), waiting.size(), oldestWait());
-        while (allowed-- > 0 && !waiting.isEmpty() && running.size() < config.maxBatch()) {
-            Sequence s = waiting.peekFirst();
-            // Blocks for the whole prompt up front, and one spare per live sequence so that the decoders' next
-            // blocks do not have to come from preempting the newcomer straight away.
-            int need = pool.blocksFor(s.length);
-            if (pool.free() - need < running.size()) {
-                return;
+    private List<Planner.Live> live() {
+        List<Planner.Live> live = new ArrayList<>(running.size());
+        for (Sequence s : running) {
+            live.add(new Planner.Live(s.id, s.length, s.computed, s.blockCount, s.dead));
+        }
+        return live;
+    }
+
+    private List<Planner.Waiting> waitingQueue() {
+        List<Planner.Waiting> queue = new ArrayList<>(waiting.size());
+        for (Sequence s : waiting) {
+            queue.add(new Planner.Waiting(s.id, s.length));
+        }
+        return queue;
+    }
+
+    /** Carries out the plan's admissions, block growth and preemptions, recording the slot operations they make. */
+    private void apply(StepPlan plan) {
+        for (StepPlan.Action action : plan.actions()) {
+            switch (action) {
+                case StepPlan.Admit a -> admit(waiting.pollFirst(), allocate(a.blocks()));
+                case StepPlan.Grow g -> {
+                    Sequence s = running.get(g.slot());
+                    int[] blocks = allocate(g.blocks());
+                    s.addBlocks(blocks);
+                    pendingOps.add(new SlotOp.AppendBlocks(s.slot, blocks));
+                }
+                case StepPlan.Preempt p -> preempt(running.get(p.slot()));
             }
-            int[] blocks = pool.allocate(need);
-            waiting.pollFirst();
-            if (s.preempted) {
-                s.preempted = false;
-                preemptedWaiting--;
-            } else {
-                queued.decrementAndGet();
-            }
-            s.addBlocks(blocks);
-            s.slot = running.size();
-            running.add(s);
-            if (s.firstScheduledNanos < 0) {
-                s.firstScheduledNanos = System.nanoTime();
-            }
-            pendingOps.add(new SlotOp.Admit(s.slot, s.request.sampling(), s.request.promptIds().length, blocks));
         }
     }
 
-    /** Builds, runs and applies one fused step. */
-    private void step() {
-        int budget = config.maxStepTokens();
-        // Decode tokens first (one per sequence), then prompt chunks in admission order with what is left.
-        int[] chunk = new int[running.size()];
-        for (Sequence s : running) {
-            if (s.pending() == 1) {
-                chunk[s.slot] = 1;
-                budget--;
-            }
+    private int[] allocate(int n) {
+        int[] blocks = kv.allocate(n);
+        if (blocks == null) {
+            throw new IllegalStateException("the plan counted on " + n + " free KV blocks; " + kv.free() + " are");
         }
-        for (Sequence s : running) {
-            if (s.pending() > 1 && budget > 0) {
-                chunk[s.slot] = Math.min(s.pending(), budget);
-                budget -= chunk[s.slot];
-            }
+        return blocks;
+    }
+
+    private void admit(Sequence s, int[] blocks) {
+        if (s.preempted) {
+            s.preempted = false;
+            preemptedWaiting--;
+        } else {
+            queued.decrementAndGet();
         }
-        if (!reserveBlocks(chunk)) {
-            return; // everyone was preempted: nothing to run this time
+        s.addBlocks(blocks);
+        s.slot = running.size();
+        running.add(s);
+        if (s.firstScheduledNanos < 0) {
+            s.firstScheduledNanos = System.nanoTime();
         }
+        pendingOps.add(new SlotOp.Admit(s.slot, s.request.sampling(), s.promptLength, blocks));
+    }
+
+    /** Builds, runs and applies one fused step: slot {@code s} feeds its next {@code chunk[s]} tokens. */
+    private void step(int[] chunk) {
         List<Sequence> entries = new ArrayList<>();
         int totalTokens = 0;
         for (Sequence s : running) {
@@ -441,51 +452,11 @@ public final class Scheduler implements AutoCloseable {
         }
     }
 
-    /**
-     * Makes sure every sequence with a chunk has blocks for it, preempting the newest sequences when the pool runs
-     * dry. Returns false if no sequence is left to run.
-     */
-    private boolean reserveBlocks(int[] chunk) {
-        scan:
-        while (true) {
-            for (int slot = 0; slot < running.size(); slot++) {
-                Sequence s = running.get(slot);
-                int need = chunk[slot] == 0 ? 0 : pool.blocksFor(s.computed + chunk[slot]) - s.blockCount;
-                if (need <= 0) {
-                    continue;
-                }
-                int[] blocks = pool.allocate(need);
-                if (blocks == null) {
-                    preempt(newest(), chunk);
-                    continue scan; // slots moved: look again from the start (reserved sequences need nothing more)
-                }
-                s.addBlocks(blocks);
-                pendingOps.add(new SlotOp.AppendBlocks(s.slot, blocks));
-            }
-            return Arrays.stream(chunk, 0, running.size()).anyMatch(c -> c > 0);
-        }
-    }
-
-    private Sequence newest() {
-        Sequence newest = running.getLast(); // the last row is never dead
-        for (Sequence s : running) {
-            if (!s.dead && s.id > newest.id) {
-                newest = s;
-            }
-        }
-        return newest;
-    }
-
     /** Frees a sequence's blocks and sends it back to the front of the queue, to be recomputed later. */
-    private void preempt(Sequence s, int[] chunk) {
+    private void preempt(Sequence s) {
         preemptions++;
         metrics.preempted();
-        int slot = s.slot;
-        int last = running.size() - 1;
         leaveBatch(s);
-        // keep the chunk plan aligned with the slots after the move
-        chunk[slot] = slot == last ? 0 : chunk[last];
-        chunk[last] = 0;
         s.computed = 0;
         s.preempted = true;
         waiting.addFirst(s);
@@ -529,7 +500,7 @@ public final class Scheduler implements AutoCloseable {
 
     /** Returns the blocks at once and moves the last live slot into the hole (buffer reordering). */
     private void leaveBatch(Sequence s) {
-        pool.release(s.blocks, s.blockCount);
+        kv.release(s.blocks, s.blockCount);
         s.blockCount = 0;
         int hole = s.slot;
         int last = running.size() - 1;
@@ -565,7 +536,7 @@ public final class Scheduler implements AutoCloseable {
     }
 
     private void publishStats() {
-        stats = new Stats(running.size(), queued.get() + preemptedWaiting, pool.free(), pool.total(), steps, slotMoves, preemptions,
+        stats = new Stats(running.size(), queued.get() + preemptedWaiting, kv.free(), kv.total(), steps, slotMoves, preemptions,
                 generatedTokens);
     }
 }

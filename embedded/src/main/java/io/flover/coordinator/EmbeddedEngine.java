@@ -15,6 +15,6 @@ public final class EmbeddedEngine {
     /** Starts a scheduler over an in-process shard of {@code lm} with {@code numBlocks} KV blocks. */
     public static Scheduler start(CausalLm lm, Tokenizer tokenizer, int numBlocks, SchedulerConfig config) {
         ShardExecutor shard = new ShardExecutor(lm, numBlocks, config.blockSize(), config.maxBatch());
-        return new Scheduler(shard, lm.config(), tokenizer, new BlockPool(numBlocks, config.blockSize()), config);
+        return new Scheduler(shard, lm.config(), tokenizer, numBlocks, config);
     }
 }
