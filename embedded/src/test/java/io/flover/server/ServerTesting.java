@@ -30,7 +30,7 @@ public final class ServerTesting {
     private ServerTesting() {
     }
 
-    /** A golden checkpoint from the worker's test resources (no tokenizer). */
+    /** A golden checkpoint from the transformer module's test resources (no tokenizer). */
     public static Path golden(String name) throws Exception {
         return Path.of(ServerTesting.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
     }
