@@ -23,6 +23,8 @@ public final class Replicas implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final ServingMetrics metrics;
     private final List<Scheduler> live = new CopyOnWriteArrayList<>();
+    /** One for all replicas: a sequence's output stays in order when it moves to another group. */
+    private final OutputProcessor output = new OutputProcessor();
     private volatile boolean draining;
 
     /** {@code tokenizer} may be null (requests are then ids only). */
@@ -47,8 +49,7 @@ public final class Replicas implements AutoCloseable {
 
     /** Starts serving with a new replica: a scheduler over {@code runner} with a pool of {@code numBlocks}. */
     public Scheduler add(StepRunner runner, int numBlocks, SchedulerConfig config) {
-        Scheduler s = new Scheduler(runner, model, tokenizer, numBlocks, config,
-                this::resume, metrics);
+        Scheduler s = new Scheduler(runner, model, tokenizer, numBlocks, config, this::resume, metrics, output);
         live.add(s);
         return s;
     }
@@ -129,7 +130,8 @@ public final class Replicas implements AutoCloseable {
     private void resume(Scheduler from, List<Sequence> orphaned) {
         live.remove(from);
         List<Sequence> again = orphaned.stream().filter(s -> ++s.resumes <= MAX_RESUMES).toList();
-        orphaned.stream().filter(s -> s.resumes > MAX_RESUMES).forEach(s -> Scheduler.endUnavailable(s,
+        orphaned.stream().filter(s -> s.resumes > MAX_RESUMES).forEach(s -> output.finished(s,
+                FinishReason.UNAVAILABLE,
                 "the request was on " + MAX_RESUMES + " worker groups that failed; not resuming it again"));
         for (Scheduler s : byLoad()) {
             if (s.adopt(again)) {
@@ -137,7 +139,9 @@ public final class Replicas implements AutoCloseable {
                 return;
             }
         }
-        Scheduler.endUnavailable(again);
+        for (Sequence s : again) {
+            output.finished(s, FinishReason.UNAVAILABLE, "no worker group is left to finish the request");
+        }
     }
 
     @Override
@@ -146,5 +150,6 @@ public final class Replicas implements AutoCloseable {
             s.close();
         }
         live.clear();
+        output.close();
     }
 }

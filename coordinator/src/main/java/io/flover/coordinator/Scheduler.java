@@ -25,9 +25,10 @@ import java.util.logging.Logger;
  * The fusion schedule's loop. One thread owns it: at every token boundary it asks the {@link Planner} which waiting
  * requests join (as the policy allows and KV blocks, slots and the step's token budget permit), how many tokens
  * each sequence feeds and whom to preempt, applies that plan to the batch and the {@link KvCacheManager}, runs
- * the fused step, and hands each sequence its sampled token. Finished and cancelled sequences leave at once:
- * their blocks return to the pool and the last live slot moves into the hole, so the batch stays dense. Other
- * threads only submit and cancel, through the inbox.
+ * the fused step, and hands each sampled token to the {@link OutputProcessor}, which detokenises and writes to
+ * the client on its own thread. Finished and cancelled sequences leave at once: their blocks return to the pool
+ * and the last live slot moves into the hole, so the batch stays dense. Other threads only submit and cancel,
+ * through the inbox, and the output processor says when a stop string ended a sequence.
  *
  * <p>When the runner is lost (a worker of its group died), the scheduler stops and hands every sequence it holds,
  * running or waiting, to its {@code orphans} handler, which resumes them on another scheduler: they are recomputed
@@ -59,6 +60,9 @@ public final class Scheduler implements AutoCloseable {
     private final StepRunner runner;
     private final BiConsumer<Scheduler, List<Sequence>> orphans;
     private final ServingMetrics metrics;
+    private final OutputProcessor output;
+    /** Whether the output processor is this scheduler's alone, to close with it. */
+    private final boolean ownsOutput;
     private final ModelConfig model;
     private final Tokenizer tokenizer;
     private final SchedulerConfig config;
@@ -90,13 +94,16 @@ public final class Scheduler implements AutoCloseable {
      * end with UNAVAILABLE.
      */
     public Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, int numBlocks, SchedulerConfig config) {
-        this(runner, model, tokenizer, numBlocks, config, (self, orphaned) -> endUnavailable(orphaned),
-                ServingMetrics.none());
+        this(runner, model, tokenizer, numBlocks, config, (self, orphaned) -> self.endUnavailable(orphaned),
+                ServingMetrics.none(), null);
     }
 
+    /** {@code output} null: the scheduler starts an output processor of its own. */
     Scheduler(StepRunner runner, ModelConfig model, Tokenizer tokenizer, int numBlocks, SchedulerConfig config,
-              BiConsumer<Scheduler, List<Sequence>> orphans, ServingMetrics metrics) {
+              BiConsumer<Scheduler, List<Sequence>> orphans, ServingMetrics metrics, OutputProcessor output) {
         this.runner = runner;
+        this.ownsOutput = output == null;
+        this.output = ownsOutput ? new OutputProcessor() : output;
         this.orphans = orphans;
         this.metrics = metrics;
         this.model = model;
@@ -189,8 +196,14 @@ public final class Scheduler implements AutoCloseable {
         return stats.running() + queued.get();
     }
 
-    private void wake() {
+    void wake() {
         inbox.add(() -> { });
+    }
+
+    /** The output processor's word: a stop string ended {@code s} after its {@code k}-th generated token. */
+    void stopped(Sequence s, int k) {
+        s.stoppedAt = k;
+        wake(); // the loop sweeps stopped sequences with the cancelled ones
     }
 
     /** A consistent snapshot, published after every step. */
@@ -241,12 +254,15 @@ public final class Scheduler implements AutoCloseable {
                 }
             }
             for (Sequence s : waiting) {
-                notifyFinished(s, FinishReason.UNAVAILABLE, SHUT_DOWN);
+                output.finished(s, FinishReason.UNAVAILABLE, SHUT_DOWN);
             }
             waiting.clear();
             queued.set(0);
             publishStats();
             runner.close();
+            if (ownsOutput) {
+                output.close();
+            }
         }
     }
 
@@ -264,10 +280,10 @@ public final class Scheduler implements AutoCloseable {
         orphaned.addAll(waiting);
         waiting.clear();
         orphaned.removeIf(s -> {
-            if (s.cancelled) {
-                notifyFinished(s, FinishReason.CANCELLED, null);
+            if (s.cancelled || s.stoppedAt >= 0) {
+                output.finished(s, FinishReason.CANCELLED, null);
             }
-            return s.cancelled;
+            return s.cancelled || s.stoppedAt >= 0;
         });
         LOG.warning(() -> "lost the runner (" + lost.getMessage() + "); handing over " + orphaned.size()
                 + " requests");
@@ -277,14 +293,10 @@ public final class Scheduler implements AutoCloseable {
     }
 
     /** The orphans handler of a scheduler that stands alone. */
-    static void endUnavailable(List<Sequence> orphaned) {
+    private void endUnavailable(List<Sequence> orphaned) {
         for (Sequence s : orphaned) {
-            endUnavailable(s, "no worker group is left to finish the request");
+            output.finished(s, FinishReason.UNAVAILABLE, "no worker group is left to finish the request");
         }
-    }
-
-    static void endUnavailable(Sequence s, String why) {
-        notifyFinished(s, FinishReason.UNAVAILABLE, why);
     }
 
     /** Runs submitted actions; blocks for the first one when idle (or until the policy's delay is up). */
@@ -315,22 +327,26 @@ public final class Scheduler implements AutoCloseable {
         return waiting.isEmpty() ? 0 : System.nanoTime() - waiting.peekFirst().arrivalNanos;
     }
 
+    /**
+     * Removes cancelled sequences, and those a stop string ended (their output ended already, so the CANCELLED
+     * the output processor hears for them is dropped).
+     */
     private void sweepCancelled() {
         for (Iterator<Sequence> it = waiting.iterator(); it.hasNext(); ) {
             Sequence s = it.next();
-            if (s.cancelled) {
+            if (s.cancelled || s.stoppedAt >= 0) {
                 it.remove();
                 if (s.preempted) {
                     preemptedWaiting--;
                 } else {
                     queued.decrementAndGet();
                 }
-                notifyFinished(s, FinishReason.CANCELLED, null);
+                output.finished(s, FinishReason.CANCELLED, null);
             }
         }
         for (int slot = running.size() - 1; slot >= 0; slot--) {
             Sequence s = running.get(slot);
-            if (s.cancelled && !s.dead) {
+            if ((s.cancelled || s.stoppedAt >= 0) && !s.dead) {
                 finish(s, FinishReason.CANCELLED, null);
             }
         }
@@ -464,29 +480,30 @@ public final class Scheduler implements AutoCloseable {
         LOG.fine(() -> "preempted sequence " + s.id + " (" + s.length + " tokens) for lack of KV blocks");
     }
 
-    /** Takes the sampled token, streams it, and ends the sequence if it should stop. */
+    /**
+     * Takes the sampled token and hands it to the output processor; ends the sequence at once if the token alone
+     * says so (a stop id, its length). Stop strings are the output processor's to find.
+     */
     private void accept(Sequence s, int token, TokenLogprobs tokenLogprobs, long now) {
         s.append(token);
         generatedTokens++;
         if (s.firstTokenNanos < 0) {
             s.firstTokenNanos = now;
         }
-        StopChecker.Emitted out;
-        try {
-            out = s.stopChecker.accept(token, s.generated(), s.length);
-        } catch (RuntimeException e) {
-            LOG.log(Level.WARNING, "sequence " + s.id + " could not take token " + token, e);
-            finish(s, FinishReason.ERROR, "could not decode token " + token + ": " + e.getMessage());
-            return;
-        }
-        TokenLogprobs[] logprobs = tokenLogprobs == null ? null : new TokenLogprobs[] {tokenLogprobs};
-        safely(s, () -> s.listener.onTokens(new int[] {token}, out.text(), logprobs), "tokens");
-        if (out.finishReason() != null) {
-            finish(s, out.finishReason(), null);
+        FinishReason reason = s.stopChecker.stopsAt(token, s.generated(), s.length);
+        output.token(s, token, tokenLogprobs, s.generated(), reason);
+        if (reason != null) {
+            leave(s);
         }
     }
 
     private void finish(Sequence s, FinishReason reason, String error) {
+        leave(s);
+        output.finished(s, reason, error);
+    }
+
+    /** Takes a finished sequence out of the batch (or, without reordering, marks its row dead). */
+    private void leave(Sequence s) {
         if (config.reorder()) {
             leaveBatch(s);
         } else {
@@ -495,7 +512,6 @@ public final class Scheduler implements AutoCloseable {
                 leaveBatch(running.getLast());
             }
         }
-        notifyFinished(s, reason, error);
     }
 
     /** Returns the blocks at once and moves the last live slot into the hole (buffer reordering). */
@@ -514,25 +530,6 @@ public final class Scheduler implements AutoCloseable {
         }
         running.remove(last);
         s.slot = -1;
-    }
-
-    private static void notifyFinished(Sequence s, FinishReason reason, String error) {
-        long now = System.nanoTime();
-        double queue = ((s.firstScheduledNanos < 0 ? now : s.firstScheduledNanos) - s.arrivalNanos) / 1e9;
-        double ttft = s.firstTokenNanos < 0 ? 0 : (s.firstTokenNanos - s.arrivalNanos) / 1e9;
-        GenerationListener.Outcome outcome = new GenerationListener.Outcome(reason, s.promptLength, s.generated(), queue,
-                ttft, (now - s.arrivalNanos) / 1e9, error);
-        safely(s, () -> s.listener.onFinished(outcome), "finish");
-    }
-
-    /** A listener that throws (a broken client stream) must not take the scheduler down. */
-    private static void safely(Sequence s, Runnable call, String what) {
-        try {
-            call.run();
-        } catch (RuntimeException e) {
-            LOG.log(Level.FINE, "listener of sequence " + s.id + " failed on " + what, e);
-            s.cancelled = true;
-        }
     }
 
     private void publishStats() {

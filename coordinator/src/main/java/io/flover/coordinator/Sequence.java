@@ -4,8 +4,8 @@ import java.util.Arrays;
 
 /**
  * One request inside the scheduler: its tokens so far (prompt, then generated), how many of them have KV in the
- * cache, the blocks that hold it, the slot it runs in, and where its output goes. Owned by the scheduler thread;
- * only {@link #cancelled} is touched by others.
+ * cache, the blocks that hold it, the slot it runs in, and where its output goes. Owned by the scheduler thread,
+ * but for {@link #cancelled} and {@link #stoppedAt}, which others set, and the output processor's own fields.
  */
 final class Sequence {
     final long id;
@@ -34,6 +34,12 @@ final class Sequence {
     long firstScheduledNanos = -1;
     long firstTokenNanos = -1;
     volatile boolean cancelled;
+    /** Set by the output processor when a stop string ended the sequence after this many generated tokens. */
+    volatile int stoppedAt = -1;
+
+    // The output processor's: generated tokens delivered to the listener, and whether it heard the end.
+    int delivered;
+    boolean ended;
 
     Sequence(long id, GenerationRequest request, GenerationListener listener, StopChecker stopChecker,
              long arrivalNanos) {

@@ -6,8 +6,9 @@ import java.util.HashSet;
 import java.util.Set;
 
 /**
- * The output side of one request: turns each generated id into the text it releases and decides when generation
- * ends (an end-of-sequence or stop id, a stop string, {@code max_tokens} or the context length).
+ * When one request's generation ends, and the text each generated id releases. The two halves run on different
+ * threads when serving: {@link #stopsAt} (ids and lengths, no text) on the scheduler's, {@link #text} (the
+ * detokeniser and stop strings) on the output processor's.
  */
 final class StopChecker {
     /** What one generated token released, and the reason generation ends with it (null: it goes on). */
@@ -34,13 +35,30 @@ final class StopChecker {
 
     /** Takes the {@code generated}-th generated token, which brings the sequence to {@code length} tokens. */
     Emitted accept(int token, int generated, int length) {
+        return text(token, stopsAt(token, generated, length));
+    }
+
+    /**
+     * Whether generation ends with the {@code generated}-th generated token, which brings the sequence to
+     * {@code length} tokens, for a reason that needs no text: an end-of-sequence or stop id, {@code max_tokens} or
+     * the context length. Null: it goes on, unless a stop string ends it.
+     */
+    FinishReason stopsAt(int token, int generated, int length) {
+        if (stopIds.contains(token)) {
+            return FinishReason.STOP;
+        }
+        return generated == maxTokens || length == contextLength ? FinishReason.LENGTH : null;
+    }
+
+    /**
+     * The text the next generated token releases, and why generation ends with it: {@code reason} (from
+     * {@link #stopsAt}), or STOP when a stop string completes.
+     */
+    Emitted text(int token, FinishReason reason) {
         // Checkpoints often pad the vocabulary past the tokenizer's ids: such an id has no text.
         String delta = text == null || token >= tokenizerVocab ? "" : text.push(token);
-        FinishReason reason = null;
-        if (stopIds.contains(token) || (text != null && text.stopped())) {
+        if (text != null && text.stopped()) {
             reason = FinishReason.STOP;
-        } else if (generated == maxTokens || length == contextLength) {
-            reason = FinishReason.LENGTH;
         }
         if (reason != null && text != null) {
             delta += text.finish(); // a stop string may still complete in the decoder's last bytes
