@@ -100,7 +100,7 @@ final class CoordinatorCommand implements Callable<Integer> {
         Flags.oneLineLogs();
         metrics.start(host);
         Coordinator.Options options = new Coordinator.Options(model.toAbsolutePath(), host, port, membership, groups,
-                new ServingMetrics(metrics.registry()), security.security());
+                new ServingMetrics(metrics.registry()), security.security(), http.streams());
         Coordinator coordinator = Coordinator.start(options);
         metrics.readiness(coordinator::serving);
         try {

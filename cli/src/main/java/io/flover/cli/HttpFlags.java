@@ -20,8 +20,8 @@ final class HttpFlags {
     Path chatTemplate;
 
     @Option(names = "--stream-stall-timeout", paramLabel = "S", defaultValue = "30",
-            description = "an HTTP stream whose client reads nothing for this long with its buffer full is "
-                    + "cancelled (default: ${DEFAULT-VALUE})")
+            description = "seconds a stream's client (gRPC or HTTP) may read nothing while the stream's buffer is "
+                    + "full before its request is cancelled and its KV blocks freed (default: ${DEFAULT-VALUE})")
     long stallTimeoutSeconds;
 
     /** Checks the flags before anything loads. */
@@ -33,6 +33,11 @@ final class HttpFlags {
         Flags.require(stallTimeoutSeconds >= 1, "--stream-stall-timeout must be at least 1 second");
         Flags.require(chatTemplate == null || java.nio.file.Files.isRegularFile(chatTemplate),
                 "--chat-template " + chatTemplate + " is not a file");
+    }
+
+    /** How the gRPC API bounds its streams: a buffer of messages, and the same stall timeout as HTTP's. */
+    FloverServer.Streams streams() {
+        return new FloverServer.Streams(FloverServer.Streams.DEFAULT.buffered(), Duration.ofSeconds(stallTimeoutSeconds));
     }
 
     /** Starts the HTTP API beside {@code server}'s gRPC API, unless it is off, and logs where. */

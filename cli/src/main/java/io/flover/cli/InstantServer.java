@@ -43,7 +43,7 @@ final class InstantServer implements AutoCloseable {
         ModelInfo info = ModelInfo.newBuilder().setName("instant (self-test)").setArchitecture("none")
                 .setContextLength(MODEL.maxPositions()).setDtype("F32").setVocabSize(MODEL.vocabSize()).build();
         FloverServer server = FloverServer.serve(replicas, info, new InetSocketAddress("127.0.0.1", 0),
-                FloverServer.Security.NONE, replicas);
+                FloverServer.Security.NONE, FloverServer.Streams.DEFAULT, replicas);
         server.setServing(true);
         try {
             return new InstantServer(server, server.serveHttp(new InetSocketAddress("127.0.0.1", 0), null,

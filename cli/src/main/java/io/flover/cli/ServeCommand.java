@@ -72,7 +72,8 @@ final class ServeCommand implements Callable<Integer> {
             Flags.log((demo ? "" : "no --model given: ") + "serving the random-weight demo model " + options.modelDir());
         }
         metrics.start(host);
-        FloverServer server = EmbeddedServer.start(options, new ServingMetrics(metrics.registry()), security.security());
+        FloverServer server = EmbeddedServer.start(options, new ServingMetrics(metrics.registry()), security.security(),
+                http.streams());
         metrics.readiness(server::serving);
         logModel(options, server);
         try {

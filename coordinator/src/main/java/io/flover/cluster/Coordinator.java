@@ -22,7 +22,7 @@ public final class Coordinator implements AutoCloseable {
      * @param port the client API's port, 0 for any
      */
     public record Options(Path modelDir, String host, int port, Membership.Options cluster, WorkerGroups.Options groups,
-                          ServingMetrics metrics, FloverServer.Security security) {
+                          ServingMetrics metrics, FloverServer.Security security, FloverServer.Streams streams) {
     }
 
     private final FloverServer server;
@@ -39,7 +39,7 @@ public final class Coordinator implements AutoCloseable {
         ModelConfig config = ModelConfig.load(o.modelDir());
         Replicas replicas = new Replicas(config, FloverServer.tokenizer(o.modelDir()), o.metrics());
         FloverServer server = FloverServer.serve(replicas, FloverServer.info(o.modelDir(), config),
-                FloverServer.resolve(o.host(), o.port()), o.security(), () -> { });
+                FloverServer.resolve(o.host(), o.port()), o.security(), o.streams(), () -> { });
         try {
             WorkerGroups groups = new WorkerGroups(config, o.groups(), replicas, n -> server.setServing(n > 0));
             Membership membership = Membership.join(o.cluster(), Map.of(Membership.ROLE, "coordinator"));

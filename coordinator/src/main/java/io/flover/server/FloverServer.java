@@ -48,6 +48,23 @@ public final class FloverServer implements AutoCloseable {
         public static final Security NONE = new Security(Tls.NONE, null);
     }
 
+    /**
+     * How much a client stream may hold back, and for how long.
+     *
+     * @param buffered messages a stream holds for a client that is not reading (later ones merge into the last)
+     * @param stallTimeout how long a client may read nothing with its stream's buffer full before its request is
+     *     cancelled and the stream ends with RESOURCE_EXHAUSTED
+     */
+    public record Streams(int buffered, Duration stallTimeout) {
+        public static final Streams DEFAULT = new Streams(64, Duration.ofSeconds(30));
+
+        public Streams {
+            if (buffered < 1 || !stallTimeout.isPositive()) {
+                throw new IllegalArgumentException("a stream needs room for a message and a positive stall timeout");
+            }
+        }
+    }
+
     private final Replicas replicas;
     private final ModelInfo model;
     private final Security security;
@@ -73,10 +90,10 @@ public final class FloverServer implements AutoCloseable {
      * {@code resources} are closed after the server stops.
      */
     public static FloverServer serve(Replicas replicas, ModelInfo model, InetSocketAddress address, Security security,
-                                     AutoCloseable resources) throws IOException {
+                                     Streams streams, AutoCloseable resources) throws IOException {
         HealthStatusManager health = new HealthStatusManager();
         NettyServerBuilder builder = NettyServerBuilder.forAddress(address, security.tls().server())
-                .addService(MalformedRequests.guard(new GenerationService(replicas, model)))
+                .addService(MalformedRequests.guard(new GenerationService(replicas, model, streams)))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .maxInboundMessageSize(MAX_REQUEST_BYTES);

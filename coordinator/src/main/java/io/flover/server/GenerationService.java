@@ -36,27 +36,39 @@ import java.util.logging.Logger;
 
 /**
  * The client API, {@code flover.v1.Generation}, over a model's replicas: requests are validated and submitted, and each
- * step's output goes to the client as it comes. The scheduler thread writes to the client streams, so nothing
- * here blocks it: messages for a slow client are buffered by gRPC. A client that cancels or disconnects
- * cancels its request, which frees its slot and KV blocks at the next step boundary.
+ * step's output goes to the client as it comes. The output processor's thread writes to the client streams, so
+ * nothing here blocks: a stream that the client does not read fills a {@link BoundedStream}, and a client that
+ * reads nothing for the stall timeout with its buffer full loses its request (RESOURCE_EXHAUSTED). A client that
+ * cancels or disconnects cancels its request, which frees its slot and KV blocks at the next step boundary.
  */
 public final class GenerationService extends GenerationGrpc.GenerationImplBase {
     private static final Logger LOG = Logger.getLogger(GenerationService.class.getName());
 
+    /**
+     * Bytes gRPC queues for a stream before it says the client is not ready; the rest waits in the stream's
+     * {@link BoundedStream}, which counts messages (a delta is a few bytes to a few hundred).
+     */
+    private static final int READY_BYTES = 4096;
+
     private final Replicas replicas;
     private final ModelInfo model;
+    private final FloverServer.Streams streams;
     private final AtomicLong requests = new AtomicLong();
 
     /** {@code model} is what ListModels reports about the replicas' model. */
-    public GenerationService(Replicas replicas, ModelInfo model) {
+    public GenerationService(Replicas replicas, ModelInfo model, FloverServer.Streams streams) {
         this.replicas = replicas;
         this.model = model;
+        this.streams = streams;
     }
 
     @Override
     public void generate(GenerateRequest request, StreamObserver<GenerateResponse> responses) {
         var observer = (ServerCallStreamObserver<GenerateResponse>) responses;
-        start(request, observer, new Streaming(observer, requestId(request)));
+        Streaming call = new Streaming(observer, requestId(request), streams);
+        observer.setOnReadyThreshold(READY_BYTES);
+        observer.setOnReadyHandler(call.out::drain);
+        start(request, observer, call);
     }
 
     @Override
@@ -217,10 +229,37 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         }
     }
 
-    /** Generate: a delta per step, then Finished. */
+    /** Generate: a delta per step, then Finished; what the client has not read yet waits in {@link #out}. */
     private static final class Streaming extends Call<GenerateResponse> {
-        Streaming(ServerCallStreamObserver<GenerateResponse> observer, String requestId) {
+        final BoundedStream<GenerateResponse> out;
+
+        Streaming(ServerCallStreamObserver<GenerateResponse> observer, String requestId, FloverServer.Streams streams) {
             super(observer, requestId);
+            BoundedStream.Transport<GenerateResponse> transport = new BoundedStream.Transport<>() {
+                @Override
+                public boolean ready() {
+                    return observer.isReady();
+                }
+
+                @Override
+                public void write(GenerateResponse message) {
+                    send(o -> o.onNext(message));
+                }
+            };
+            out = new BoundedStream<>(transport, streams.buffered(), streams.stallTimeout(), Streaming::merge, () -> {
+                LOG.info(() -> "cancelling " + requestId + ": its client read nothing for " + streams.stallTimeout());
+                send(o -> o.onError(Status.RESOURCE_EXHAUSTED.withDescription("the client read nothing for "
+                        + streams.stallTimeout().toSeconds() + " s while " + streams.buffered()
+                        + " messages waited; the request was cancelled").asRuntimeException()));
+                cancel();
+            });
+        }
+
+        /** Two deltas as one: what a client that reads late receives. */
+        private static GenerateResponse merge(GenerateResponse a, GenerateResponse b) {
+            TokenDelta.Builder delta = a.getDelta().toBuilder().addAllTokenIds(b.getDelta().getTokenIdsList())
+                    .addAllLogprobs(b.getDelta().getLogprobsList()).setText(a.getDelta().getText() + b.getDelta().getText());
+            return GenerateResponse.newBuilder().setDelta(delta).build();
         }
 
         @Override
@@ -235,19 +274,20 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
             if (logprobs != null) {
                 delta.addAllLogprobs(toProto(logprobs));
             }
-            GenerateResponse message = GenerateResponse.newBuilder().setDelta(delta).build();
-            send(o -> o.onNext(message));
+            out.send(GenerateResponse.newBuilder().setDelta(delta).build());
         }
 
         @Override
         public void onFinished(Outcome outcome) {
-            if (endedUnavailable(outcome)) {
-                return;
-            }
-            GenerateResponse message = GenerateResponse.newBuilder().setFinished(finished(outcome, requestId)).build();
-            send(o -> {
-                o.onNext(message);
-                o.onCompleted();
+            out.end(() -> {
+                if (endedUnavailable(outcome)) {
+                    return;
+                }
+                GenerateResponse message = GenerateResponse.newBuilder().setFinished(finished(outcome, requestId)).build();
+                send(o -> {
+                    o.onNext(message);
+                    o.onCompleted();
+                });
             });
         }
     }

@@ -54,7 +54,14 @@ public final class EmbeddedServer {
     }
 
     /** {@link #start(Options)}, recording the serving meters in {@code metrics} and securing calls as asked. */
-    public static FloverServer start(Options o, ServingMetrics metrics, FloverServer.Security security) throws IOException {
+    public static FloverServer start(Options o, ServingMetrics metrics, FloverServer.Security security)
+            throws IOException {
+        return start(o, metrics, security, FloverServer.Streams.DEFAULT);
+    }
+
+    /** {@link #start(Options, ServingMetrics, FloverServer.Security)} with client streams bounded as asked. */
+    public static FloverServer start(Options o, ServingMetrics metrics, FloverServer.Security security,
+                                     FloverServer.Streams streams) throws IOException {
         InetSocketAddress address = FloverServer.resolve(o.host(), o.port());
         int tp = o.tensorParallel();
         if (tp > 1 && o.device().cuda()) {
@@ -85,7 +92,8 @@ public final class EmbeddedServer {
             Replicas replicas = new Replicas(config, FloverServer.tokenizer(o.modelDir()), metrics);
             opened.addFirst(replicas); // schedulers stop (and close their runner) before the model is unmapped
             replicas.add(runner, blocks, o.scheduler());
-            FloverServer server = FloverServer.serve(replicas, FloverServer.info(o.modelDir(), config), address, security, closeAll(opened));
+            FloverServer server = FloverServer.serve(replicas, FloverServer.info(o.modelDir(), config), address, security,
+                    streams, closeAll(opened));
             server.setServing(true);
             return server;
         } catch (IOException | RuntimeException e) {
