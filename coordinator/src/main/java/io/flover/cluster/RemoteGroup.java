@@ -1,5 +1,6 @@
 package io.flover.cluster;
 
+import io.flover.coordinator.ServingMetrics;
 import io.flover.proto.v1.StepRequest;
 import io.flover.proto.v1.StepResponse;
 import io.flover.proto.v1.WorkerGrpc;
@@ -39,22 +40,25 @@ final class RemoteGroup implements StepRunner {
     private final List<Rank> ranks;
     private final Duration stepTimeout;
     private final Consumer<Loss> onLost;
+    private final ServingMetrics metrics;
     private volatile String lost;
 
-    private RemoteGroup(String id, Duration stepTimeout, Consumer<Loss> onLost) {
+    private RemoteGroup(String id, Duration stepTimeout, Consumer<Loss> onLost, ServingMetrics metrics) {
         this.id = id;
         this.ranks = new ArrayList<>();
         this.stepTimeout = stepTimeout;
         this.onLost = onLost;
+        this.metrics = metrics;
     }
 
     /**
      * Opens the step stream of every rank ({@code workers} in rank order, by name and channel). {@code onLost} hears,
-     * once and from any thread, why the group was lost, even when no step was running.
+     * once and from any thread, why the group was lost, even when no step was running. {@code metrics} hears each
+     * step's send and wait times and what every rank spent on it.
      */
     static RemoteGroup open(String id, List<String> workers, List<ManagedChannel> channels, Duration stepTimeout,
-                            Consumer<Loss> onLost) {
-        RemoteGroup g = new RemoteGroup(id, stepTimeout, onLost);
+                            Consumer<Loss> onLost, ServingMetrics metrics) {
+        RemoteGroup g = new RemoteGroup(id, stepTimeout, onLost, metrics);
         for (int r = 0; r < workers.size(); r++) {
             String worker = workers.get(r);
             int rank = r;
@@ -92,13 +96,18 @@ final class RemoteGroup implements StepRunner {
         if (lost != null) {
             throw new GroupLostException("group " + id + " is lost: " + lost, null);
         }
+        long started = System.nanoTime();
         StepRequest request = StepCodec.encode(step);
         for (Rank r : ranks) {
             synchronized (r) {
                 r.requests().onNext(request);
             }
         }
-        long deadline = System.nanoTime() + stepTimeout.toNanos();
+        long sent = System.nanoTime();
+        metrics.phase("send", sent - started);
+        long deadline = sent + stepTimeout.toNanos();
+        long[] compute = new long[ranks.size()];
+        long[] collective = new long[ranks.size()];
         StepResult sampled = null;
         for (int rank = 0; rank < ranks.size(); rank++) {
             Rank r = ranks.get(rank);
@@ -112,7 +121,11 @@ final class RemoteGroup implements StepRunner {
             StepResult ids = switch (reply) {
                 case null -> throw fail("worker " + r.worker() + " (rank " + rank + ") did not answer step " + step.id()
                         + " within " + stepTimeout.toMillis() + " ms", rank, null);
-                case StepResponse s when s.getStepId() == step.id() -> StepCodec.decode(s);
+                case StepResponse s when s.getStepId() == step.id() -> {
+                    compute[rank] = s.getComputeNanos();
+                    collective[rank] = s.getCollectiveNanos();
+                    yield StepCodec.decode(s);
+                }
                 case StepResponse s -> throw fail("worker " + r.worker() + " answered step " + s.getStepId()
                         + " to step " + step.id(), rank, null);
                 case Throwable t -> throw fail("worker " + r.worker() + " (rank " + rank + "): " + t.getMessage(), rank, t);
@@ -127,6 +140,8 @@ final class RemoteGroup implements StepRunner {
                         null);
             }
         }
+        metrics.phase("wait", System.nanoTime() - sent);
+        metrics.ranks(compute, collective);
         return sampled;
     }
 

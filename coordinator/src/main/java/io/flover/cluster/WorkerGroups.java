@@ -216,7 +216,7 @@ public final class WorkerGroups implements AutoCloseable {
         }
         RemoteGroup runner = RemoteGroup.open(id, ranks.stream().map(Worker::address).toList(),
                 ranks.stream().map(Worker::channel).toList(), options.stepTimeout(),
-                loss -> onThread(() -> lost(id, loss)));
+                loss -> onThread(() -> lost(id, loss)), replicas.metrics());
         // Every rank holds at least this many blocks: the group uses those.
         int blocks = fewestBlocks;
         Group g = new Group(id, ranks, replicas.add(runner, blocks, options.scheduler()));

@@ -228,8 +228,10 @@ public final class Scheduler implements AutoCloseable {
             while (!closing && lost == null) {
                 drainInbox(running.isEmpty());
                 sweepCancelled();
+                long planning = System.nanoTime();
                 StepPlan plan = Planner.plan(config, live(), waitingQueue(), kv.free(), oldestWait());
                 apply(plan);
+                metrics.phase("plan", System.nanoTime() - planning);
                 publishStats(); // the admitted count as running while their first step runs
                 if (plan.runs()) {
                     step(plan.chunks());
@@ -466,6 +468,7 @@ public final class Scheduler implements AutoCloseable {
                 row++;
             }
         }
+        metrics.phase("apply", System.nanoTime() - now);
     }
 
     /** Frees a sequence's blocks and sends it back to the front of the queue, to be recomputed later. */

@@ -9,6 +9,7 @@ import io.micrometer.core.instrument.composite.CompositeMeterRegistry;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.ToDoubleFunction;
 
 /**
@@ -27,6 +28,7 @@ public final class ServingMetrics {
     private final Counter promptTokens;
     private final Counter generationTokens;
     private final Counter preemptions;
+    private final AtomicLong stragglerLagNanos = new AtomicLong();
 
     public ServingMetrics(MeterRegistry registry) {
         this.registry = registry;
@@ -43,6 +45,9 @@ public final class ServingMetrics {
                 .register(registry);
         this.preemptions = Counter.builder("flover.num.preemptions")
                 .description("Sequences preempted for lack of KV blocks (to be recomputed)").register(registry);
+        Gauge.builder("flover.rank.straggler.lag", stragglerLagNanos, lag -> lag.get() / 1e9).baseUnit("seconds")
+                .description("How long the slowest rank of the last remote step computed beyond the fastest")
+                .register(registry);
     }
 
     /** The meters in Prometheus' text format, or null where the process keeps no Prometheus registry. */
@@ -114,6 +119,38 @@ public final class ServingMetrics {
 
     void preempted() {
         preemptions.increment();
+    }
+
+    /**
+     * Time the coordinator spent in one phase of a step: {@code plan} (deciding and applying the plan), {@code
+     * apply} (handing the sampled tokens on) and, for a group of remote workers, {@code send} (encoding the step
+     * and writing it to every rank) and {@code wait} (until the last rank answered).
+     */
+    public void phase(String phase, long nanos) {
+        stepTimer("flover.step.phase", "Time the coordinator spends in a phase of a step", "phase", phase)
+                .record(nanos, TimeUnit.NANOSECONDS);
+    }
+
+    /** What each rank of a remote group spent on one step: in all, and of that in collectives. */
+    public void ranks(long[] computeNanos, long[] collectiveNanos) {
+        long fastest = Long.MAX_VALUE;
+        long slowest = 0;
+        for (int rank = 0; rank < computeNanos.length; rank++) {
+            String r = Integer.toString(rank);
+            stepTimer("flover.rank.compute", "Time a rank spends on a step", "rank", r)
+                    .record(computeNanos[rank], TimeUnit.NANOSECONDS);
+            stepTimer("flover.rank.collective", "Time a rank spends in collectives during a step", "rank", r)
+                    .record(collectiveNanos[rank], TimeUnit.NANOSECONDS);
+            fastest = Math.min(fastest, computeNanos[rank]);
+            slowest = Math.max(slowest, computeNanos[rank]);
+        }
+        stragglerLagNanos.set(computeNanos.length == 0 ? 0 : slowest - fastest);
+    }
+
+    private Timer stepTimer(String name, String description, String tag, String value) {
+        return Timer.builder(name).description(description).tag(tag, value).publishPercentileHistogram()
+                .minimumExpectedValue(Duration.ofNanos(10_000)).maximumExpectedValue(Duration.ofMinutes(1))
+                .register(registry);
     }
 
     private Timer latency(String name, String description) {
