@@ -81,7 +81,7 @@ final class LoadGenerator {
         /** A response with {@code n} token ids arrived now. */
         void delivered(int n) {
             long now = System.nanoTime() - origin;
-            if (n == 0) {
+            if (n <= 0) {
                 return;
             }
             if (deliveries == deliveryNanos.length) {

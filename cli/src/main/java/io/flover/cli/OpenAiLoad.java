@@ -21,7 +21,10 @@ import java.util.concurrent.Flow;
 final class OpenAiLoad implements LoadGenerator.Api {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** What {@code GET /v1/models} says of the served model; {@code vocab_size} is Flover's extension. */
+    /**
+     * What {@code GET /v1/models} says of the served model: {@code vocab_size} and {@code max_model_len} are
+     * Flover's (and vLLM's) extensions, {@code meta.n_vocab} and {@code meta.n_ctx_train} llama.cpp server's.
+     */
     record Model(String name, int contextLength, int vocabSize) {
     }
 
@@ -46,10 +49,12 @@ final class OpenAiLoad implements LoadGenerator.Api {
             throw new IllegalStateException("GET /v1/models answered " + r.statusCode() + ": " + r.body());
         }
         JsonNode m = JSON.readTree(r.body()).path("data").path(0);
-        if (!m.has("vocab_size")) {
-            throw new IllegalStateException("the server's /v1/models gives no vocab_size: is it Flover?");
+        JsonNode vocab = m.has("vocab_size") ? m.path("vocab_size") : m.path("meta").path("n_vocab");
+        if (!vocab.canConvertToInt() || vocab.asInt() <= 0) {
+            throw new IllegalStateException("the server's /v1/models gives neither vocab_size nor meta.n_vocab");
         }
-        return new Model(m.path("id").asText(), m.path("max_model_len").asInt(), m.path("vocab_size").asInt());
+        JsonNode context = m.has("max_model_len") ? m.path("max_model_len") : m.path("meta").path("n_ctx_train");
+        return new Model(m.path("id").asText(), context.asInt(), vocab.asInt());
     }
 
     /** Builds every request's body before the clock starts. */
@@ -104,6 +109,7 @@ final class OpenAiLoad implements LoadGenerator.Api {
     /** One stream's Server-Sent Events, line by line: each chunk's ids are a delivery; [DONE] ends the request. */
     private static final class Events implements Flow.Subscriber<String> {
         private final LoadGenerator.Trace trace;
+        private int counted;
         private boolean done;
 
         Events(LoadGenerator.Trace trace) {
@@ -130,7 +136,19 @@ final class OpenAiLoad implements LoadGenerator.Api {
                     trace.fail("error event: " + chunk.path("error").path("code").asText());
                     return;
                 }
-                trace.delivered(chunk.path("choices").path(0).path("token_ids").size());
+                JsonNode choice = chunk.path("choices").path(0);
+                if (choice.has("token_ids")) {
+                    trace.delivered(choice.path("token_ids").size());
+                    return;
+                }
+                // A server without token ids (llama.cpp's) streams one token per chunk, but holds back a token
+                // that ends inside a UTF-8 character: count the chunks, then settle with its final count.
+                if (choice.path("finish_reason").isNull()) {
+                    counted++;
+                    trace.delivered(1);
+                } else if (counted > 0 && chunk.path("usage").has("completion_tokens")) {
+                    trace.delivered(chunk.path("usage").path("completion_tokens").asInt() - counted);
+                }
             } catch (IOException e) {
                 trace.fail("malformed event");
             }

@@ -132,6 +132,57 @@ class BenchServeCommandTest {
         ServerTesting.assertPoolWhole(server.replicas());
     }
 
+    /**
+     * llama.cpp's server as its sources shape it: {@code meta.n_vocab} instead of {@code vocab_size}, chunks
+     * without token ids (one token each, but a token ending inside a UTF-8 character is held back and sent with
+     * the next), and a final chunk with {@code finish_reason} and {@code usage}.
+     */
+    @Test
+    void itDrivesAServerWithoutTokenIdsLikeLlamaCpps(@TempDir Path dir) throws Exception {
+        com.sun.net.httpserver.HttpServer llama = com.sun.net.httpserver.HttpServer.create(
+                new java.net.InetSocketAddress("127.0.0.1", 0), 0);
+        llama.createContext("/v1/models", x -> respond(x, "application/json",
+                "{\"object\":\"list\",\"data\":[{\"id\":\"m.gguf\",\"object\":\"model\","
+                        + "\"meta\":{\"n_vocab\":32000,\"n_ctx_train\":2048}}]}"));
+        llama.createContext("/v1/completions", x -> {
+            int maxTokens = JSON.readTree(x.getRequestBody()).get("max_tokens").asInt();
+            StringBuilder events = new StringBuilder();
+            for (int sent = 0; sent < maxTokens; ) {
+                int held = sent % 5 == 3 && sent + 2 <= maxTokens ? 2 : 1;
+                events.append("data: {\"choices\":[{\"text\":\"x\",\"index\":0,\"finish_reason\":null}]}\n\n");
+                sent += held;
+            }
+            events.append("data: {\"choices\":[{\"text\":\"\",\"index\":0,\"finish_reason\":\"length\"}],"
+                    + "\"usage\":{\"completion_tokens\":").append(maxTokens).append("}}\n\ndata: [DONE]\n\n");
+            respond(x, "text/event-stream", events.toString());
+        });
+        llama.start();
+        try {
+            Path json = dir.resolve("llama.json");
+            GenerateCommandTest.Run r = run("bench", "serve", "--api", "openai", "--server",
+                    "127.0.0.1:" + llama.getAddress().getPort(), "--requests", "12", "--rate", "100",
+                    "--output-len", "4:40", "--json", json.toString());
+            assertEquals(0, r.exitCode(), r.err());
+            JsonNode got = JSON.readTree(json.toFile());
+            assertEquals(12, got.get("completed").asInt());
+            for (JsonNode q : got.get("per_request")) {
+                assertEquals(q.get("max_tokens").asInt(), q.get("output_tokens").asInt(), q.toString());
+            }
+        } finally {
+            llama.stop(0);
+        }
+    }
+
+    private static void respond(com.sun.net.httpserver.HttpExchange x, String type, String body)
+            throws java.io.IOException {
+        byte[] bytes = body.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        x.getResponseHeaders().set("Content-Type", type);
+        x.sendResponseHeaders(200, bytes.length);
+        try (var out = x.getResponseBody()) {
+            out.write(bytes);
+        }
+    }
+
     @Test
     void refusedRequestsAreCountedByStatus(@TempDir Path dir) throws Exception {
         // One running and one waiting at most: of requests sent all at once, the others are refused.
