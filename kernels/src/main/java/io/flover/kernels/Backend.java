@@ -83,8 +83,16 @@ public interface Backend extends AutoCloseable {
         return Integer.MAX_VALUE;
     }
 
-    /** The weights {@code w} on the device: read in place where the device can, uploaded once where not. */
+    /**
+     * The weights {@code w} of a matmul on the device, made ready now (uploaded, or repacked for the CPU's tiles) so
+     * that no request pays for it; also usable as an embedding table (a head tied to the embeddings).
+     */
     Matrix matrix(Tensor w);
+
+    /** A table whose rows {@link #embedding} or {@link #positionEmbedding} look up, and no matmul uses. */
+    default Matrix table(Tensor w) {
+        return matrix(w);
+    }
 
     Vector vector(float[] values);
 

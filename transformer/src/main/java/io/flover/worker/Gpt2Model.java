@@ -41,7 +41,7 @@ final class Gpt2Model extends CausalLm {
         long width = (long) shard.heads() * c.headDim();
         String p0 = ck.contains("transformer.wte.weight") ? "transformer." : "";
         this.wte = k.matrix(vocab.slice(ck.tensor(p0 + "wte.weight", c.vocabSize(), d)));
-        this.wpe = k.matrix(ck.tensor(p0 + "wpe.weight", c.maxPositions(), d));
+        this.wpe = k.table(ck.tensor(p0 + "wpe.weight", c.maxPositions(), d));
         this.layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = p0 + "h." + i + ".";

@@ -58,7 +58,9 @@ final class LlamaModel extends CausalLm {
             }
         }
         this.ropeFrequencies = k.vector(frequencies);
-        this.embed = k.matrix(vocab.slice(ck.tensor("model.embed_tokens.weight", v, d)));
+        boolean tied = c.tieWordEmbeddings() && !ck.contains("lm_head.weight");
+        Tensor embedTokens = vocab.slice(ck.tensor("model.embed_tokens.weight", v, d));
+        this.embed = tied ? k.matrix(embedTokens) : k.table(embedTokens);
         this.layers = new Layer[c.numLayers()];
         for (int i = 0; i < layers.length; i++) {
             String p = "model.layers." + i + ".";
@@ -78,8 +80,7 @@ final class LlamaModel extends CausalLm {
                             weights)));
         }
         this.finalNorm = k.vector(ck.tensor("model.norm.weight", d).toFloatArray());
-        this.lmHead = c.tieWordEmbeddings() && !ck.contains("lm_head.weight")
-                ? embed : k.matrix(vocab.slice(ck.tensor("lm_head.weight", v, d)));
+        this.lmHead = tied ? embed : k.matrix(vocab.slice(ck.tensor("lm_head.weight", v, d)));
     }
 
     @Override

@@ -15,27 +15,15 @@ public final class CpuBackend implements Backend {
     }
 
     /**
-     * A weight in place, for lookups, and packed for the matmul the first time one needs it: an embedding table
-     * that is not also the head is never packed.
+     * A weight in place, for lookups, and packed into tiles when it is a matmul's: packed at load, so that the
+     * first request does not pay for it; an embedding table that is not also the head is never packed.
      */
-    private static final class HostMatrix implements Matrix {
-        private final Tensor tensor;
-        private PackedMatrix packed;
-
-        HostMatrix(Tensor tensor) {
-            this.tensor = tensor;
-        }
-
-        Tensor tensor() {
-            return tensor;
-        }
-
-        /** Synchronized: schedulers on several threads may share one model. */
-        synchronized PackedMatrix packed() {
-            if (packed == null) {
-                packed = PackedMatrix.of(tensor);
+    private record HostMatrix(Tensor tensor, PackedMatrix packedOrNull) implements Matrix {
+        PackedMatrix packed() {
+            if (packedOrNull == null) {
+                throw new IllegalStateException(tensor.name() + " was loaded as a lookup table, not a matmul weight");
             }
-            return packed;
+            return packedOrNull;
         }
 
         @Override
@@ -131,7 +119,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Matrix matrix(Tensor w) {
-        return new HostMatrix(w);
+        return new HostMatrix(w, PackedMatrix.of(w));
+    }
+
+    @Override
+    public Matrix table(Tensor w) {
+        return new HostMatrix(w, null);
     }
 
     @Override

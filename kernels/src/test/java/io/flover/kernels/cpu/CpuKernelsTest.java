@@ -406,6 +406,23 @@ class CpuKernelsTest {
         }
     }
 
+    /** Weights are packed when loaded, not at a first request; lookup tables are never packed. */
+    @Test
+    void aLookupTableIsNotAMatmulWeight() {
+        try (Arena arena = Arena.ofConfined(); CpuBackend backend = CpuBackend.owning(1);
+             Backend.KvCache kv = backend.kvCache(1, 1, 1, 1, 1);
+             Backend.Step step = backend.step(new StepIndex(new int[0], new int[0], new int[0][], new int[0]), kv)) {
+            SplittableRandom random = new SplittableRandom(3);
+            Tensor w = TestData.tensor(arena, DType.F32, 40, 8, floats(random, 40 * 8, 1));
+            Backend.Buffer x = step.buffer(8);
+            Backend.Buffer out = step.buffer(40);
+            backend.matmul(x, 1, backend.matrix(w), out);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> backend.matmul(x, 1, backend.table(w), out));
+            assertTrue(e.getMessage().contains(w.name()), e.getMessage());
+        }
+    }
+
     @Test
     void instancesUsedFromSeveralThreadsAtOnceStayIndependent() throws Exception {
         matmulsFromThreeThreads(false);
