@@ -22,6 +22,12 @@ final class SchedulerFlags {
             description = "tokens per fused step: decode tokens plus prompt chunks (default: ${DEFAULT-VALUE})")
     int maxStepTokens;
 
+    @Option(names = "--step-budget-ms", paramLabel = "MS", defaultValue = "0",
+            description = "cut prompt chunks so that a step is predicted to take at most this long (from the steps "
+                    + "run so far), bounding how long a newcomer's prompt delays everyone's next token; 0: only "
+                    + "--max-step-tokens limits a step (default: ${DEFAULT-VALUE})")
+    long stepBudgetMs;
+
     @Option(names = "--max-waiting", defaultValue = "1024",
             description = "requests queued before new ones are refused with RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE})")
     int maxWaiting;
@@ -33,12 +39,13 @@ final class SchedulerFlags {
                 + ") must be at least --max-batch (" + maxBatch + "): every live sequence decodes a token per step");
         Flags.require(maxWaiting >= 1, "--max-waiting must be at least 1, got " + maxWaiting);
         Flags.require(maxQueueDelayMs >= 0, "--max-queue-delay must not be negative, got " + maxQueueDelayMs);
+        Flags.require(stepBudgetMs >= 0, "--step-budget-ms must not be negative, got " + stepBudgetMs);
         Policy p;
         try {
             p = Policy.parse(policy, maxBatch, Duration.ofMillis(maxQueueDelayMs));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("--policy: " + e.getMessage(), e);
         }
-        return new SchedulerConfig(p, maxBatch, maxStepTokens, maxWaiting);
+        return new SchedulerConfig(p, maxBatch, maxStepTokens, maxWaiting).withStepBudget(Duration.ofMillis(stepBudgetMs));
     }
 }

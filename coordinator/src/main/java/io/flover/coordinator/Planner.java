@@ -32,11 +32,13 @@ final class Planner {
      * Plans the next step over {@code running} (in slot order) and {@code waiting} (in queue order) with
      * {@code freeBlocks} free KV blocks. Newcomers join oldest first, while the policy, the batch's slots and the
      * admission reserve allow; then every live sequence's decode token is planned, then prompt chunks in slot order
-     * with what is left of the step's token budget; then each sequence with a chunk gets the blocks it needs, the
-     * newest being preempted (and the last slot moved into its place) whenever the pool runs dry.
+     * with what is left of {@code stepTokens} (at most {@code maxStepTokens}; fewer where a time budget says so),
+     * though at least one KV block's worth, so that a prompt always advances; then each sequence with a chunk gets
+     * the blocks it needs, the newest being preempted (and the last slot moved into its place) whenever the pool
+     * runs dry.
      */
-    static StepPlan plan(SchedulerConfig config, List<Live> running, List<Waiting> waiting, int freeBlocks,
-                         long oldestWaitNanos) {
+    static StepPlan plan(SchedulerConfig config, int stepTokens, List<Live> running, List<Waiting> waiting,
+                         int freeBlocks, long oldestWaitNanos) {
         int blockSize = config.blockSize();
         List<Live> batch = new ArrayList<>(running);
         List<StepPlan.Action> actions = new ArrayList<>();
@@ -56,14 +58,16 @@ final class Planner {
             batch.add(new Live(w.id(), w.length(), 0, need, false));
         }
 
-        int budget = config.maxStepTokens();
         int[] chunk = new int[batch.size()];
+        int decodes = 0;
         for (int slot = 0; slot < batch.size(); slot++) {
             if (batch.get(slot).pending() == 1) {
                 chunk[slot] = 1;
-                budget--;
+                decodes++;
             }
         }
+        int budget = Math.max(Math.min(stepTokens, config.maxStepTokens()) - decodes,
+                Math.min(blockSize, config.maxStepTokens() - decodes));
         for (int slot = 0; slot < batch.size(); slot++) {
             int pending = batch.get(slot).pending();
             if (pending > 1 && budget > 0) {

@@ -67,6 +67,8 @@ public final class Scheduler implements AutoCloseable {
     private final Tokenizer tokenizer;
     private final SchedulerConfig config;
     private final KvCacheManager kv;
+    /** What this group's steps cost, for {@link SchedulerConfig#stepBudgetNanos()}. */
+    private final StepCost cost = new StepCost();
     private final Thread thread;
 
     private final LinkedBlockingQueue<Runnable> inbox = new LinkedBlockingQueue<>();
@@ -229,7 +231,9 @@ public final class Scheduler implements AutoCloseable {
                 drainInbox(running.isEmpty());
                 sweepCancelled();
                 long planning = System.nanoTime();
-                StepPlan plan = Planner.plan(config, live(), waitingQueue(), kv.free(), oldestWait());
+                int stepTokens = config.stepBudgetNanos() == 0 ? config.maxStepTokens()
+                        : cost.tokensWithin(config.stepBudgetNanos(), config.maxStepTokens());
+                StepPlan plan = Planner.plan(config, stepTokens, live(), waitingQueue(), kv.free(), oldestWait());
                 apply(plan);
                 metrics.phase("plan", System.nanoTime() - planning);
                 publishStats(); // the admitted count as running while their first step runs
@@ -441,7 +445,9 @@ public final class Scheduler implements AutoCloseable {
         long started = System.nanoTime();
         try {
             sampled = runner.run(step);
-            metrics.stepped(System.nanoTime() - started, totalTokens);
+            long took = System.nanoTime() - started;
+            metrics.stepped(took, totalTokens);
+            cost.observe(totalTokens, took);
         } catch (GroupLostException e) {
             lost = e; // the loop ends and hands every sequence over
             return;

@@ -1,5 +1,7 @@
 package io.flover.coordinator;
 
+import java.time.Duration;
+
 /**
  * The knobs of the scheduler.
  *
@@ -10,9 +12,12 @@ package io.flover.coordinator;
  *     paper's no-shuffle variant, for comparison) a finished row stays in the batch, still computed, until every
  *     row after it has finished too.
  * @param blockSize positions per KV block: the unit the scheduler allocates and every rank's KV cache is paged in
+ * @param stepBudgetNanos how long a step may take, 0 for no limit but {@code maxStepTokens}: prompt chunks are cut so
+ *     that the step's predicted time ({@link StepCost}) stays within it, so a newcomer's long prompt delays the
+ *     running sequences' next token by at most about this much
  */
 public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting, boolean reorder,
-                              int blockSize) {
+                              int blockSize, long stepBudgetNanos) {
     public static final int DEFAULT_BLOCK_SIZE = 16;
 
     public SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting) {
@@ -20,7 +25,7 @@ public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, in
     }
 
     public SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, int maxWaiting, boolean reorder) {
-        this(policy, maxBatch, maxStepTokens, maxWaiting, reorder, DEFAULT_BLOCK_SIZE);
+        this(policy, maxBatch, maxStepTokens, maxWaiting, reorder, DEFAULT_BLOCK_SIZE, 0);
     }
 
     public SchedulerConfig {
@@ -35,6 +40,9 @@ public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, in
         if (blockSize < 1) {
             throw new IllegalArgumentException("the KV block size must be at least 1 position, got " + blockSize);
         }
+        if (stepBudgetNanos < 0) {
+            throw new IllegalArgumentException("the step time budget must not be negative, got " + stepBudgetNanos);
+        }
     }
 
     public static SchedulerConfig defaults(Policy policy) {
@@ -42,6 +50,10 @@ public record SchedulerConfig(Policy policy, int maxBatch, int maxStepTokens, in
     }
 
     public SchedulerConfig withoutReordering() {
-        return new SchedulerConfig(policy, maxBatch, maxStepTokens, maxWaiting, false, blockSize);
+        return new SchedulerConfig(policy, maxBatch, maxStepTokens, maxWaiting, false, blockSize, stepBudgetNanos);
+    }
+
+    public SchedulerConfig withStepBudget(Duration budget) {
+        return new SchedulerConfig(policy, maxBatch, maxStepTokens, maxWaiting, reorder, blockSize, budget.toNanos());
     }
 }
