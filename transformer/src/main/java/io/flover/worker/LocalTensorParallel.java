@@ -54,6 +54,9 @@ public final class LocalTensorParallel implements StepRunner {
             for (Communicator comm : comms) {
                 CpuKernels k = new CpuKernels(threadsPerRank);
                 kernels.add(k);
+                if (kernels.size() == 1) {
+                    k.warmUp(); // as a single-rank server is: no request should meet a kernel path cold
+                }
                 LoadedModel m = LoadedModel.open(dir, new CpuBackend(k), comm);
                 models.add(m);
                 shards.add(new ShardExecutor(m.lm(), numBlocks, blockSize, maxSlots));

@@ -103,7 +103,7 @@ public final class CpuBackend implements Backend {
      */
     public static CpuBackend owning(int threads) {
         CpuKernels kernels = new CpuKernels(threads);
-        WarmUp.run(kernels);
+        kernels.warmUp();
         return new CpuBackend(kernels, true);
     }
 

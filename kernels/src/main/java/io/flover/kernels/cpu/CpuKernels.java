@@ -59,6 +59,14 @@ public final class CpuKernels implements AutoCloseable {
         return threads;
     }
 
+    /**
+     * Runs every kernel path on made-up data until the JIT has compiled it ({@link WarmUp}). Compiled code is the
+     * JVM's: once one instance is warm, so is every other.
+     */
+    public void warmUp() {
+        WarmUp.run(this);
+    }
+
     /** The helper threads, for tests. */
     List<Thread> helperThreads() {
         return pool.helperThreads();
