@@ -16,10 +16,12 @@ import java.util.stream.IntStream;
  *
  * @param failures failed requests by gRPC status, or FINISH_REASON_ERROR for a request the server failed
  * @param cpuSeconds the CPU time of this process during the run: what generating the load cost
+ * @param longestStallMillis the longest time in which some stream was waiting for its next token and no stream got
+ *     one: the whole server standing still, not one request queued behind others
  */
 record BenchReport(int requests, int completed, Map<String, Integer> failures, double durationSeconds,
                    long promptTokens, long outputTokens, Summary ttft, Summary tpot, Summary itl, Summary e2e,
-                   Summary sendLag, double cpuSeconds) {
+                   Summary sendLag, double cpuSeconds, double longestStallMillis) {
 
     /** Mean and percentiles of one latency; null where no request had one (e.g. TPOT of one-token outputs). */
     record Summary(double mean, double p50, double p90, double p99) {
@@ -67,7 +69,25 @@ record BenchReport(int requests, int completed, Map<String, Integer> failures, d
         return new BenchReport(traces.size(), done.size(), failures, end / 1e9,
                 done.stream().mapToLong(t -> t.request.prompt().length).sum(),
                 done.stream().mapToLong(t -> t.tokens).sum(),
-                Summary.of(ttft), Summary.of(tpot), Summary.of(itl), Summary.of(e2e), Summary.of(lag), cpuSeconds);
+                Summary.of(ttft), Summary.of(tpot), Summary.of(itl), Summary.of(e2e), Summary.of(lag), cpuSeconds,
+                millis(longestStall(traces)));
+    }
+
+    /** Of every gap between two consecutive deliveries (to any stream), the longest that a stream spans. */
+    static long longestStall(List<LoadGenerator.Trace> traces) {
+        long[] times = traces.stream().flatMapToLong(t -> Arrays.stream(t.deliveryNanos, 0, t.deliveries))
+                .sorted().toArray();
+        List<LoadGenerator.Trace> streams = traces.stream().filter(t -> t.deliveries > 1).toList();
+        long longest = 0;
+        for (int i = 1; i < times.length; i++) {
+            long from = times[i - 1];
+            long to = times[i];
+            if (to - from > longest && streams.stream().anyMatch(
+                    t -> t.deliveryNanos[0] <= from && t.deliveryNanos[t.deliveries - 1] >= to)) {
+                longest = to - from;
+            }
+        }
+        return longest;
     }
 
     /** Each request as the client saw it, in workload order; latencies are null where it has none. */
@@ -116,6 +136,7 @@ record BenchReport(int requests, int completed, Map<String, Integer> failures, d
                 promptTokens);
         out.printf("in flight          %.2f requests on average%n", meanInFlight());
         out.printf("generator CPU      %.2f s, %.1f us per output token%n", cpuSeconds, cpuMicrosPerToken());
+        out.printf("longest stall      %.1f ms with streams waiting and no token to any%n", longestStallMillis);
         out.println();
         out.println("| ms | mean | p50 | p90 | p99 |");
         out.println("|---|---|---|---|---|");
@@ -153,6 +174,7 @@ record BenchReport(int requests, int completed, Map<String, Integer> failures, d
         m.put("itl_ms", itl == null ? null : itl.json());
         m.put("e2e_ms", e2e == null ? null : e2e.json());
         m.put("send_lag_ms", sendLag == null ? null : sendLag.json());
+        m.put("longest_stall_ms", longestStallMillis);
         m.put("generator_cpu_s", cpuSeconds);
         m.put("generator_cpu_us_per_output_token", outputTokens == 0 ? null : cpuMicrosPerToken());
         return m;

@@ -63,6 +63,26 @@ class BenchServeCommandTest {
         assertNull(BenchReport.Summary.of(new double[0]));
     }
 
+    /** A stall is a gap that some stream spans between two of its tokens, not a stream waiting for its first. */
+    @Test
+    void theLongestStallIsAGapThatAStreamSpans() {
+        LoadGenerator.Trace a = trace(10, 20, 30, 100);  // waits 70 between its tokens at 30 and 100
+        LoadGenerator.Trace b = trace(40, 50, 60);       // fills 30..100 with tokens at 40, 50, 60
+        LoadGenerator.Trace c = trace(200, 220);         // alone from 200: 100..200 is no stall, 200..220 is
+        assertEquals(40, BenchReport.longestStall(List.of(a, b, c)), "60..100: a waits, b is done");
+        assertEquals(70, BenchReport.longestStall(List.of(a, c)));
+        assertEquals(20, BenchReport.longestStall(List.of(c)));
+        assertEquals(0, BenchReport.longestStall(List.of(trace(5))));
+    }
+
+    private static LoadGenerator.Trace trace(long... deliveries) {
+        LoadGenerator.Trace t = new LoadGenerator.Trace(new Workload.Request(0, new int[1], deliveries.length), 0,
+                done -> { });
+        System.arraycopy(deliveries, 0, t.deliveryNanos, 0, deliveries.length);
+        t.deliveries = deliveries.length;
+        return t;
+    }
+
     @Test
     void aRunAgainstAServerGetsEveryTokenAskedFor(@TempDir Path dir) throws Exception {
         Path json = dir.resolve("run.json");
