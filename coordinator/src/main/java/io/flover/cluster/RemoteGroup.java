@@ -1,15 +1,15 @@
 package io.flover.cluster;
 
 import io.flover.coordinator.ServingMetrics;
-import io.flover.proto.v1.StepRequest;
 import io.flover.proto.v1.StepResponse;
-import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.GroupLostException;
 import io.flover.worker.Step;
 import io.flover.worker.StepResult;
 import io.flover.worker.StepRunner;
 import io.flover.worker.server.StepCodec;
+import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
+import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
@@ -27,7 +27,7 @@ import java.util.function.Consumer;
  */
 final class RemoteGroup implements StepRunner {
     /** One rank's stream; replies and the stream's end arrive in {@code replies}. */
-    private record Rank(String worker, ClientCallStreamObserver<StepRequest> requests, LinkedBlockingQueue<Object> replies) {
+    private record Rank(String worker, ClientCallStreamObserver<byte[]> requests, LinkedBlockingQueue<Object> replies) {
     }
 
     private static final Object ENDED = new Object();
@@ -63,8 +63,8 @@ final class RemoteGroup implements StepRunner {
             String worker = workers.get(r);
             int rank = r;
             LinkedBlockingQueue<Object> replies = new LinkedBlockingQueue<>();
-            var requests = (ClientCallStreamObserver<StepRequest>) WorkerGrpc.newStub(channels.get(r))
-                    .runSteps(new StreamObserver<>() {
+            var requests = (ClientCallStreamObserver<byte[]>) ClientCalls.asyncBidiStreamingCall(
+                    channels.get(r).newCall(StepCodec.RUN_STEPS, CallOptions.DEFAULT), new StreamObserver<>() {
                         @Override
                         public void onNext(StepResponse response) {
                             replies.add(response);
@@ -97,7 +97,7 @@ final class RemoteGroup implements StepRunner {
             throw new GroupLostException("group " + id + " is lost: " + lost, null);
         }
         long started = System.nanoTime();
-        StepRequest request = StepCodec.encode(step);
+        byte[] request = StepCodec.encode(step); // once for every rank
         for (Rank r : ranks) {
             synchronized (r) {
                 r.requests().onNext(request);

@@ -54,10 +54,10 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * One forward step: its {@link StepIndex} on the device, and the scratch buffers the forward allocates, which
-     * live until the step is closed.
+     * One forward pass over a step: its {@link StepIndex} on the device, and the scratch buffers the pass allocates,
+     * which live until it is closed.
      */
-    interface Step extends AutoCloseable {
+    interface Forward extends AutoCloseable {
         StepIndex index();
 
         /** A scratch buffer of {@code floats} floats, contents undefined. */
@@ -98,17 +98,17 @@ public interface Backend extends AutoCloseable {
 
     KvCache kvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim);
 
-    /** Opens a step over {@code index}, whose KV rows live in {@code kv}. */
-    Step step(StepIndex index, KvCache kv);
+    /** Opens a forward pass over {@code index}, whose KV rows live in {@code kv}. */
+    Forward forward(StepIndex index, KvCache kv);
 
     /**
      * Row {@code ids[t] - firstId} of {@code table} into row {@code t} of {@code out} for each of the step's tokens,
      * zeros for ids the table does not hold: with a vocabulary split across ranks a sum over ranks completes it.
      */
-    void embedding(Step step, Matrix table, int firstId, Buffer out);
+    void embedding(Forward step, Matrix table, int firstId, Buffer out);
 
     /** Row {@code positions[t]} of {@code table} into row {@code t} of {@code out}: learned position embeddings. */
-    void positionEmbedding(Step step, Matrix table, Buffer out);
+    void positionEmbedding(Forward step, Matrix table, Buffer out);
 
     /** {@code out[t][n] = sum_k x[t][k] * w[n][k]} for {@code t < rows}, accumulated in float32. */
     void matmul(Buffer x, int rows, Matrix w, Buffer out);
@@ -146,20 +146,20 @@ public interface Backend extends AutoCloseable {
      * of {@code x}: element {@code i} of a head pairs with {@code i + headDim / 2} and turns by
      * {@code position * invFreq[i]}.
      */
-    void rope(Step step, Buffer x, int heads, Vector invFreq);
+    void rope(Forward step, Buffer x, int heads, Vector invFreq);
 
     /** Stores the K and V rows of the step's tokens ({@code kvHeads * headDim} wide) in layer {@code layer}. */
-    void writeKv(Step step, int layer, Buffer k, Buffer v);
+    void writeKv(Forward step, int layer, Buffer k, Buffer v);
 
     /**
      * Causal attention of the step's tokens over their sequences' cached K/V in {@code layer}: token {@code t}
      * attends to positions {@code 0..positions[t]}; query head {@code h} reads KV head
      * {@code h / (heads / kvHeads)}. {@code q} and {@code out} rows are {@code heads * headDim} wide.
      */
-    void attention(Step step, Buffer q, Buffer out, int layer, int heads);
+    void attention(Forward step, Buffer q, Buffer out, int layer, int heads);
 
     /** Copies the rows of {@code x} (width {@code d}) at the step's logit tokens into {@code out}, in order. */
-    void gatherLogitRows(Step step, Buffer x, int d, Buffer out);
+    void gatherLogitRows(Forward step, Buffer x, int d, Buffer out);
 
     /**
      * Per row of {@code x} ({@code rows} rows of {@code width} floats), the index of its largest value into

@@ -79,7 +79,7 @@ final class Gpt2Model extends CausalLm {
         int heads = shard.heads();
         int width = heads * c.headDim();
         int f = shard.ffn();
-        try (Backend.Step step = k.step(batch.index(), kv)) {
+        try (Backend.Forward step = k.forward(batch.index(), kv)) {
             Buffer x = step.buffer(t * d);
             Buffer h = step.buffer(t * d);
             Buffer q = step.buffer(t * width);

@@ -91,7 +91,7 @@ final class LlamaModel extends CausalLm {
         int qDim = heads * c.headDim();
         int kvDim = shard.kvHeads() * c.headDim();
         int f = shard.ffn();
-        try (Backend.Step step = k.step(batch.index(), kv)) {
+        try (Backend.Forward step = k.forward(batch.index(), kv)) {
             Buffer x = step.buffer(t * d);
             Buffer h = step.buffer(t * d);
             Buffer q = step.buffer(t * qDim);

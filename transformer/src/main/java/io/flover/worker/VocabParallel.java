@@ -32,7 +32,7 @@ final class VocabParallel {
     }
 
     /** The rows of the step's token ids in the whole table into {@code out} ({@code localTable}: this rank's slice). */
-    void embed(Backend.Step step, Backend.Matrix localTable, Backend.Buffer out) {
+    void embed(Backend.Forward step, Backend.Matrix localTable, Backend.Buffer out) {
         k.embedding(step, localTable, shard.firstVocab(), out);
         group.allReduceSum(out, step.index().tokens() * localTable.cols());
     }
@@ -44,7 +44,7 @@ final class VocabParallel {
      * {@code topLogprobs >= 0} each row's log-sum-exp and best {@code max(1, topLogprobs)} tokens come too, merged
      * from every rank's slice ({@link TopLogits}).
      */
-    LogitRows logits(Backend.Step step, Backend.Buffer hidden, int rows, Backend.Matrix localHead, boolean withRows,
+    LogitRows logits(Backend.Forward step, Backend.Buffer hidden, int rows, Backend.Matrix localHead, boolean withRows,
                      int topLogprobs) {
         int held = shard.vocab();
         int[] argmax = new int[rows];

@@ -44,13 +44,13 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    private static final class HostStep implements Step {
+    private static final class HostForward implements Forward {
         private final StepIndex index;
         private final CpuKvCache kv;
         /** RoPE's angles for the step's positions, made by the first layer's rotation. */
         private Rope.Angles angles;
 
-        HostStep(StepIndex index, CpuKvCache kv) {
+        HostForward(StepIndex index, CpuKvCache kv) {
             this.index = index;
             this.kv = kv;
         }
@@ -138,18 +138,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public Step step(StepIndex index, KvCache kv) {
-        return new HostStep(index, (CpuKvCache) kv);
+    public Forward forward(StepIndex index, KvCache kv) {
+        return new HostForward(index, (CpuKvCache) kv);
     }
 
     @Override
-    public void embedding(Step step, Matrix table, int firstId, Buffer out) {
+    public void embedding(Forward step, Matrix table, int firstId, Buffer out) {
         int[] ids = step.index().ids();
         k.embedding(tensor(table), firstId, ids, ids.length, a(out));
     }
 
     @Override
-    public void positionEmbedding(Step step, Matrix table, Buffer out) {
+    public void positionEmbedding(Forward step, Matrix table, Buffer out) {
         int[] positions = step.index().positions();
         k.embedding(tensor(table), 0, positions, positions.length, a(out));
     }
@@ -201,13 +201,13 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void rope(Step step, Buffer x, int heads, Vector invFreq) {
-        ((HostStep) step).angles(v(invFreq)).rotate(a(x), 0, heads);
+    public void rope(Forward step, Buffer x, int heads, Vector invFreq) {
+        ((HostForward) step).angles(v(invFreq)).rotate(a(x), 0, heads);
     }
 
     @Override
-    public void writeKv(Step step, int layer, Buffer k, Buffer v) {
-        HostStep s = (HostStep) step;
+    public void writeKv(Forward step, int layer, Buffer k, Buffer v) {
+        HostForward s = (HostForward) step;
         int[] positions = s.index().positions();
         int[][] tables = s.index().blockTables();
         int width = s.kv().rowWidth();
@@ -217,14 +217,14 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void attention(Step step, Buffer q, Buffer out, int layer, int heads) {
-        HostStep s = (HostStep) step;
+    public void attention(Forward step, Buffer q, Buffer out, int layer, int heads) {
+        HostForward s = (HostForward) step;
         StepIndex index = s.index();
         k.attention(a(q), a(out), index.tokens(), index.positions(), index.blockTables(), s.kv(), layer, heads);
     }
 
     @Override
-    public void gatherLogitRows(Step step, Buffer x, int d, Buffer out) {
+    public void gatherLogitRows(Forward step, Buffer x, int d, Buffer out) {
         int[] tokens = step.index().logitTokens();
         for (int r = 0; r < tokens.length; r++) {
             System.arraycopy(a(x), tokens[r] * d, a(out), r * d, d);

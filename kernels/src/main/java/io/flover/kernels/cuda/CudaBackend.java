@@ -175,7 +175,7 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private final class DeviceStep implements Step {
+    private final class DeviceForward implements Forward {
         private final StepIndex index;
         private final DeviceKvCache kv;
         /** Device int arrays: ids, positions, cache rows, flat block tables, per-token table starts, logit tokens. */
@@ -186,7 +186,7 @@ public final class CudaBackend implements Backend {
         private final CUdeviceptr tableStarts;
         private final CUdeviceptr logitTokens;
 
-        DeviceStep(StepIndex index, DeviceKvCache kv) {
+        DeviceForward(StepIndex index, DeviceKvCache kv) {
             this.index = index;
             this.kv = kv;
             int tokens = index.tokens();
@@ -508,28 +508,28 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public Step step(StepIndex index, KvCache kv) {
+    public Forward forward(StepIndex index, KvCache kv) {
         checkThread();
         DeviceKvCache cache = (DeviceKvCache) kv;
         if (cache.freed) {
             throw new IllegalStateException("a step on a KV cache that was closed");
         }
-        return new DeviceStep(index, cache);
+        return new DeviceForward(index, cache);
     }
 
     @Override
-    public void embedding(Step step, Matrix table, int firstId, Buffer out) {
-        DeviceStep s = (DeviceStep) step;
+    public void embedding(Forward step, Matrix table, int firstId, Buffer out) {
+        DeviceForward s = (DeviceForward) step;
         embed(s, deviceMatrix(table), firstId, s.ids, out);
     }
 
     @Override
-    public void positionEmbedding(Step step, Matrix table, Buffer out) {
-        DeviceStep s = (DeviceStep) step;
+    public void positionEmbedding(Forward step, Matrix table, Buffer out) {
+        DeviceForward s = (DeviceForward) step;
         embed(s, deviceMatrix(table), 0, s.positions, out);
     }
 
-    private void embed(DeviceStep s, DeviceMatrix table, int firstId, CUdeviceptr ids, Buffer out) {
+    private void embed(DeviceForward s, DeviceMatrix table, int firstId, CUdeviceptr ids, Buffer out) {
         String kernel = switch (table.dtype()) {
             case F32 -> "embedding_f32";
             case BF16 -> "embedding_bf16";
@@ -605,16 +605,16 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void rope(Step step, Buffer x, int heads, Vector invFreq) {
-        DeviceStep s = (DeviceStep) step;
+    public void rope(Forward step, Buffer x, int heads, Vector invFreq) {
+        DeviceForward s = (DeviceForward) step;
         DeviceVector f = deviceVector(invFreq);
         int tokens = s.index.tokens();
         launch("rope", tokens, 1, ROPE_THREADS, 0, ptr(x), s.positions, f.ptr(), tokens, heads, 2 * f.length());
     }
 
     @Override
-    public void writeKv(Step step, int layer, Buffer k, Buffer v) {
-        DeviceStep s = (DeviceStep) step;
+    public void writeKv(Forward step, int layer, Buffer k, Buffer v) {
+        DeviceForward s = (DeviceForward) step;
         DeviceKvCache kv = s.kv;
         int tokens = s.index.tokens();
         long at = layer * kv.layerBytes();
@@ -623,8 +623,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void attention(Step step, Buffer q, Buffer out, int layer, int heads) {
-        DeviceStep s = (DeviceStep) step;
+    public void attention(Forward step, Buffer q, Buffer out, int layer, int heads) {
+        DeviceForward s = (DeviceForward) step;
         DeviceKvCache kv = s.kv;
         int tokens = s.index.tokens();
         long at = layer * kv.layerBytes();
@@ -636,8 +636,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void gatherLogitRows(Step step, Buffer x, int d, Buffer out) {
-        DeviceStep s = (DeviceStep) step;
+    public void gatherLogitRows(Forward step, Buffer x, int d, Buffer out) {
+        DeviceForward s = (DeviceForward) step;
         int rows = s.index.logitTokens().length;
         if (rows > 0) {
             launch("gather_rows", rows, 1, ROW_THREADS, 0, ptr(x), s.logitTokens, d, ptr(out), rows);

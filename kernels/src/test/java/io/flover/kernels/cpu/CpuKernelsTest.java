@@ -388,7 +388,8 @@ class CpuKernelsTest {
     void argmaxRowsGivesEachRowsIndexAndValue() {
         try (CpuBackend backend = CpuBackend.owning(1);
              Backend.KvCache kv = backend.kvCache(1, 1, 1, 1, 1);
-             Backend.Step step = backend.step(new StepIndex(new int[0], new int[0], new int[0][], new int[0]), kv)) {
+             Backend.Forward step = backend.forward(new StepIndex(new int[0], new int[0], new int[0][], new int[0]),
+                     kv)) {
             float[] rows = {1, 5, 5, Float.NaN, -2, Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN, 7};
             Backend.Buffer x = step.buffer(rows.length);
             backend.fromHost(rows, x, rows.length);
@@ -411,7 +412,8 @@ class CpuKernelsTest {
     void aLookupTableIsNotAMatmulWeight() {
         try (Arena arena = Arena.ofConfined(); CpuBackend backend = CpuBackend.owning(1);
              Backend.KvCache kv = backend.kvCache(1, 1, 1, 1, 1);
-             Backend.Step step = backend.step(new StepIndex(new int[0], new int[0], new int[0][], new int[0]), kv)) {
+             Backend.Forward step = backend.forward(new StepIndex(new int[0], new int[0], new int[0][], new int[0]),
+                     kv)) {
             SplittableRandom random = new SplittableRandom(3);
             Tensor w = TestData.tensor(arena, DType.F32, 40, 8, floats(random, 40 * 8, 1));
             Backend.Buffer x = step.buffer(8);

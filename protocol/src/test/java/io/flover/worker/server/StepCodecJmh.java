@@ -1,6 +1,5 @@
 package io.flover.worker.server;
 
-import io.flover.proto.v1.StepRequest;
 import io.flover.worker.SlotOp;
 import io.flover.worker.Step;
 import java.util.ArrayList;
@@ -55,8 +54,7 @@ public class StepCodecJmh {
     }
 
     @Benchmark
-    public Step encodeThenDecode() throws Exception {
-        byte[] wire = StepCodec.encode(step).toByteArray();
-        return StepCodec.decode(StepRequest.parseFrom(wire));
+    public Step encodeThenDecode() {
+        return StepCodec.decode(StepCodec.encode(step));
     }
 }

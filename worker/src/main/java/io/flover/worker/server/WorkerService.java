@@ -6,19 +6,22 @@ import io.flover.kernels.Backend;
 import io.flover.kernels.cuda.CudaUnavailableException;
 import io.flover.proto.v1.LoadShardRequest;
 import io.flover.proto.v1.LoadShardResponse;
-import io.flover.proto.v1.StepRequest;
 import io.flover.proto.v1.StepResponse;
 import io.flover.proto.v1.WorkerGrpc;
 import io.flover.worker.KvMemory;
 import io.flover.worker.LoadedModel;
 import io.flover.worker.ShardExecutor;
+import io.flover.worker.Step;
 import io.flover.worker.StepResult;
+import io.grpc.BindableService;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -37,9 +40,11 @@ import java.util.logging.Logger;
 
 /**
  * The worker side of {@code flover.v1.Worker}: holds at most one shard (a rank's slice of a model, its KV cache and
- * its group's collectives) and runs the steps the coordinator streams to it.
+ * its group's collectives) and runs the steps the coordinator streams to it. Steps arrive as their bytes
+ * ({@link StepCodec#RUN_STEPS}) and are decoded here, once, so that a malformed one is answered with a status
+ * naming its field.
  */
-public final class WorkerService extends WorkerGrpc.WorkerImplBase {
+public final class WorkerService implements BindableService {
     private static final Logger LOG = Logger.getLogger(WorkerService.class.getName());
 
     /** Connects this worker to the other ranks of a group. */
@@ -125,7 +130,14 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
     }
 
     @Override
-    public void loadShard(LoadShardRequest request, StreamObserver<LoadShardResponse> responses) {
+    public ServerServiceDefinition bindService() {
+        return ServerServiceDefinition.builder(WorkerGrpc.SERVICE_NAME)
+                .addMethod(WorkerGrpc.getLoadShardMethod(), ServerCalls.asyncUnaryCall(this::loadShard))
+                .addMethod(StepCodec.RUN_STEPS, ServerCalls.asyncBidiStreamingCall(this::runSteps))
+                .build();
+    }
+
+    void loadShard(LoadShardRequest request, StreamObserver<LoadShardResponse> responses) {
         try {
             responses.onNext(load(request));
             responses.onCompleted();
@@ -209,8 +221,7 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         }
     }
 
-    @Override
-    public StreamObserver<StepRequest> runSteps(StreamObserver<StepResponse> responses) {
+    private StreamObserver<byte[]> runSteps(StreamObserver<StepResponse> responses) {
         Shard s = shard;
         if (s == null) {
             responses.onError(Status.FAILED_PRECONDITION.withDescription("no shard is loaded").asRuntimeException());
@@ -220,30 +231,33 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
             private boolean failed;
 
             @Override
-            public void onNext(StepRequest request) {
+            public void onNext(byte[] request) {
                 if (failed) {
                     return;
                 }
                 StepResponse response;
+                Step step = null;
                 s.running().lock();
                 try {
+                    step = StepCodec.decode(request);
                     if (shard != s) {
                         throw Status.ABORTED.withDescription("the shard of group " + s.groupId() + " was dropped")
                                 .asRuntimeException();
                     }
                     long t0 = System.nanoTime();
-                    StepResult result = s.executor().run(StepCodec.decode(request));
+                    StepResult result = s.executor().run(step);
                     long compute = System.nanoTime() - t0;
                     long collective = s.comm().takeNanos();
                     stepCompute.record(compute, TimeUnit.NANOSECONDS);
                     stepCollectives.record(collective, TimeUnit.NANOSECONDS);
                     collectiveBytes.increment(s.comm().takeBytes());
-                    response = StepCodec.encode(result).setStepId(request.getStepId()).setComputeNanos(compute)
+                    response = StepCodec.encode(result).setStepId(step.id()).setComputeNanos(compute)
                             .setCollectiveNanos(collective).build();
                 } catch (RuntimeException e) {
                     failed = true;
                     s.running().unlock();
-                    LOG.log(Level.WARNING, "step " + request.getStepId() + " of group " + s.groupId() + " failed", e);
+                    String which = step == null ? "a step that could not be decoded" : "step " + step.id();
+                    LOG.log(Level.WARNING, which + " of group " + s.groupId() + " failed", e);
                     try {
                         drop(s);
                     } catch (RuntimeException dropFailed) {
@@ -340,9 +354,9 @@ public final class WorkerService extends WorkerGrpc.WorkerImplBase {
         throw Status.INVALID_ARGUMENT.withDescription("peer_addresses: '" + a + "' is not host:port").asRuntimeException();
     }
 
-    private static final class Ignoring implements StreamObserver<StepRequest> {
+    private static final class Ignoring implements StreamObserver<byte[]> {
         @Override
-        public void onNext(StepRequest value) {
+        public void onNext(byte[] value) {
         }
 
         @Override

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.protobuf.InvalidProtocolBufferException;
 import io.flover.collectives.Communicator;
 import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
@@ -192,6 +193,19 @@ class WorkerServiceTest {
     }
 
     @Test
+    void aRequestThatDescribesNoStepIsAnInvalidArgumentNamingTheField() throws Exception {
+        WorkerGrpc.newBlockingStub(channel).loadShard(load().build());
+        Steps steps = new Steps(channel);
+        steps.requests.onNext(StepRequest.newBuilder().addTokens(1).addSlots(0).addLengths(1).addLengths(1)
+                .addFirstPositions(0).addSample(true).build());
+        Status status = steps.error();
+        assertEquals(Status.Code.INVALID_ARGUMENT, status.getCode());
+        assertTrue(status.getDescription().contains("StepRequest.lengths has 2 entries where slots has 1"),
+                status.getDescription());
+        aLoadedShardRunsEncodedStepsToTheGoldenIds();
+    }
+
+    @Test
     void bytesThatAreNotALoadRequestGetAStatusAndTheWorkerStaysUsable() throws Exception {
         MethodDescriptor<byte[], byte[]> raw = MethodDescriptor.<byte[], byte[]>newBuilder()
                 .setType(MethodDescriptor.MethodType.UNARY)
@@ -233,11 +247,12 @@ class WorkerServiceTest {
             });
         }
 
-        void send(Step step) {
-            requests.onNext(StepCodec.encode(step));
+        /** Sent as the generated {@code StepRequest}: what the codec writes is that message's wire format. */
+        void send(Step step) throws InvalidProtocolBufferException {
+            requests.onNext(StepRequest.parseFrom(StepCodec.encode(step)));
         }
 
-        StepResponse run(Step step) throws InterruptedException {
+        StepResponse run(Step step) throws InterruptedException, InvalidProtocolBufferException {
             send(step);
             Object r = replies.poll(30, TimeUnit.SECONDS);
             if (r instanceof StepResponse s) {
