@@ -1,6 +1,7 @@
 package io.flover.collectives;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.time.Duration;
@@ -142,12 +143,12 @@ public final class AllReduceBenchmark {
         long time(int floats, long iterations) throws Exception {
             List<Future<Long>> runs = new ArrayList<>();
             for (Communicator c : ranks) {
-                float[] d = data[c.rank()];
+                MemorySegment d = MemorySegment.ofArray(data[c.rank()]).asSlice(0, (long) floats * Float.BYTES);
                 runs.add(threads.submit(() -> {
                     c.barrier();
                     long start = System.nanoTime();
                     for (long i = 0; i < iterations; i++) {
-                        c.allReduceSum(d, 0, floats);
+                        c.allReduceSum(d);
                     }
                     return System.nanoTime() - start;
                 }));

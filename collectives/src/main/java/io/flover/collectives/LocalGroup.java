@@ -1,5 +1,6 @@
 package io.flover.collectives;
 
+import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -10,10 +11,10 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * A group whose ranks are threads of one process (embedded mode). Ranks share memory, so nothing goes through
- * an intermediate buffer: every rank publishes its arrays, and after a barrier each reads what it needs straight
- * from its peers' arrays. An all-reduce splits the range into one slice per rank; each rank sums its slice over all ranks
+ * the network: every rank publishes its segments, and after a barrier each reads what it needs straight
+ * from its peers' segments. An all-reduce splits the range into one slice per rank; each rank sums its slice over all ranks
  * in rank order 0..n-1 and writes the sum into every rank's array, so every element is computed exactly once and
- * the results are bitwise identical everywhere. A second barrier keeps the arrays in place until all are done.
+ * the results are bitwise identical everywhere. A second barrier keeps the segments in place until all are done.
  *
  * <p>The barrier spins, then yields, then parks: a per-layer all-reduce of a small hidden state must cost about
  * a microsecond when the ranks arrive together, not the tens of microseconds of waking a parked thread.
@@ -59,25 +60,22 @@ public final class LocalGroup {
         return List.of(new LocalGroup(size, timeout).ranks);
     }
 
-    /** What a rank asked for; the others read its arrays from here between the two barriers. */
-    private record Call(String op, float[] data, int offset, int length, int root) {
+    /** What a rank asked for; the others read its segment from here between the two barriers. */
+    private record Call(String op, MemorySegment data, int length) {
         boolean sameAs(Call other) {
-            return op.equals(other.op) && length == other.length && root == other.root;
+            return op.equals(other.op) && length == other.length;
         }
 
         @Override
         public String toString() {
-            return switch (op) {
-                case "barrier" -> op;
-                case "broadcast" -> op + " of " + length + " floats from rank " + root;
-                default -> op + " of " + length + " floats";
-            };
+            return op.equals("barrier") ? op : op + " of " + length + " elements";
         }
     }
 
     private final class Rank implements Communicator {
         private final int rank;
         private final float[] sums = new float[BLOCK];
+        private final float[] addends = new float[BLOCK];
         /** The thread parked in a barrier, for the last arrival to wake. */
         private volatile Thread parked;
 
@@ -96,9 +94,9 @@ public final class LocalGroup {
         }
 
         @Override
-        public void allReduceSum(float[] data, int offset, int length) {
-            Arguments.range(data, offset, length);
-            enter(new Call("allReduceSum", data, offset, length, 0));
+        public void allReduceSum(MemorySegment data) {
+            int length = Arguments.elements(data);
+            enter(new Call("allReduceSum", data, length));
             int slice = Math.ceilDiv(Math.ceilDiv(length, size), ALIGN) * ALIGN;
             int end = (int) Math.min(length, (long) (rank + 1) * slice);
             for (int start = rank * slice; start < end; start += BLOCK) {
@@ -107,38 +105,27 @@ public final class LocalGroup {
             await(rank);
         }
 
-        /** Sums {@code [start, start + n)} over the ranks in rank order and stores the sum in every rank's array. */
+        /** Sums {@code [start, start + n)} over the ranks in rank order and stores the sum in every rank's segment. */
         private void sumIntoAll(int start, int n) {
-            System.arraycopy(calls[0].data, calls[0].offset + start, sums, 0, n);
+            long at = (long) start * Float.BYTES;
+            MemorySegment.copy(calls[0].data, Arguments.FLOAT, at, sums, 0, n);
             for (int r = 1; r < size; r++) {
-                float[] a = calls[r].data;
-                int o = calls[r].offset + start;
+                MemorySegment.copy(calls[r].data, Arguments.FLOAT, at, addends, 0, n);
                 for (int i = 0; i < n; i++) {
-                    sums[i] += a[o + i];
+                    sums[i] += addends[i];
                 }
             }
             for (Call c : calls) {
-                System.arraycopy(sums, 0, c.data, c.offset + start, n);
+                MemorySegment.copy(sums, 0, c.data, Arguments.FLOAT, at, n);
             }
         }
 
         @Override
-        public void allGather(float[] send, int sendOffset, int length, float[] recv, int recvOffset) {
-            Arguments.gather(send, sendOffset, length, recv, recvOffset, size);
-            enter(new Call("allGather", send, sendOffset, length, 0));
+        public void allGather(MemorySegment send, MemorySegment recv) {
+            int length = Arguments.gather(send, recv, size);
+            enter(new Call("allGather", send, length));
             for (int r = 0; r < size; r++) {
-                System.arraycopy(calls[r].data, calls[r].offset, recv, recvOffset + r * length, length);
-            }
-            await(rank);
-        }
-
-        @Override
-        public void broadcast(float[] data, int offset, int length, int root) {
-            Arguments.range(data, offset, length);
-            Arguments.root(root, size);
-            enter(new Call("broadcast", data, offset, length, root));
-            if (rank != root) {
-                System.arraycopy(calls[root].data, calls[root].offset, data, offset, length);
+                MemorySegment.copy(calls[r].data, 0, recv, r * send.byteSize(), send.byteSize());
             }
             await(rank);
         }
@@ -146,7 +133,7 @@ public final class LocalGroup {
         /** Two waits like every operation, so that the calls it checks stay in place until all have read them. */
         @Override
         public void barrier() {
-            enter(new Call("barrier", null, 0, 0, 0));
+            enter(new Call("barrier", null, 0));
             await(rank);
         }
 

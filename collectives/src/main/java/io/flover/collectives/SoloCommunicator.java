@@ -1,6 +1,8 @@
 package io.flover.collectives;
 
-/** The group of one: the sum, gather and broadcast of a single rank need no peer. */
+import java.lang.foreign.MemorySegment;
+
+/** The group of one: the sum and gather of a single rank need no peer. */
 final class SoloCommunicator implements Communicator {
     private volatile boolean closed;
 
@@ -15,23 +17,16 @@ final class SoloCommunicator implements Communicator {
     }
 
     @Override
-    public void allReduceSum(float[] data, int offset, int length) {
+    public void allReduceSum(MemorySegment data) {
         ensureOpen();
-        Arguments.range(data, offset, length);
+        Arguments.elements(data);
     }
 
     @Override
-    public void allGather(float[] send, int sendOffset, int length, float[] recv, int recvOffset) {
+    public void allGather(MemorySegment send, MemorySegment recv) {
         ensureOpen();
-        Arguments.gather(send, sendOffset, length, recv, recvOffset, 1);
-        System.arraycopy(send, sendOffset, recv, recvOffset, length);
-    }
-
-    @Override
-    public void broadcast(float[] data, int offset, int length, int root) {
-        ensureOpen();
-        Arguments.range(data, offset, length);
-        Arguments.root(root, 1);
+        Arguments.gather(send, recv, 1);
+        recv.copyFrom(send);
     }
 
     @Override

@@ -16,10 +16,10 @@ import java.util.function.Consumer;
 
 /**
  * One rank of a ring of persistent TCP connections: it sends to rank {@code r + 1} and receives from rank
- * {@code r - 1}. Every operation is a stream of float regions: the rank sends a region of its own, then forwards
- * each region it receives once it has applied it (added into its floats, or copied over them). The calling thread
+ * {@code r - 1}. Every operation is a stream of regions of 4-byte elements: the rank sends a region of its own,
+ * then forwards each region it receives once it has applied it (added into its floats, or copied over them). The calling thread
  * moves both directions with non-blocking channels, so a send never waits for the receive it depends on and
- * messages larger than the socket buffers cannot deadlock the ring. Floats travel little-endian through two
+ * messages larger than the socket buffers cannot deadlock the ring. Elements travel little-endian through two
  * off-heap buffers; each region is split only where the buffers or the socket force it, so a region is forwarded
  * while its tail is still arriving (the chunks of a large message pipeline around the ring).
  *
@@ -29,8 +29,8 @@ import java.util.function.Consumer;
  * {@code 2 (n - 1)}) and each rank sums the vectors in rank order itself. Either way the ranks end with
  * bitwise-identical floats.
  *
- * <p>Every operation starts with a header (operation, length, root) that the receiver checks, so ranks that
- * disagree on the sequence of operations fail instead of exchanging garbage.
+ * <p>Every operation starts with a header (operation, length) that the receiver checks, so ranks that disagree on
+ * the sequence of operations fail instead of exchanging garbage.
  */
 final class TcpCommunicator implements Communicator {
     /**
@@ -44,13 +44,12 @@ final class TcpCommunicator implements Communicator {
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Bytes per socket call at most: big enough to amortise the call, small enough to stay in L2. */
     private static final int BUFFER_BYTES = 256 << 10;
-    private static final int HEADER_BYTES = 3 * Integer.BYTES;
+    private static final int HEADER_BYTES = 2 * Integer.BYTES;
     private static final long SPIN_NANOS = TimeUnit.MICROSECONDS.toNanos(10);
     private static final long YIELD_NANOS = TimeUnit.MICROSECONDS.toNanos(50);
 
     private static final int ALL_REDUCE_SUM = 1;
     private static final int ALL_GATHER = 2;
-    private static final int BROADCAST = 3;
     private static final int BARRIER = 4;
 
     private final int rank;
@@ -70,7 +69,9 @@ final class TcpCommunicator implements Communicator {
     private final MemorySegment outBytes = MemorySegment.ofBuffer(out);
     private final MemorySegment inBytes = MemorySegment.ofBuffer(in);
     private final float[] addends = new float[BUFFER_BYTES / Float.BYTES];
-    private final float[] barrierTokens;
+    /** The floats that {@code addends} are added to, copied out of the caller's segment and back. */
+    private final float[] sums = new float[BUFFER_BYTES / Float.BYTES];
+    private final MemorySegment barrierTokens;
     private float[] gathered = new float[0];
     private volatile boolean closed;
     /** Why the last operation failed; set and read by the rank's own thread. */
@@ -85,7 +86,7 @@ final class TcpCommunicator implements Communicator {
         this.fromPrev = fromPrev;
         this.toNext = toNext;
         this.onClose = onClose;
-        this.barrierTokens = new float[size];
+        this.barrierTokens = MemorySegment.ofArray(new float[size]);
         out.limit(0);
         this.selector = Selector.open();
         fromPrev.configureBlocking(false);
@@ -105,110 +106,95 @@ final class TcpCommunicator implements Communicator {
     }
 
     @Override
-    public void allReduceSum(float[] data, int offset, int length) {
-        Arguments.range(data, offset, length);
+    public void allReduceSum(MemorySegment data) {
+        int length = Arguments.elements(data);
         ensureUsable();
         if (length == 0) {
             return;
         }
         if ((long) (size - 1) * length <= gatherFloats) {
-            gatherAndSum(data, offset, length);
+            gatherAndSum(data, length);
             return;
         }
         // Segment k of the vector is summed along the ring starting at rank k and ends complete on rank k - 1.
         Region[] received = new Region[2 * (size - 1)];
         for (int step = 0; step < received.length; step++) {
-            received[step] = segment(data, offset, length, rank - step - 1);
+            received[step] = segment(data, length, rank - step - 1);
         }
-        transfer(new Header(ALL_REDUCE_SUM, length, 0), segment(data, offset, length, rank), received, size - 1,
+        transfer(new Header(ALL_REDUCE_SUM, length), segment(data, length, rank), received, size - 1,
                 received.length - 1);
     }
 
-    private Region segment(float[] data, int offset, int length, int k) {
+    private Region segment(MemorySegment data, int length, int k) {
         int segment = Math.floorMod(k, size);
         int base = length / size;
         int extra = length % size;
-        return new Region(data, offset + segment * base + Math.min(segment, extra), base + (segment < extra ? 1 : 0));
+        return region(data, segment * base + Math.min(segment, extra), base + (segment < extra ? 1 : 0));
     }
 
     /** Gathers every rank's whole vector, then sums them in rank order: the same floats and order everywhere. */
-    private void gatherAndSum(float[] data, int offset, int length) {
+    private void gatherAndSum(MemorySegment data, int length) {
         int total = size * length;
         if (gathered.length < total) {
             gathered = new float[total];
         }
-        System.arraycopy(data, offset, gathered, rank * length, length);
-        gather(new Header(ALL_REDUCE_SUM, length, 0), gathered, 0, length);
-        System.arraycopy(gathered, 0, data, offset, length);
-        for (int r = 1; r < size; r++) {
-            int from = r * length;
-            for (int i = 0; i < length; i++) {
-                data[offset + i] += gathered[from + i];
+        MemorySegment.copy(data, Arguments.FLOAT, 0, gathered, rank * length, length);
+        gather(new Header(ALL_REDUCE_SUM, length), MemorySegment.ofArray(gathered), length);
+        for (int i = 0; i < length; i++) {
+            float sum = gathered[i];
+            for (int r = 1; r < size; r++) {
+                sum += gathered[r * length + i];
             }
+            data.setAtIndex(Arguments.FLOAT, i, sum);
         }
     }
 
     @Override
-    public void allGather(float[] send, int sendOffset, int length, float[] recv, int recvOffset) {
-        Arguments.gather(send, sendOffset, length, recv, recvOffset, size);
+    public void allGather(MemorySegment send, MemorySegment recv) {
+        int length = Arguments.gather(send, recv, size);
         ensureUsable();
         if (length == 0) {
             return;
         }
-        System.arraycopy(send, sendOffset, recv, recvOffset + rank * length, length);
-        gather(new Header(ALL_GATHER, length, 0), recv, recvOffset, length);
+        MemorySegment.copy(send, 0, recv, rank * send.byteSize(), send.byteSize());
+        gather(new Header(ALL_GATHER, length), recv, length);
     }
 
     /** Passes this rank's block of {@code recv} (already in place) around the ring and receives everyone else's. */
-    private void gather(Header header, float[] recv, int recvOffset, int length) {
+    private void gather(Header header, MemorySegment recv, int length) {
         Region[] received = new Region[size - 1];
         for (int step = 0; step < received.length; step++) {
-            received[step] = new Region(recv, recvOffset + Math.floorMod(rank - step - 1, size) * length, length);
+            received[step] = region(recv, Math.floorMod(rank - step - 1, size) * length, length);
         }
-        transfer(header, new Region(recv, recvOffset + rank * length, length), received, 0, received.length - 1);
-    }
-
-    @Override
-    public void broadcast(float[] data, int offset, int length, int root) {
-        Arguments.range(data, offset, length);
-        Arguments.root(root, size);
-        ensureUsable();
-        if (length == 0) {
-            return;
-        }
-        // A chain from the root along the ring: the rank just before the root only receives.
-        Header header = new Header(BROADCAST, length, root);
-        int hops = Math.floorMod(rank - root, size);
-        Region all = new Region(data, offset, length);
-        if (hops == 0) {
-            transfer(header, all, new Region[0], 0, 0);
-        } else {
-            transfer(header, null, new Region[] {all}, 0, hops < size - 1 ? 1 : 0);
-        }
+        transfer(header, region(recv, rank * length, length), received, 0, received.length - 1);
     }
 
     /** A one-float gather: a rank has everyone's float only once every rank has entered. */
     @Override
     public void barrier() {
         ensureUsable();
-        gather(new Header(BARRIER, 1, 0), barrierTokens, 0, 1);
+        gather(new Header(BARRIER, 1), barrierTokens, 1);
     }
 
     /** What every operation sends first, so that the receiver can check that both are in the same operation. */
-    private record Header(int op, int length, int root) {
+    private record Header(int op, int length) {
         @Override
         public String toString() {
             return switch (op) {
                 case ALL_REDUCE_SUM -> "allReduceSum of " + length + " floats";
-                case ALL_GATHER -> "allGather of " + length + " floats per rank";
-                case BROADCAST -> "broadcast of " + length + " floats from rank " + root;
+                case ALL_GATHER -> "allGather of " + length + " elements per rank";
                 case BARRIER -> "barrier";
                 default -> "unknown operation " + op;
             };
         }
     }
 
-    private record Region(float[] array, int offset, int length) {
+    /** {@code length} elements of a segment. */
+    private record Region(MemorySegment data, int length) {
+    }
+
+    private static Region region(MemorySegment data, int first, int length) {
+        return new Region(data.asSlice((long) first * Float.BYTES, (long) length * Float.BYTES), length);
     }
 
     /** A position in a sequence of regions, counting the floats passed. */
@@ -231,8 +217,9 @@ final class TcpCommunicator implements Communicator {
             return regions[index];
         }
 
+        /** Where in its region the next element is. */
         int at() {
-            return regions[index].offset + position;
+            return position;
         }
 
         int left() {
@@ -261,15 +248,13 @@ final class TcpCommunicator implements Communicator {
      * floats and copying the rest over theirs, and forwards the first {@code forwarded} as they complete.
      */
     private void transfer(Header header, Region lead, Region[] received, int added, int forwarded) {
-        Region[] sent = new Region[(lead == null ? 0 : 1) + forwarded];
-        if (lead != null) {
-            sent[0] = lead;
-        }
-        System.arraycopy(received, 0, sent, sent.length - forwarded, forwarded);
-        long leadFloats = lead == null ? 0 : lead.length;
+        Region[] sent = new Region[1 + forwarded];
+        sent[0] = lead;
+        System.arraycopy(received, 0, sent, 1, forwarded);
+        long leadFloats = lead.length();
         Cursor sending = new Cursor(sent);
         Cursor receiving = new Cursor(received);
-        boolean headerToSend = sent.length > 0;
+        boolean headerToSend = true;
         boolean headerToCheck = received.length > 0;
         try {
             long idleSince = System.nanoTime();
@@ -278,7 +263,7 @@ final class TcpCommunicator implements Communicator {
                 if (!out.hasRemaining()) {
                     out.clear();
                     if (headerToSend) {
-                        out.putInt(header.op).putInt(header.length).putInt(header.root);
+                        out.putInt(header.op).putInt(header.length);
                         headerToSend = false;
                     }
                     fill(sending, leadFloats + receiving.done);
@@ -319,17 +304,18 @@ final class TcpCommunicator implements Communicator {
         }
     }
 
-    /** Serialises the next floats of {@code sending}, up to {@code allowed} floats of the whole stream. */
+    /** Serialises the next elements of {@code sending}, up to {@code allowed} elements of the whole stream. */
     private void fill(Cursor sending, long allowed) {
         while (!sending.finished() && sending.done < allowed && out.remaining() >= Float.BYTES) {
             int n = (int) Math.min(Math.min(sending.left(), allowed - sending.done), out.remaining() / Float.BYTES);
-            MemorySegment.copy(sending.region().array, sending.at(), outBytes, FLOAT, out.position(), n);
+            MemorySegment.copy(sending.region().data, Arguments.FLOAT, (long) sending.at() * Float.BYTES, outBytes,
+                    FLOAT, out.position(), n);
             out.position(out.position() + n * Float.BYTES);
             sending.advance(n);
         }
     }
 
-    /** Applies the whole floats received so far to the regions of {@code receiving}, leaving any partial one. */
+    /** Applies the whole elements received so far to the regions of {@code receiving}, leaving any partial one. */
     private void apply(Cursor receiving, int added) {
         while (!receiving.finished() && in.remaining() >= Float.BYTES) {
             Region r = receiving.region();
@@ -337,12 +323,13 @@ final class TcpCommunicator implements Communicator {
             int n = Math.min(receiving.left(), in.remaining() / Float.BYTES);
             if (receiving.index < added) {
                 MemorySegment.copy(inBytes, FLOAT, in.position(), addends, 0, n);
-                float[] a = r.array;
+                MemorySegment.copy(r.data, Arguments.FLOAT, (long) at * Float.BYTES, sums, 0, n);
                 for (int i = 0; i < n; i++) {
-                    a[at + i] += addends[i];
+                    sums[i] += addends[i];
                 }
+                MemorySegment.copy(sums, 0, r.data, Arguments.FLOAT, (long) at * Float.BYTES, n);
             } else {
-                MemorySegment.copy(inBytes, FLOAT, in.position(), r.array, at, n);
+                MemorySegment.copy(inBytes, FLOAT, in.position(), r.data, Arguments.FLOAT, (long) at * Float.BYTES, n);
             }
             in.position(in.position() + n * Float.BYTES);
             receiving.advance(n);
@@ -350,7 +337,7 @@ final class TcpCommunicator implements Communicator {
     }
 
     private void checkHeader(Header ours) {
-        Header theirs = new Header(in.getInt(), in.getInt(), in.getInt());
+        Header theirs = new Header(in.getInt(), in.getInt());
         if (!theirs.equals(ours)) {
             throw fail("ranks disagree on the operation: rank " + prev() + " is in " + theirs + ", rank " + rank
                     + " in " + ours, null);

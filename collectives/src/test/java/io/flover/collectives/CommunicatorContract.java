@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -27,8 +28,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * What every multi-rank {@link Communicator} must do, with each rank driven by its own thread as in production:
- * sums against a float64 reference, bitwise agreement between ranks, placement at offsets, and failures that
- * surface as {@link CollectiveException} within the timeout instead of hanging.
+ * sums against a float64 reference, bitwise agreement between ranks, placement at offsets, ints gathered as ints,
+ * and failures that surface as {@link CollectiveException} within the timeout instead of hanging.
  */
 abstract class CommunicatorContract {
     static final Duration TIMEOUT = Duration.ofSeconds(10);
@@ -93,6 +94,15 @@ abstract class CommunicatorContract {
         return v;
     }
 
+    /** {@code length} floats of {@code a} from {@code offset}, as the segment a collective takes. */
+    static MemorySegment floats(float[] a, int offset, int length) {
+        return MemorySegment.ofArray(a).asSlice((long) offset * Float.BYTES, (long) length * Float.BYTES);
+    }
+
+    static MemorySegment all(float[] a) {
+        return MemorySegment.ofArray(a);
+    }
+
     static int[] bits(float[] v) {
         int[] b = new int[v.length];
         Arrays.setAll(b, i -> Float.floatToRawIntBits(v[i]));
@@ -114,7 +124,7 @@ abstract class CommunicatorContract {
         int size = group.size();
         List<float[]> results = onEveryRank(group, c -> {
             float[] v = values(c.rank(), length);
-            c.allReduceSum(v, 0, length);
+            c.allReduceSum(all(v));
             return v;
         });
         double[] expected = new double[length];
@@ -137,7 +147,7 @@ abstract class CommunicatorContract {
         List<float[]> results = onEveryRank(form(3, TIMEOUT), c -> {
             float[] v = new float[120];
             Arrays.fill(v, c.rank() + 1);
-            c.allReduceSum(v, 5, 100);
+            c.allReduceSum(floats(v, 5, 100));
             return v;
         });
         for (int r = 0; r < 3; r++) {
@@ -159,7 +169,7 @@ abstract class CommunicatorContract {
             System.arraycopy(values(c.rank(), length), 0, send, sendOffset, length);
             float[] recv = new float[recvOffset + size * length + 4];
             Arrays.fill(recv, -7f);
-            c.allGather(send, sendOffset, length, recv, recvOffset);
+            c.allGather(floats(send, sendOffset, length), floats(recv, recvOffset, size * length));
             return recv;
         });
         float[] expected = new float[recvOffset + size * length + 4];
@@ -172,26 +182,23 @@ abstract class CommunicatorContract {
         }
     }
 
-    @ParameterizedTest(name = "{0} floats")
-    @ValueSource(ints = {1, 1001, 300_001})
-    void broadcastCopiesTheRootsRangeToEveryRank(int length) throws Exception {
-        int size = 4;
-        List<Communicator> group = form(size, TIMEOUT);
-        for (int root = 0; root < size; root++) {
-            int from = root;
-            List<float[]> results = onEveryRank(group, c -> {
-                float[] v = new float[length + 3];
-                Arrays.fill(v, c.rank());
-                System.arraycopy(values(c.rank(), length), 0, v, 2, length);
-                c.broadcast(v, 2, length, from);
-                return v;
-            });
-            float[] expected = new float[length + 3];
-            System.arraycopy(values(root, length), 0, expected, 2, length);
-            for (int r = 0; r < size; r++) {
-                expected[0] = expected[1] = expected[length + 2] = r;
-                assertArrayEquals(bits(expected), bits(results.get(r)), "root " + root + ", rank " + r);
-            }
+    @ParameterizedTest(name = "{0} ints per rank")
+    @ValueSource(ints = {1, 5, 70001})
+    void allGatherCarriesIntsBitForBit(int length) throws Exception {
+        int size = 3;
+        // ints whose float reading is a NaN, a denormal or beyond float's exact integers
+        int[] kinds = {0x7fc00001, 0xffffffff, 1, (1 << 24) + 1, Integer.MIN_VALUE};
+        List<int[]> results = onEveryRank(form(size, TIMEOUT), c -> {
+            int[] send = new int[length];
+            Arrays.setAll(send, i -> kinds[(i + c.rank()) % kinds.length] ^ i);
+            int[] recv = new int[size * length];
+            c.allGather(MemorySegment.ofArray(send), MemorySegment.ofArray(recv));
+            return recv;
+        });
+        int[] expected = new int[size * length];
+        Arrays.setAll(expected, j -> kinds[(j % length + j / length) % kinds.length] ^ (j % length));
+        for (int[] recv : results) {
+            assertArrayEquals(expected, recv);
         }
     }
 
@@ -220,12 +227,15 @@ abstract class CommunicatorContract {
                 int length = 1 + round * 37 % 900;
                 float[] v = new float[length];
                 Arrays.fill(v, c.rank() + round);
-                c.allReduceSum(v, 0, length);
+                c.allReduceSum(all(v));
                 assertEquals(3 * round + 3, v[length - 1]);
-                float[] all = new float[3 * length];
-                c.allGather(v, 0, length, all, 0);
-                assertEquals(v[0], all[2 * length]);
-                c.broadcast(v, 0, length, round % 3);
+                float[] gathered = new float[3 * length];
+                c.allGather(all(v), all(gathered));
+                assertEquals(v[0], gathered[2 * length]);
+                int[] ids = {c.rank(), round};
+                int[] allIds = new int[6];
+                c.allGather(MemorySegment.ofArray(ids), MemorySegment.ofArray(allIds));
+                assertArrayEquals(new int[] {0, round, 1, round, 2, round}, allIds);
                 c.barrier();
             }
             return null;
@@ -238,7 +248,7 @@ abstract class CommunicatorContract {
         List<Throwable> thrown = assertTimeoutPreemptively(SHORT_TIMEOUT.multipliedBy(2),
                 () -> outcomes(group, c -> {
                     if (c.rank() != 1) {
-                        c.allReduceSum(new float[768], 0, 768);
+                        c.allReduceSum(all(new float[768]));
                     }
                     return null;
                 }));
@@ -256,14 +266,14 @@ abstract class CommunicatorContract {
                 Thread.sleep(200);
                 c.close();
             } else {
-                c.allReduceSum(new float[100_000], 0, 100_000);
+                c.allReduceSum(all(new float[100_000]));
             }
             return null;
         }));
         assertInstanceOf(CollectiveException.class, thrown.get(0));
         assertInstanceOf(CollectiveException.class, thrown.get(2));
         for (Communicator c : group) {
-            assertThrows(CollectiveException.class, () -> c.allReduceSum(new float[1], 0, 1));
+            assertThrows(CollectiveException.class, () -> c.allReduceSum(all(new float[1])));
             c.close(); // idempotent
         }
     }
@@ -274,9 +284,9 @@ abstract class CommunicatorContract {
         List<Throwable> thrown = assertTimeoutPreemptively(SHORT_TIMEOUT.multipliedBy(2), () -> outcomes(group, c -> {
             float[] v = new float[10];
             if (c.rank() == 0) {
-                c.allReduceSum(v, 0, 10);
+                c.allReduceSum(all(v));
             } else {
-                c.allGather(v, 0, 5, new float[10], 0);
+                c.allGather(floats(v, 0, 5), all(new float[10]));
             }
             return null;
         }));
@@ -288,9 +298,9 @@ abstract class CommunicatorContract {
     void badArgumentsFailTheCallerOnlyAndLeaveTheGroupUsable() throws Exception {
         List<Communicator> group = form(2, TIMEOUT);
         Communicator c = group.get(0);
-        assertThrows(IndexOutOfBoundsException.class, () -> c.allReduceSum(new float[4], 2, 3));
-        assertThrows(IndexOutOfBoundsException.class, () -> c.allGather(new float[4], 0, 3, new float[5], 0));
-        assertThrows(IllegalArgumentException.class, () -> c.broadcast(new float[4], 0, 4, 2));
+        assertThrows(IllegalArgumentException.class, () -> c.allReduceSum(MemorySegment.ofArray(new byte[6])));
+        assertThrows(IllegalArgumentException.class, () -> c.allReduceSum(all(new float[4]).asReadOnly()));
+        assertThrows(IllegalArgumentException.class, () -> c.allGather(all(new float[3]), all(new float[5])));
         checkAllReduce(group, 7);
     }
 
@@ -300,11 +310,10 @@ abstract class CommunicatorContract {
         assertEquals(0, c.rank());
         assertEquals(1, c.size());
         float[] v = {1, 2, 3};
-        c.allReduceSum(v, 0, 3);
-        c.broadcast(v, 1, 2, 0);
+        c.allReduceSum(all(v));
         c.barrier();
         float[] recv = new float[4];
-        c.allGather(v, 1, 2, recv, 1);
+        c.allGather(floats(v, 1, 2), floats(recv, 1, 2));
         assertArrayEquals(new float[] {0, 2, 3, 0}, recv);
         assertArrayEquals(new float[] {1, 2, 3}, v);
         c.close();

@@ -148,7 +148,7 @@ class TcpTransportTest extends CommunicatorContract {
                 Thread.sleep(200);
                 transports.get(2).close();
             } else {
-                c.allReduceSum(new float[768], 0, 768);
+                c.allReduceSum(all(new float[768]));
             }
             return null;
         }));

@@ -1,6 +1,7 @@
 package io.flover.kernels;
 
 import io.flover.model.Tensor;
+import java.lang.foreign.MemorySegment;
 import java.util.function.Supplier;
 
 /**
@@ -171,13 +172,23 @@ public interface Backend extends AutoCloseable {
     void argmaxRows(Buffer x, int rows, int width, int[] ids, float[] maxima);
 
     /**
-     * The first {@code n} floats of {@code b} on the host: the buffer's own storage where it already lives there
-     * (so writes to the array are writes to the buffer), a copy where not. Hand changes back with {@link #fromHost}.
+     * The first {@code n} floats of {@code b} on the host, to read: the buffer's own storage where it already lives
+     * there, a new array where not.
      */
     float[] toHost(Buffer b, int n);
 
-    /** Makes {@code b}'s first {@code n} floats those of {@code host}, an array {@link #toHost} returned or any other. */
-    void fromHost(float[] host, Buffer b, int n);
+    /**
+     * The first {@code n} floats of {@code b} as host memory that a collective reads and writes in place: the
+     * buffer's own storage where it lives on the host; on a GPU, pinned memory the backend keeps for this and
+     * reuses at the next call, so no call makes a new array. Hand the changes back with {@link #fromHost}.
+     */
+    MemorySegment hostSegment(Buffer b, int n);
+
+    /**
+     * Makes {@code b}'s first {@code n} floats those of {@code host}: what {@link #hostSegment} returned (nothing to
+     * copy where that is the buffer's own storage) or any other floats.
+     */
+    void fromHost(MemorySegment host, Buffer b, int n);
 
     /** Frees what the backend holds on the device; handles are unusable afterwards. */
     @Override

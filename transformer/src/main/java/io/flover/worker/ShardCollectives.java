@@ -2,8 +2,13 @@ package io.flover.worker;
 
 import io.flover.collectives.Communicator;
 import io.flover.kernels.Backend;
+import java.lang.foreign.MemorySegment;
 
-/** The group's collectives over device buffers: through host memory, which is where the communicator works. */
+/**
+ * The group's collectives over device buffers and host arrays. A device buffer is summed where the backend shows
+ * it to the host ({@link Backend#hostSegment}: its own storage on the CPU, pinned memory on a GPU), so no call
+ * makes a heap array.
+ */
 final class ShardCollectives {
     private final Backend k;
     private final Communicator comm;
@@ -24,16 +29,23 @@ final class ShardCollectives {
     /** Sums the first {@code n} floats of {@code b} over the group, in place; nothing to do in a group of one. */
     void allReduceSum(Backend.Buffer b, int n) {
         if (comm.size() > 1) {
-            float[] host = k.toHost(b, n);
-            comm.allReduceSum(host, 0, n);
+            MemorySegment host = k.hostSegment(b, n);
+            comm.allReduceSum(host);
             k.fromHost(host, b, n);
         }
     }
 
-    /** Every rank's {@code local[0..n)}, rank after rank. */
-    float[] allGather(float[] local, int n) {
-        float[] gathered = new float[comm.size() * n];
-        comm.allGather(local, 0, n, gathered, 0);
+    /** Every rank's {@code local}, rank after rank. */
+    float[] allGather(float[] local) {
+        float[] gathered = new float[comm.size() * local.length];
+        comm.allGather(MemorySegment.ofArray(local), MemorySegment.ofArray(gathered));
+        return gathered;
+    }
+
+    /** Every rank's {@code local}, rank after rank. */
+    int[] allGather(int[] local) {
+        int[] gathered = new int[comm.size() * local.length];
+        comm.allGather(MemorySegment.ofArray(local), MemorySegment.ofArray(gathered));
         return gathered;
     }
 }

@@ -21,8 +21,8 @@ final class VocabParallel {
         this.shard = shard;
         this.vocabSize = vocabSize;
         if (vocabSize >= 1 << 24) {
-            throw new IllegalArgumentException("vocab_size " + vocabSize + ": token ids travel as floats, exact "
-                    + "below 2^24");
+            throw new IllegalArgumentException("vocab_size " + vocabSize + ": the log-probability summaries carry "
+                    + "token ids as floats, exact below 2^24");
         }
     }
 
@@ -61,21 +61,21 @@ final class VocabParallel {
             return new LogitRows(argmax, withRows ? all : null, topLogprobs < 0 ? null : logprobs(all, rows, held,
                     topLogprobs));
         }
-        float[] pairs = new float[2 * rows]; // maxima, then indices: exact as floats below 2^24
+        int[] pairs = new int[2 * rows]; // the maxima's bits, then the indices: one int all-gather
         for (int r = 0; r < rows; r++) {
-            pairs[r] = maxima[r];
+            pairs[r] = Float.floatToRawIntBits(maxima[r]);
             pairs[rows + r] = shard.firstVocab() + argmax[r];
         }
-        float[] gathered = group.allGather(pairs, pairs.length);
+        int[] gathered = group.allGather(pairs);
         for (int r = 0; r < rows; r++) {
             // Ranks hold ascending slices: the first rank with the largest maximum holds the lowest index of it.
             float best = Float.NEGATIVE_INFINITY;
             argmax[r] = 0;
             for (int rank = 0; rank < shard.size(); rank++) {
-                float v = gathered[rank * 2 * rows + r];
+                float v = Float.intBitsToFloat(gathered[rank * 2 * rows + r]);
                 if (v > best) {
                     best = v;
-                    argmax[r] = (int) gathered[rank * 2 * rows + rows + r];
+                    argmax[r] = gathered[rank * 2 * rows + rows + r];
                 }
             }
         }
@@ -91,7 +91,7 @@ final class VocabParallel {
         int n = Math.max(1, topLogprobs);
         float[] summary = new float[rows * TopLogits.width(n)];
         TopLogits.summarise(slice, rows, held, shard.firstVocab(), n, summary);
-        float[] all = shard.size() == 1 ? summary : group.allGather(summary, summary.length);
+        float[] all = shard.size() == 1 ? summary : group.allGather(summary);
         return TopLogits.merge(all, shard.size(), rows, n);
     }
 
@@ -105,7 +105,7 @@ final class VocabParallel {
                 System.arraycopy(host, r * held, padded, r * chunk, held);
             }
         }
-        float[] gathered = group.allGather(padded, padded.length);
+        float[] gathered = group.allGather(padded);
         float[] logits = new float[rows * vocabSize];
         for (int rank = 0; rank < shard.size(); rank++) {
             int first = rank * chunk;

@@ -3,6 +3,8 @@ package io.flover.kernels.cpu;
 import io.flover.kernels.Backend;
 import io.flover.kernels.StepIndex;
 import io.flover.model.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * The CPU backend: {@link CpuKernels} over heap float arrays; matmul weights are packed once ({@link PackedMatrix}),
@@ -247,10 +249,15 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void fromHost(float[] host, Buffer b, int n) {
+    public MemorySegment hostSegment(Buffer b, int n) {
+        return MemorySegment.ofArray(a(b)).asSlice(0, (long) n * Float.BYTES);
+    }
+
+    @Override
+    public void fromHost(MemorySegment host, Buffer b, int n) {
         float[] array = a(b);
-        if (host != array) {
-            System.arraycopy(host, 0, array, 0, n);
+        if (host.heapBase().orElse(null) != array || host.address() != 0) {
+            MemorySegment.copy(host, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, array, 0, n);
         }
     }
 

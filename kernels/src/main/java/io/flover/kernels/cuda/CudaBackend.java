@@ -296,6 +296,9 @@ public final class CudaBackend implements Backend {
     private Pointer staging;
     private StagingViews stagingViews;
     private MemorySegment stagingSegment;
+    /** Pinned host memory that collectives work in ({@link #hostSegment}), grown to the largest call. */
+    private Pointer shared;
+    private MemorySegment sharedSegment = MemorySegment.NULL;
     private CUdeviceptr half;
     private long halfBytes;
     private volatile boolean closed;
@@ -674,13 +677,39 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void fromHost(float[] host, Buffer b, int n) {
+    public MemorySegment hostSegment(Buffer b, int n) {
         checkThread();
         long bytes = (long) n * Float.BYTES;
+        if (bytes > sharedSegment.byteSize()) {
+            cuStreamSynchronize(stream); // a queued copy may still read the old one
+            if (shared != null) {
+                cuMemFreeHost(shared);
+                shared = null;
+                sharedSegment = MemorySegment.NULL;
+            }
+            Pointer grown = new Pointer();
+            cuMemAllocHost(grown, bytes);
+            shared = grown;
+            sharedSegment = MemorySegment.ofBuffer(grown.getByteBuffer(0, bytes));
+        }
+        cuMemcpyDtoHAsync(shared, ptr(b), bytes, stream);
+        cuStreamSynchronize(stream);
+        return sharedSegment.asSlice(0, bytes);
+    }
+
+    @Override
+    public void fromHost(MemorySegment host, Buffer b, int n) {
+        checkThread();
+        long bytes = (long) n * Float.BYTES;
+        if (host.isNative() && host.address() == sharedSegment.address()) {
+            // Later host writes to it come only after the next hostSegment, which waits for this copy.
+            cuMemcpyHtoDAsync(ptr(b), shared, bytes, stream);
+            return;
+        }
         for (long done = 0; done < bytes; done += STAGING_BYTES) {
-            int part = (int) Math.min(STAGING_BYTES, bytes - done);
+            long part = Math.min(STAGING_BYTES, bytes - done);
             cuStreamSynchronize(stream); // the staging buffer may still feed the previous copy
-            stagingViews.floats(0, part / Float.BYTES).put(host, (int) (done / Float.BYTES), part / Float.BYTES);
+            stagingSegment.asSlice(0, part).copyFrom(host.asSlice(done, part));
             cuMemcpyHtoDAsync(ptr(b).withByteOffset(done), staging, part, stream);
         }
     }
@@ -825,6 +854,9 @@ public final class CudaBackend implements Backend {
                     steps.add(() -> free(half));
                 }
                 allocations.forEach(p -> steps.add(() -> free(p)));
+                if (shared != null) {
+                    steps.add(() -> cuMemFreeHost(shared));
+                }
                 steps.addAll(List.of(() -> cuMemFreeHost(staging), () -> JCublas2.cublasDestroy(cublas),
                         () -> cuModuleUnload(module), () -> cuStreamDestroy(stream),
                         () -> cuDevicePrimaryCtxRelease(device)));

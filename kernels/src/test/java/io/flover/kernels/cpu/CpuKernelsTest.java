@@ -12,6 +12,7 @@ import io.flover.kernels.StepIndex;
 import io.flover.model.DType;
 import io.flover.model.Tensor;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -392,14 +393,14 @@ class CpuKernelsTest {
                      kv)) {
             float[] rows = {1, 5, 5, Float.NaN, -2, Float.NaN, Float.NEGATIVE_INFINITY, Float.NaN, 7};
             Backend.Buffer x = step.buffer(rows.length);
-            backend.fromHost(rows, x, rows.length);
+            backend.fromHost(MemorySegment.ofArray(rows), x, rows.length);
             int[] ids = new int[3];
             float[] maxima = new float[3];
             backend.argmaxRows(x, 3, 3, ids, maxima);
             assertArrayEquals(new int[] {1, 1, 2}, ids);
             assertArrayEquals(new float[] {5, -2, 7}, maxima);
             Arrays.fill(rows, Float.NaN);
-            backend.fromHost(rows, x, rows.length);
+            backend.fromHost(MemorySegment.ofArray(rows), x, rows.length);
             backend.argmaxRows(x, 3, 3, ids, maxima);
             assertArrayEquals(new int[] {0, 0, 0}, ids);
             assertArrayEquals(new float[] {Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY},

@@ -1,6 +1,7 @@
 package io.flover.worker.server;
 
 import io.flover.collectives.Communicator;
+import java.lang.foreign.MemorySegment;
 
 /**
  * Counts the time a rank spends in collectives and the bytes it contributes to them, for step timings and metrics.
@@ -40,27 +41,19 @@ final class TimedCommunicator implements Communicator {
     }
 
     @Override
-    public void allReduceSum(float[] data, int offset, int length) {
+    public void allReduceSum(MemorySegment data) {
         long t0 = System.nanoTime();
-        inner.allReduceSum(data, offset, length);
+        inner.allReduceSum(data);
         nanos += System.nanoTime() - t0;
-        bytes += (long) length * Float.BYTES;
+        bytes += data.byteSize();
     }
 
     @Override
-    public void allGather(float[] send, int sendOffset, int length, float[] recv, int recvOffset) {
+    public void allGather(MemorySegment send, MemorySegment recv) {
         long t0 = System.nanoTime();
-        inner.allGather(send, sendOffset, length, recv, recvOffset);
+        inner.allGather(send, recv);
         nanos += System.nanoTime() - t0;
-        bytes += (long) length * size() * Float.BYTES;
-    }
-
-    @Override
-    public void broadcast(float[] data, int offset, int length, int root) {
-        long t0 = System.nanoTime();
-        inner.broadcast(data, offset, length, root);
-        nanos += System.nanoTime() - t0;
-        bytes += (long) length * Float.BYTES;
+        bytes += recv.byteSize();
     }
 
     @Override
