@@ -5,24 +5,29 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * The schedule's decisions for one step, as a pure function of what the scheduler holds: which waiting requests
- * join the batch, how many tokens each live sequence feeds, which sequences grow into more KV blocks, and whom to
- * preempt when the blocks run out. The scheduler applies the plan (block ids, slot operations, the step itself);
- * nothing here touches a model, a thread or the pool, so every decision is testable on its own.
+ * The schedule's decisions for one step, as a pure function of what the scheduler holds: which sequences end
+ * because they were cancelled, which waiting requests join the batch, how many tokens each live sequence feeds,
+ * which sequences grow into more KV blocks, and whom to preempt when the blocks run out. The scheduler applies
+ * the plan (block ids, slot operations, the step itself); nothing here touches a model, a thread or the pool, so
+ * every decision is testable on its own.
  */
 final class Planner {
     /**
      * A sequence of the live batch, at its slot: tokens so far, how many of them have KV in the cache, the blocks
-     * it holds, and whether it finished but keeps its row (without buffer reordering).
+     * it holds, whether it finished but keeps its row (without buffer reordering), and whether it is to end now
+     * ({@code cancelled}: by its client, as a stalled stream, or by a stop string the output processor found).
      */
-    record Live(long id, int length, int computed, int blocks, boolean dead) {
+    record Live(long id, int length, int computed, int blocks, boolean dead, boolean cancelled) {
         int pending() {
             return length - computed;
         }
     }
 
-    /** A request waiting to join: the tokens its prefill computes (more than the prompt after a preemption). */
-    record Waiting(long id, int length) {
+    /**
+     * A request waiting to join: the tokens its prefill computes (more than the prompt after a preemption), and
+     * whether it was cancelled before it could.
+     */
+    record Waiting(long id, int length, boolean cancelled) {
     }
 
     private Planner() {
@@ -30,12 +35,13 @@ final class Planner {
 
     /**
      * Plans the next step over {@code running} (in slot order) and {@code waiting} (in queue order) with
-     * {@code freeBlocks} free KV blocks. Newcomers join oldest first, while the policy, the batch's slots and the
-     * admission reserve allow; then every live sequence's decode token is planned, then prompt chunks in slot order
-     * with what is left of {@code stepTokens} (at most {@code maxStepTokens}; fewer where a time budget says so),
-     * though at least one KV block's worth, so that a prompt always advances; then each sequence with a chunk gets
-     * the blocks it needs, the newest being preempted (and the last slot moved into its place) whenever the pool
-     * runs dry.
+     * {@code freeBlocks} free KV blocks. Cancelled requests go first: those waiting are dropped, and cancelled
+     * sequences leave the batch, last slot first, their blocks free for this very step. Newcomers join oldest
+     * first, while the policy, the batch's slots and the admission reserve allow; then every live sequence's decode
+     * token is planned, then prompt chunks in slot order with what is left of {@code stepTokens} (at most
+     * {@code maxStepTokens}; fewer where a time budget says so), though at least one KV block's worth, so that a
+     * prompt always advances; then each sequence with a chunk gets the blocks it needs, the newest being preempted
+     * (and the last slot moved into its place) whenever the pool runs dry.
      */
     static StepPlan plan(SchedulerConfig config, int stepTokens, List<Live> running, List<Waiting> waiting,
                          int freeBlocks, long oldestWaitNanos) {
@@ -44,8 +50,23 @@ final class Planner {
         List<StepPlan.Action> actions = new ArrayList<>();
         int free = freeBlocks;
 
-        int allowed = config.policy().admissible(batch.size(), waiting.size(), oldestWaitNanos);
+        List<Waiting> queue = new ArrayList<>(waiting.size());
         for (Waiting w : waiting) {
+            if (w.cancelled()) {
+                actions.add(new StepPlan.Drop(w.id()));
+            } else {
+                queue.add(w);
+            }
+        }
+        for (int slot = batch.size() - 1; slot >= 0; slot--) {
+            if (slot < batch.size() && batch.get(slot).cancelled() && !batch.get(slot).dead()) {
+                actions.add(new StepPlan.Cancel(batch.get(slot).id(), slot));
+                free += leave(batch, slot, config.reorder());
+            }
+        }
+
+        int allowed = config.policy().admissible(batch.size(), queue.size(), oldestWaitNanos);
+        for (Waiting w : queue) {
             if (allowed-- <= 0 || batch.size() >= config.maxBatch()) {
                 break;
             }
@@ -55,7 +76,7 @@ final class Planner {
             }
             free -= need;
             actions.add(new StepPlan.Admit(w.id(), batch.size(), need));
-            batch.add(new Live(w.id(), w.length(), 0, need, false));
+            batch.add(new Live(w.id(), w.length(), 0, need, false, false));
         }
 
         int[] chunk = new int[batch.size()];
@@ -98,9 +119,30 @@ final class Planner {
                 }
                 free -= need;
                 actions.add(new StepPlan.Grow(s.id(), slot, need));
-                batch.set(slot, new Live(s.id(), s.length(), s.computed(), s.blocks() + need, s.dead()));
+                batch.set(slot, new Live(s.id(), s.length(), s.computed(), s.blocks() + need, s.dead(), false));
             }
             return new StepPlan(actions, Arrays.copyOf(chunk, batch.size()));
         }
+    }
+
+    /**
+     * Takes the sequence at {@code slot} out of the batch as the scheduler does for one that ended: with reordering
+     * the last slot moves into its place; without, its row stays, dead, until every row after it has ended too.
+     * Returns the blocks that came free.
+     */
+    private static int leave(List<Live> batch, int slot, boolean reorder) {
+        if (reorder) {
+            int freed = batch.get(slot).blocks();
+            batch.set(slot, batch.getLast());
+            batch.removeLast();
+            return freed;
+        }
+        Live s = batch.get(slot);
+        batch.set(slot, new Live(s.id(), s.length(), s.computed(), s.blocks(), true, false));
+        int freed = 0;
+        while (!batch.isEmpty() && batch.getLast().dead()) {
+            freed += batch.removeLast().blocks();
+        }
+        return freed;
     }
 }

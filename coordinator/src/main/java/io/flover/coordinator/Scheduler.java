@@ -158,7 +158,7 @@ public final class Scheduler implements AutoCloseable {
         return () -> {
             if (!seq.cancelled) {
                 seq.cancelled = true;
-                seq.owner.wake(); // the loop sweeps cancelled sequences every iteration
+                seq.owner.wake(); // the next plan ends it
             }
         };
     }
@@ -205,7 +205,7 @@ public final class Scheduler implements AutoCloseable {
     /** The output processor's word: a stop string ended {@code s} after its {@code k}-th generated token. */
     void stopped(Sequence s, int k) {
         s.stoppedAt = k;
-        wake(); // the loop sweeps stopped sequences with the cancelled ones
+        wake(); // the next plan ends it, as it ends cancelled ones
     }
 
     /** A consistent snapshot, published after every step. */
@@ -229,7 +229,6 @@ public final class Scheduler implements AutoCloseable {
         try {
             while (!closing && lost == null) {
                 drainInbox(running.isEmpty());
-                sweepCancelled();
                 long planning = System.nanoTime();
                 int stepTokens = config.stepBudgetNanos() == 0 ? config.maxStepTokens()
                         : cost.tokensWithin(config.stepBudgetNanos(), config.maxStepTokens());
@@ -329,39 +328,20 @@ public final class Scheduler implements AutoCloseable {
         }
     }
 
+    /** How long the oldest request that can still be admitted has waited. */
     private long oldestWait() {
-        return waiting.isEmpty() ? 0 : System.nanoTime() - waiting.peekFirst().arrivalNanos;
-    }
-
-    /**
-     * Removes cancelled sequences, and those a stop string ended (their output ended already, so the CANCELLED
-     * the output processor hears for them is dropped).
-     */
-    private void sweepCancelled() {
-        for (Iterator<Sequence> it = waiting.iterator(); it.hasNext(); ) {
-            Sequence s = it.next();
-            if (s.cancelled || s.stoppedAt >= 0) {
-                it.remove();
-                if (s.preempted) {
-                    preemptedWaiting--;
-                } else {
-                    queued.decrementAndGet();
-                }
-                output.finished(s, FinishReason.CANCELLED, null);
+        for (Sequence s : waiting) {
+            if (!ending(s)) {
+                return System.nanoTime() - s.arrivalNanos;
             }
         }
-        for (int slot = running.size() - 1; slot >= 0; slot--) {
-            Sequence s = running.get(slot);
-            if ((s.cancelled || s.stoppedAt >= 0) && !s.dead) {
-                finish(s, FinishReason.CANCELLED, null);
-            }
-        }
+        return 0;
     }
 
     private List<Planner.Live> live() {
         List<Planner.Live> live = new ArrayList<>(running.size());
         for (Sequence s : running) {
-            live.add(new Planner.Live(s.id, s.length, s.computed, s.blockCount, s.dead));
+            live.add(new Planner.Live(s.id, s.length, s.computed, s.blockCount, s.dead, ending(s)));
         }
         return live;
     }
@@ -369,15 +349,28 @@ public final class Scheduler implements AutoCloseable {
     private List<Planner.Waiting> waitingQueue() {
         List<Planner.Waiting> queue = new ArrayList<>(waiting.size());
         for (Sequence s : waiting) {
-            queue.add(new Planner.Waiting(s.id, s.length));
+            queue.add(new Planner.Waiting(s.id, s.length, ending(s)));
         }
         return queue;
     }
 
-    /** Carries out the plan's admissions, block growth and preemptions, recording the slot operations they make. */
+    /**
+     * Whether the sequence is to end at this step boundary: its client cancelled it (or was given up as stalled),
+     * or a stop string ended its output already (the CANCELLED the output processor then hears is dropped).
+     */
+    private static boolean ending(Sequence s) {
+        return s.cancelled || s.stoppedAt >= 0;
+    }
+
+    /**
+     * Carries out the plan's cancellations, admissions, block growth and preemptions, recording the slot operations
+     * they make.
+     */
     private void apply(StepPlan plan) {
         for (StepPlan.Action action : plan.actions()) {
             switch (action) {
+                case StepPlan.Drop d -> drop(d.id());
+                case StepPlan.Cancel c -> finish(running.get(c.slot()), FinishReason.CANCELLED, null);
                 case StepPlan.Admit a -> admit(waiting.pollFirst(), allocate(a.blocks()));
                 case StepPlan.Grow g -> {
                     Sequence s = running.get(g.slot());
@@ -388,6 +381,24 @@ public final class Scheduler implements AutoCloseable {
                 case StepPlan.Preempt p -> preempt(running.get(p.slot()));
             }
         }
+    }
+
+    /** Ends a waiting request that was cancelled before its admission. */
+    private void drop(long id) {
+        for (Iterator<Sequence> it = waiting.iterator(); it.hasNext(); ) {
+            Sequence s = it.next();
+            if (s.id == id) {
+                it.remove();
+                if (s.preempted) {
+                    preemptedWaiting--;
+                } else {
+                    queued.decrementAndGet();
+                }
+                output.finished(s, FinishReason.CANCELLED, null);
+                return;
+            }
+        }
+        throw new IllegalStateException("the plan dropped request " + id + ", which is not waiting");
     }
 
     private int[] allocate(int n) {

@@ -15,6 +15,18 @@ record StepPlan(List<Action> actions, int[] chunks) {
     sealed interface Action {
     }
 
+    /** The waiting request {@code id} was cancelled before it was admitted: it ends without running. */
+    record Drop(long id) implements Action {
+    }
+
+    /**
+     * Sequence {@code id}, at {@code slot}, ends now (cancelled by its client, given up as a stalled stream, or
+     * ended by a stop string): its blocks return to the pool and the last slot moves into its place; without
+     * buffer reordering its row stays, dead, until the rows after it end.
+     */
+    record Cancel(long id, int slot) implements Action {
+    }
+
     /** The oldest waiting request, {@code id}, joins at {@code slot} with {@code blocks} blocks for its prefill. */
     record Admit(long id, int slot, int blocks) implements Action {
     }

@@ -69,6 +69,6 @@ class KvCacheManagerTest {
     }
 
     private static Planner.Live live(long id, boolean dead) {
-        return new Planner.Live(id, 2, 1, 1, dead);
+        return new Planner.Live(id, 2, 1, 1, dead, false);
     }
 }
