@@ -135,6 +135,72 @@ public enum DType {
         }
     }
 
+    /** Elements of a sub-block, which {@link #split} gives a scale and an offset of its own. */
+    public int subBlockSize() {
+        return switch (this) {
+            case Q4_K -> 32;
+            case Q6_K -> 16;
+            default -> blockSize;
+        };
+    }
+
+    /**
+     * Splits {@code blocks} blocks of a block-quantized type, from byte {@code offset} of {@code src}, into an
+     * integer code per element ({@code codes[0..]}) and a scale and an offset per sub-block of {@link #subBlockSize}
+     * elements ({@code scales[0..]}, {@code offsets[0..]}): element i of sub-block s is
+     * {@code codes[i] * scales[s] + offsets[s]}, where the product is exact in float32, so a multiply-add gives
+     * {@link #dequantize}'s value bit for bit (but for the sign of a Q4_0 zero, which ggml takes from the scale).
+     * Q8_0 and Q6_K codes are signed, their offsets 0; Q4_0 and Q4_K codes are nibbles, 0 to 15.
+     */
+    public void split(MemorySegment src, long offset, int blocks, byte[] codes, float[] scales, float[] offsets) {
+        int subBlocks = blockSize / subBlockSize();
+        for (int b = 0; b < blocks; b++, offset += blockBytes) {
+            int at = b * blockSize;
+            int s = b * subBlocks;
+            switch (this) {
+                case Q8_0 -> {
+                    scales[s] = half(src, offset);
+                    offsets[s] = 0;
+                    for (int i = 0; i < 32; i++) {
+                        codes[at + i] = src.get(ValueLayout.JAVA_BYTE, offset + 2 + i);
+                    }
+                }
+                case Q4_0 -> {
+                    float d = half(src, offset);
+                    scales[s] = d;
+                    offsets[s] = -8 * d;
+                    for (int i = 0; i < 16; i++) {
+                        int q = u8(src, offset + 2 + i);
+                        codes[at + i] = (byte) (q & 0xF);
+                        codes[at + i + 16] = (byte) (q >>> 4);
+                    }
+                }
+                case Q4_K -> {
+                    float d = half(src, offset);
+                    float dmin = half(src, offset + 2);
+                    for (int j = 0; j < 8; j++) {
+                        scales[s + j] = d * q4kScale(src, offset + 4, j);
+                        offsets[s + j] = -(dmin * q4kMin(src, offset + 4, j));
+                        for (int l = 0; l < 32; l++) {
+                            codes[at + j * 32 + l] = (byte) q4kCode(src, offset + 16, j, l);
+                        }
+                    }
+                }
+                case Q6_K -> {
+                    float d = half(src, offset + 208);
+                    for (int j = 0; j < 16; j++) {
+                        scales[s + j] = d * src.get(ValueLayout.JAVA_BYTE, offset + 192 + j);
+                        offsets[s + j] = 0;
+                    }
+                    for (int e = 0; e < 256; e++) {
+                        codes[at + e] = (byte) q6kCode(src, offset, e);
+                    }
+                }
+                default -> throw new UnsupportedOperationException(name() + " is not block-quantized");
+            }
+        }
+    }
+
     /**
      * Writes {@code blocks} blocks of {@code src[at..]} at byte {@code offset} of {@code dst}, rounding as ggml's
      * reference quantizers (and gguf-py's) do. Flover writes F32, F16, BF16, Q8_0 and Q4_0.
@@ -227,26 +293,28 @@ public enum DType {
     private static void q4_k(MemorySegment src, long o, float[] out, int at) {
         float d = half(src, o);
         float dmin = half(src, o + 2);
-        long scales = o + 4;
-        long qs = o + 16;
         for (int j = 0; j < 8; j++) {
-            int scale;
-            int min;
-            if (j < 4) {
-                scale = u8(src, scales + j) & 63;
-                min = u8(src, scales + j + 4) & 63;
-            } else {
-                scale = (u8(src, scales + j + 4) & 0xF) | ((u8(src, scales + j - 4) >>> 6) << 4);
-                min = (u8(src, scales + j + 4) >>> 4) | ((u8(src, scales + j) >>> 6) << 4);
-            }
-            float ds = d * scale;
-            float dm = dmin * min;
-            long bytes = qs + (j / 2) * 32L;
-            int shift = (j % 2) * 4;
+            float ds = d * q4kScale(src, o + 4, j);
+            float dm = dmin * q4kMin(src, o + 4, j);
             for (int l = 0; l < 32; l++) {
-                out[at + j * 32 + l] = ds * ((u8(src, bytes + l) >>> shift) & 0xF) - dm;
+                out[at + j * 32 + l] = ds * q4kCode(src, o + 16, j, l) - dm;
             }
         }
+    }
+
+    /** The 6-bit scale of Q4_K sub-block {@code j}, from the 12 bytes at {@code scales}. */
+    private static int q4kScale(MemorySegment src, long scales, int j) {
+        return j < 4 ? u8(src, scales + j) & 63 : (u8(src, scales + j + 4) & 0xF) | ((u8(src, scales + j - 4) >>> 6) << 4);
+    }
+
+    /** The 6-bit min of Q4_K sub-block {@code j}. */
+    private static int q4kMin(MemorySegment src, long scales, int j) {
+        return j < 4 ? u8(src, scales + j + 4) & 63 : (u8(src, scales + j + 4) >>> 4) | ((u8(src, scales + j) >>> 6) << 4);
+    }
+
+    /** Nibble {@code l} of Q4_K sub-block {@code j}: each 64 elements take 32 bytes of {@code qs}, low nibbles first. */
+    private static int q4kCode(MemorySegment src, long qs, int j, int l) {
+        return (u8(src, qs + (j / 2) * 32L + l) >>> ((j % 2) * 4)) & 0xF;
     }
 
     /**
@@ -256,25 +324,21 @@ public enum DType {
      */
     private static void q6_k(MemorySegment src, long o, float[] out, int at) {
         float d = half(src, o + 208);
-        for (int half = 0; half < 2; half++) {
-            long ql = o + half * 64L;
-            long qh = o + 128 + half * 32L;
-            long sc = o + 192 + half * 8L;
-            int base = at + half * 128;
-            for (int l = 0; l < 32; l++) {
-                int h = u8(src, qh + l);
-                int low = u8(src, ql + l);
-                int high = u8(src, ql + l + 32);
-                int q1 = ((low & 0xF) | ((h & 3) << 4)) - 32;
-                int q2 = ((high & 0xF) | (((h >>> 2) & 3) << 4)) - 32;
-                int q3 = ((low >>> 4) | (((h >>> 4) & 3) << 4)) - 32;
-                int q4 = ((high >>> 4) | (((h >>> 6) & 3) << 4)) - 32;
-                int is = l / 16;
-                out[base + l] = d * src.get(ValueLayout.JAVA_BYTE, sc + is) * q1;
-                out[base + l + 32] = d * src.get(ValueLayout.JAVA_BYTE, sc + is + 2) * q2;
-                out[base + l + 64] = d * src.get(ValueLayout.JAVA_BYTE, sc + is + 4) * q3;
-                out[base + l + 96] = d * src.get(ValueLayout.JAVA_BYTE, sc + is + 6) * q4;
-            }
+        for (int e = 0; e < 256; e++) {
+            out[at + e] = d * src.get(ValueLayout.JAVA_BYTE, o + 192 + e / 16) * q6kCode(src, o, e);
         }
+    }
+
+    /**
+     * Q6_K's code of element {@code e} (-32 to 31): per 128 elements, element l + 32 * s takes nibble s / 2 of ql byte
+     * l (+ 32 for odd s) and bit pair s of qh byte l.
+     */
+    private static int q6kCode(MemorySegment src, long o, int e) {
+        int half = e / 128;
+        int s = e % 128 / 32;
+        int l = e % 32;
+        int low = u8(src, o + half * 64L + l + (s % 2) * 32) >>> ((s / 2) * 4) & 0xF;
+        int high = u8(src, o + 128 + half * 32L + l) >>> (2 * s) & 3;
+        return (low | high << 4) - 32;
     }
 }

@@ -25,10 +25,7 @@ public final class PackedMatrix {
         this.data = data;
     }
 
-    /**
-     * Packs {@code w}, a 2-D tensor of any dtype: F16 is widened to F32 (exactly), as are Q4_K and Q6_K
-     * (dequantised); the others keep their width or blocks.
-     */
+    /** Packs {@code w}, a 2-D tensor of any dtype: F16 is widened to F32 (exactly), the others keep their width or blocks. */
     public static PackedMatrix of(Tensor w) {
         int n = w.rows();
         int k = w.cols();

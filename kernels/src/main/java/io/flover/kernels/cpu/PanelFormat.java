@@ -4,9 +4,10 @@ import static io.flover.kernels.cpu.CpuKernels.F;
 import static io.flover.kernels.cpu.CpuKernels.LANES;
 import static jdk.incubator.vector.VectorOperators.AND;
 import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
-import static jdk.incubator.vector.VectorOperators.SUB;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 import io.flover.model.DType;
 import io.flover.model.Tensor;
@@ -32,7 +33,7 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>A new weight format (a quantized one, say) plugs in here: a subclass packs a tensor into its group layout
  * ({@link #pack}, {@link #groupBytes}) and writes the three tiles so that they decode a group's column (or block
  * of columns) into two float vectors in registers inside the loop, then multiply-add exactly as these do. Each
- * format has its own copy of the tiles: a decoder called through a shared tile would be a call C2 cannot inline
+ * layout has its own copy of the tiles: a decoder called through a shared tile would be a call C2 cannot inline
  * once several formats are in use, and every vector crossing it would be boxed.
  */
 abstract sealed class PanelFormat {
@@ -44,19 +45,20 @@ abstract sealed class PanelFormat {
 
     static final PanelFormat F32 = new F32Panels();
     static final PanelFormat BF16 = new Bf16Panels();
-    static final PanelFormat Q8_0 = new Q8Panels();
-    static final PanelFormat Q4_0 = new Q4Panels();
+    static final PanelFormat Q8_0 = new BytePanels(DType.Q8_0);
+    static final PanelFormat Q6_K = new BytePanels(DType.Q6_K);
+    static final PanelFormat Q4_0 = new NibblePanels(DType.Q4_0);
+    static final PanelFormat Q4_K = new NibblePanels(DType.Q4_K);
 
-    /**
-     * The format weights of {@code dtype} are packed in: F16, Q4_K and Q6_K are widened to F32 once, at packing;
-     * Q8_0 and Q4_0 keep their blocks.
-     */
+    /** The format weights of {@code dtype} are packed in: F16 is widened to F32 once, at packing. */
     static PanelFormat of(DType dtype) {
         return switch (dtype) {
-            case F32, F16, Q4_K, Q6_K -> F32;
+            case F32, F16 -> F32;
             case BF16 -> BF16;
             case Q8_0 -> Q8_0;
             case Q4_0 -> Q4_0;
+            case Q4_K -> Q4_K;
+            case Q6_K -> Q6_K;
         };
     }
 
@@ -344,14 +346,14 @@ abstract sealed class PanelFormat {
     }
 
     /**
-     * ggml's 32-column blocks, one scale per row and block: a group's block is its {@link #GROUP} scales (widened to
-     * float32 at packing, exactly) and then its quantized columns, each {@link #GROUP} rows' codes side by side. A
-     * tile decodes a column into two float vectors in registers, {@code code * scale} as ggml dequantises, and
-     * multiply-adds it exactly as {@link F32Panels} does: the results are those of float32 weights holding the
-     * dequantised values, bit for bit, in the same fixed order.
+     * ggml's block formats, split at packing ({@link DType#split}) into integer codes and, per row and sub-block of
+     * {@code block} columns, a scale (and for nibbles an offset), widened to float32 exactly. A group's sub-block is
+     * its {@link #GROUP} scales, then its offsets, then its columns' codes. A tile decodes a column into two float
+     * vectors in registers, {@code code * scale (+ offset)} with an exact product, so each weight is the value ggml
+     * dequantises, and multiply-adds it exactly as {@link F32Panels} does: the results are those of float32
+     * weights holding the dequantised values, bit for bit, in the same fixed order.
      */
     private abstract static sealed class BlockPanels extends PanelFormat {
-        static final int BLOCK = 32;
         /** As many bytes as float lanes: one load of codes widens into one float vector. */
         static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(F.vectorBitSize() / 4));
         static final ValueLayout.OfFloat SCALE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
@@ -359,24 +361,23 @@ abstract sealed class PanelFormat {
         static final long HI_SCALE = (long) LANES * Float.BYTES;
 
         private final DType dtype;
-        /** Bytes of one group's column codes in a block. */
-        private final int codeBytes;
+        /** Columns of a sub-block: one scale (and offset) per row. */
+        final int block;
+        /** Bytes of a group's sub-block. */
+        final long blockBytes;
 
-        BlockPanels(DType dtype, int codeBytes) {
+        BlockPanels(DType dtype, long headerBytes, long columnBytes) {
             this.dtype = dtype;
-            this.codeBytes = codeBytes;
-        }
-
-        long blockBytes() {
-            return SCALES + codeBytes;
+            this.block = dtype.subBlockSize();
+            this.blockBytes = headerBytes + block * columnBytes;
         }
 
         @Override
         long groupBytes(int k) {
-            if (k % BLOCK != 0) {
-                throw new IllegalArgumentException(k + " columns are not whole " + dtype + " blocks of " + BLOCK);
+            if (k % dtype.blockSize() != 0) {
+                throw new IllegalArgumentException(k + " columns are not whole " + dtype + " blocks of " + dtype.blockSize());
             }
-            return k / BLOCK * blockBytes();
+            return k / block * blockBytes;
         }
 
         @Override
@@ -390,36 +391,46 @@ abstract sealed class PanelFormat {
                 throw new IllegalArgumentException(dtype + " panels hold " + dtype + " weights, not " + w.dtype());
             }
             int k = w.cols();
-            long rowBytes = dtype.bytes(k);
-            for (int b = 0; b < k / BLOCK; b++) {
-                long block = offset + b * blockBytes();
-                for (int r = 0; r < count; r++) {
-                    long src = (from + r) * rowBytes + b * (long) dtype.blockBytes();
-                    float scale = Float.float16ToFloat(w.data().get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE), src));
-                    out.set(SCALE, block + r * (long) Float.BYTES, scale);
-                    packCodes(w.data(), src + 2, out, block + SCALES, r);
-                }
-                // Missing rows of the last group: scale 0 (set) and codes 0 (the memory starts zeroed).
-                for (int r = count; r < GROUP; r++) {
-                    out.set(SCALE, block + r * (long) Float.BYTES, 0f);
+            byte[] codes = new byte[k];
+            float[] scales = new float[k / block];
+            float[] offsets = new float[k / block];
+            // Missing rows of the last group keep scales, offsets and codes 0: the memory starts zeroed.
+            for (int r = 0; r < count; r++) {
+                dtype.split(w.data(), (from + r) * dtype.bytes(k), k / dtype.blockSize(), codes, scales, offsets);
+                for (int b = 0; b < k / block; b++) {
+                    long at = offset + b * blockBytes;
+                    out.set(SCALE, at + r * (long) Float.BYTES, scales[b]);
+                    put(out, at, r, offsets[b], codes, b * block);
                 }
             }
         }
 
-        /** Puts row {@code r}'s codes of one ggml block (at {@code src}) into a group block's codes at {@code codes}. */
-        abstract void packCodes(MemorySegment src, long from, MemorySegment out, long codes, int r);
+        /** Puts row {@code r}'s offset and codes ({@code codes[from..]}) into the group's sub-block at {@code at}. */
+        abstract void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from);
     }
 
-    /** Q8_0: a column's codes are {@link #GROUP} signed bytes. */
-    private static final class Q8Panels extends BlockPanels {
-        Q8Panels() {
-            super(DType.Q8_0, BLOCK * GROUP);
+    /** Q8_0 and Q6_K: signed codes, a column's {@link #GROUP} bytes side by side, offsets 0 (not stored). */
+    private static final class BytePanels extends BlockPanels {
+        /**
+         * Columns the tiles' inner loop runs between scale loads, the smallest sub-block (Q6_K's): a constant, as C2
+         * unrolls a loop of a known trip count (one read from a field ran the prompt tiles at two thirds the speed).
+         */
+        private static final int SPAN = 16;
+        /** log2 of {@link #block}: a column's sub-block is {@code c >>> shift}. */
+        private final int shift;
+
+        BytePanels(DType dtype) {
+            super(dtype, SCALES, GROUP);
+            this.shift = Integer.numberOfTrailingZeros(block);
+            if (Integer.bitCount(block) != 1 || block % SPAN != 0) {
+                throw new IllegalArgumentException(dtype + " sub-blocks of " + block + " columns");
+            }
         }
 
         @Override
-        void packCodes(MemorySegment src, long from, MemorySegment out, long codes, int r) {
-            for (int i = 0; i < BLOCK; i++) {
-                out.set(ValueLayout.JAVA_BYTE, codes + (long) i * GROUP + r, src.get(ValueLayout.JAVA_BYTE, from + i));
+        void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from) {
+            for (int c = 0; c < block; c++) {
+                out.set(ValueLayout.JAVA_BYTE, at + SCALES + (long) c * GROUP + r, codes[from + c]);
             }
         }
 
@@ -438,16 +449,15 @@ abstract sealed class PanelFormat {
             FloatVector a6 = zero, a7 = zero, a8 = zero, a9 = zero, a10 = zero, a11 = zero;
             FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero, b4 = zero, b5 = zero;
             FloatVector b6 = zero, b7 = zero, b8 = zero, b9 = zero, b10 = zero, b11 = zero;
-            long blockBytes = blockBytes();
-            for (int c = 0; c < k; c += BLOCK) {
-                long block = group + c / BLOCK * blockBytes;
-                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
-                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
-                long codes = block + SCALES;
-                for (int j = 0; j < BLOCK; j++) {
-                    long at = codes + (long) j * GROUP;
-                    FloatVector lo = column(w, at).mul(dLo);
-                    FloatVector hi = column(w, at + LANES).mul(dHi);
+            for (int c = 0; c < k; c += SPAN) {
+                long at = group + (c >>> shift) * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, at, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, at + HI_SCALE, LE);
+                long codes = at + SCALES + (long) (c & (block - 1)) * GROUP;
+                for (int j = 0; j < SPAN; j++) {
+                    long col = codes + (long) j * GROUP;
+                    FloatVector lo = column(w, col).mul(dLo);
+                    FloatVector hi = column(w, col + LANES).mul(dHi);
                     int i = c + j;
                     FloatVector v;
                     v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
@@ -485,16 +495,15 @@ abstract sealed class PanelFormat {
             FloatVector zero = FloatVector.zero(F);
             FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
             FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-            long blockBytes = blockBytes();
-            for (int c = 0; c < k; c += BLOCK) {
-                long block = group + c / BLOCK * blockBytes;
-                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
-                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
-                long codes = block + SCALES;
-                for (int j = 0; j < BLOCK; j++) {
-                    long at = codes + (long) j * GROUP;
-                    FloatVector lo = column(w, at).mul(dLo);
-                    FloatVector hi = column(w, at + LANES).mul(dHi);
+            for (int c = 0; c < k; c += SPAN) {
+                long at = group + (c >>> shift) * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, at, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, at + HI_SCALE, LE);
+                long codes = at + SCALES + (long) (c & (block - 1)) * GROUP;
+                for (int j = 0; j < SPAN; j++) {
+                    long col = codes + (long) j * GROUP;
+                    FloatVector lo = column(w, col).mul(dLo);
+                    FloatVector hi = column(w, col + LANES).mul(dHi);
                     int i = c + j;
                     FloatVector v;
                     v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
@@ -513,25 +522,25 @@ abstract sealed class PanelFormat {
         void tile1(MemorySegment w, long g0, long g1, long g2, long g3, int k, float[] x, int x0, float[] acc) {
             FloatVector zero = FloatVector.zero(F);
             FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-            long blockBytes = blockBytes();
-            for (int c = 0; c < k; c += BLOCK) {
-                long block = c / BLOCK * blockBytes;
-                FloatVector d0 = FloatVector.fromMemorySegment(F, w, g0 + block, LE);
-                FloatVector e0 = FloatVector.fromMemorySegment(F, w, g0 + block + HI_SCALE, LE);
-                FloatVector d1 = FloatVector.fromMemorySegment(F, w, g1 + block, LE);
-                FloatVector e1 = FloatVector.fromMemorySegment(F, w, g1 + block + HI_SCALE, LE);
-                FloatVector d2 = FloatVector.fromMemorySegment(F, w, g2 + block, LE);
-                FloatVector e2 = FloatVector.fromMemorySegment(F, w, g2 + block + HI_SCALE, LE);
-                FloatVector d3 = FloatVector.fromMemorySegment(F, w, g3 + block, LE);
-                FloatVector e3 = FloatVector.fromMemorySegment(F, w, g3 + block + HI_SCALE, LE);
-                long codes = block + SCALES;
-                for (int j = 0; j < BLOCK; j++) {
-                    long at = codes + (long) j * GROUP;
+            // The whole sub-block per scale load: this loop's body is long enough without unrolling.
+            for (int c = 0; c < k; c += block) {
+                long at = (c >>> shift) * blockBytes;
+                FloatVector d0 = FloatVector.fromMemorySegment(F, w, g0 + at, LE);
+                FloatVector e0 = FloatVector.fromMemorySegment(F, w, g0 + at + HI_SCALE, LE);
+                FloatVector d1 = FloatVector.fromMemorySegment(F, w, g1 + at, LE);
+                FloatVector e1 = FloatVector.fromMemorySegment(F, w, g1 + at + HI_SCALE, LE);
+                FloatVector d2 = FloatVector.fromMemorySegment(F, w, g2 + at, LE);
+                FloatVector e2 = FloatVector.fromMemorySegment(F, w, g2 + at + HI_SCALE, LE);
+                FloatVector d3 = FloatVector.fromMemorySegment(F, w, g3 + at, LE);
+                FloatVector e3 = FloatVector.fromMemorySegment(F, w, g3 + at + HI_SCALE, LE);
+                long codes = at + SCALES;
+                for (int j = 0; j < block; j++) {
+                    long col = codes + (long) j * GROUP;
                     FloatVector v = FloatVector.broadcast(F, x[x0 + c + j]);
-                    a0 = column(w, g0 + at).mul(d0).fma(v, a0); b0 = column(w, g0 + at + LANES).mul(e0).fma(v, b0);
-                    a1 = column(w, g1 + at).mul(d1).fma(v, a1); b1 = column(w, g1 + at + LANES).mul(e1).fma(v, b1);
-                    a2 = column(w, g2 + at).mul(d2).fma(v, a2); b2 = column(w, g2 + at + LANES).mul(e2).fma(v, b2);
-                    a3 = column(w, g3 + at).mul(d3).fma(v, a3); b3 = column(w, g3 + at + LANES).mul(e3).fma(v, b3);
+                    a0 = column(w, g0 + col).mul(d0).fma(v, a0); b0 = column(w, g0 + col + LANES).mul(e0).fma(v, b0);
+                    a1 = column(w, g1 + col).mul(d1).fma(v, a1); b1 = column(w, g1 + col + LANES).mul(e1).fma(v, b1);
+                    a2 = column(w, g2 + col).mul(d2).fma(v, a2); b2 = column(w, g2 + col + LANES).mul(e2).fma(v, b2);
+                    a3 = column(w, g3 + col).mul(d3).fma(v, a3); b3 = column(w, g3 + col + LANES).mul(e3).fma(v, b3);
                 }
             }
             a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
@@ -541,30 +550,39 @@ abstract sealed class PanelFormat {
         }
     }
 
-    /**
-     * Q4_0: columns {@code j} and {@code j + 16} of a block share a byte per row, as in ggml (low and high nibble),
-     * so a block's codes are 16 columns of {@link #GROUP} bytes; a code is the nibble minus 8. Columns are still
-     * multiplied in order 0, 1, ..., 31: the low nibbles first, then the high ones.
-     */
-    private static final class Q4Panels extends BlockPanels {
-        private static final int HALF = BLOCK / 2;
+    private static final class NibblePanels extends BlockPanels {
+        /** Columns of a sub-block (Q4_0's blocks, Q4_K's sub-blocks), a constant for C2 to unroll by. */
+        private static final int NIBBLE_BLOCK = 32;
+        private static final VectorSpecies<Integer> I = F.withLanes(int.class);
 
-        Q4Panels() {
-            super(DType.Q4_0, HALF * GROUP);
-        }
-
-        @Override
-        void packCodes(MemorySegment src, long from, MemorySegment out, long codes, int r) {
-            for (int i = 0; i < HALF; i++) {
-                out.set(ValueLayout.JAVA_BYTE, codes + (long) i * GROUP + r, src.get(ValueLayout.JAVA_BYTE, from + i));
+        NibblePanels(DType dtype) {
+            super(dtype, 2 * SCALES, LANES);
+            if (block != NIBBLE_BLOCK) {
+                throw new IllegalArgumentException(dtype + " sub-blocks of " + block + " columns");
             }
         }
 
-        /** Column {@code j} (0..31) of the block whose codes start at {@code codes}, lanes from {@code lane}. */
-        private static FloatVector column(MemorySegment w, long codes, int j, int lane) {
-            ByteVector packed = ByteVector.fromMemorySegment(B, w, codes + (long) (j % HALF) * GROUP + lane, LE);
-            ByteVector nibble = j < HALF ? packed.lanewise(AND, (byte) 0xF) : packed.lanewise(LSHR, 4);
-            return (FloatVector) nibble.lanewise(SUB, (byte) 8).convertShape(B2F, F, 0);
+        @Override
+        void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from) {
+            out.set(SCALE, at + SCALES + r * (long) Float.BYTES, offset);
+            int shift = r < LANES ? 0 : 4;
+            for (int c = 0; c < block; c++) {
+                long to = at + 2 * SCALES + (long) c * LANES + r % LANES;
+                out.set(ValueLayout.JAVA_BYTE, to, (byte) (out.get(ValueLayout.JAVA_BYTE, to) | codes[from + c] << shift));
+            }
+        }
+
+        /** A column's bytes widened to int lanes, where the mask and the shift are single instructions. */
+        private static IntVector nibbles(MemorySegment w, long at) {
+            return (IntVector) ByteVector.fromMemorySegment(B, w, at, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+        }
+
+        private static FloatVector lo(IntVector pair) {
+            return (FloatVector) pair.lanewise(AND, 0xF).convert(I2F, 0);
+        }
+
+        private static FloatVector hi(IntVector pair) {
+            return (FloatVector) pair.lanewise(LSHR, 4).convert(I2F, 0);
         }
 
         @Override
@@ -578,15 +596,17 @@ abstract sealed class PanelFormat {
             FloatVector a6 = zero, a7 = zero, a8 = zero, a9 = zero, a10 = zero, a11 = zero;
             FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero, b4 = zero, b5 = zero;
             FloatVector b6 = zero, b7 = zero, b8 = zero, b9 = zero, b10 = zero, b11 = zero;
-            long blockBytes = blockBytes();
-            for (int c = 0; c < k; c += BLOCK) {
-                long block = group + c / BLOCK * blockBytes;
-                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
-                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
-                long codes = block + SCALES;
-                for (int j = 0; j < BLOCK; j++) {
-                    FloatVector lo = column(w, codes, j, 0).mul(dLo);
-                    FloatVector hi = column(w, codes, j, LANES).mul(dHi);
+            for (int c = 0; c < k; c += NIBBLE_BLOCK) {
+                long at = group + c / NIBBLE_BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, at, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, at + HI_SCALE, LE);
+                FloatVector mLo = FloatVector.fromMemorySegment(F, w, at + SCALES, LE);
+                FloatVector mHi = FloatVector.fromMemorySegment(F, w, at + SCALES + HI_SCALE, LE);
+                long codes = at + 2 * SCALES;
+                for (int j = 0; j < NIBBLE_BLOCK; j++) {
+                    IntVector pair = nibbles(w, codes + (long) j * LANES);
+                    FloatVector lo = lo(pair).fma(dLo, mLo);
+                    FloatVector hi = hi(pair).fma(dHi, mHi);
                     int i = c + j;
                     FloatVector v;
                     v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
@@ -624,15 +644,17 @@ abstract sealed class PanelFormat {
             FloatVector zero = FloatVector.zero(F);
             FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
             FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-            long blockBytes = blockBytes();
-            for (int c = 0; c < k; c += BLOCK) {
-                long block = group + c / BLOCK * blockBytes;
-                FloatVector dLo = FloatVector.fromMemorySegment(F, w, block, LE);
-                FloatVector dHi = FloatVector.fromMemorySegment(F, w, block + HI_SCALE, LE);
-                long codes = block + SCALES;
-                for (int j = 0; j < BLOCK; j++) {
-                    FloatVector lo = column(w, codes, j, 0).mul(dLo);
-                    FloatVector hi = column(w, codes, j, LANES).mul(dHi);
+            for (int c = 0; c < k; c += NIBBLE_BLOCK) {
+                long at = group + c / NIBBLE_BLOCK * blockBytes;
+                FloatVector dLo = FloatVector.fromMemorySegment(F, w, at, LE);
+                FloatVector dHi = FloatVector.fromMemorySegment(F, w, at + HI_SCALE, LE);
+                FloatVector mLo = FloatVector.fromMemorySegment(F, w, at + SCALES, LE);
+                FloatVector mHi = FloatVector.fromMemorySegment(F, w, at + SCALES + HI_SCALE, LE);
+                long codes = at + 2 * SCALES;
+                for (int j = 0; j < NIBBLE_BLOCK; j++) {
+                    IntVector pair = nibbles(w, codes + (long) j * LANES);
+                    FloatVector lo = lo(pair).fma(dLo, mLo);
+                    FloatVector hi = hi(pair).fma(dHi, mHi);
                     int i = c + j;
                     FloatVector v;
                     v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
@@ -651,24 +673,43 @@ abstract sealed class PanelFormat {
         void tile1(MemorySegment w, long g0, long g1, long g2, long g3, int k, float[] x, int x0, float[] acc) {
             FloatVector zero = FloatVector.zero(F);
             FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-            long blockBytes = blockBytes();
-            for (int c = 0; c < k; c += BLOCK) {
-                long block = c / BLOCK * blockBytes;
-                FloatVector d0 = FloatVector.fromMemorySegment(F, w, g0 + block, LE);
-                FloatVector e0 = FloatVector.fromMemorySegment(F, w, g0 + block + HI_SCALE, LE);
-                FloatVector d1 = FloatVector.fromMemorySegment(F, w, g1 + block, LE);
-                FloatVector e1 = FloatVector.fromMemorySegment(F, w, g1 + block + HI_SCALE, LE);
-                FloatVector d2 = FloatVector.fromMemorySegment(F, w, g2 + block, LE);
-                FloatVector e2 = FloatVector.fromMemorySegment(F, w, g2 + block + HI_SCALE, LE);
-                FloatVector d3 = FloatVector.fromMemorySegment(F, w, g3 + block, LE);
-                FloatVector e3 = FloatVector.fromMemorySegment(F, w, g3 + block + HI_SCALE, LE);
-                long codes = block + SCALES;
-                for (int j = 0; j < BLOCK; j++) {
+            for (int c = 0; c < k; c += NIBBLE_BLOCK) {
+                long at = c / NIBBLE_BLOCK * blockBytes;
+                FloatVector d0 = FloatVector.fromMemorySegment(F, w, g0 + at, LE);
+                FloatVector e0 = FloatVector.fromMemorySegment(F, w, g0 + at + HI_SCALE, LE);
+                FloatVector d1 = FloatVector.fromMemorySegment(F, w, g1 + at, LE);
+                FloatVector e1 = FloatVector.fromMemorySegment(F, w, g1 + at + HI_SCALE, LE);
+                FloatVector d2 = FloatVector.fromMemorySegment(F, w, g2 + at, LE);
+                FloatVector e2 = FloatVector.fromMemorySegment(F, w, g2 + at + HI_SCALE, LE);
+                FloatVector d3 = FloatVector.fromMemorySegment(F, w, g3 + at, LE);
+                FloatVector e3 = FloatVector.fromMemorySegment(F, w, g3 + at + HI_SCALE, LE);
+                FloatVector m0 = FloatVector.fromMemorySegment(F, w, g0 + at + SCALES, LE);
+                FloatVector n0 = FloatVector.fromMemorySegment(F, w, g0 + at + SCALES + HI_SCALE, LE);
+                FloatVector m1 = FloatVector.fromMemorySegment(F, w, g1 + at + SCALES, LE);
+                FloatVector n1 = FloatVector.fromMemorySegment(F, w, g1 + at + SCALES + HI_SCALE, LE);
+                FloatVector m2 = FloatVector.fromMemorySegment(F, w, g2 + at + SCALES, LE);
+                FloatVector n2 = FloatVector.fromMemorySegment(F, w, g2 + at + SCALES + HI_SCALE, LE);
+                FloatVector m3 = FloatVector.fromMemorySegment(F, w, g3 + at + SCALES, LE);
+                FloatVector n3 = FloatVector.fromMemorySegment(F, w, g3 + at + SCALES + HI_SCALE, LE);
+                long codes = at + 2 * SCALES;
+                // No helper calls here: this loop's Vector API calls alone exceed C2's inlining node budget
+                // (NodeCountInliningCutoff), past which it delays (late-inlines) the API's own methods but refuses
+                // a helper, whose vectors would then be boxed: 5 GFLOP/s instead of a hundred.
+                for (int j = 0; j < NIBBLE_BLOCK; j++) {
+                    long col = codes + (long) j * LANES;
                     FloatVector v = FloatVector.broadcast(F, x[x0 + c + j]);
-                    a0 = column(w, g0 + codes, j, 0).mul(d0).fma(v, a0); b0 = column(w, g0 + codes, j, LANES).mul(e0).fma(v, b0);
-                    a1 = column(w, g1 + codes, j, 0).mul(d1).fma(v, a1); b1 = column(w, g1 + codes, j, LANES).mul(e1).fma(v, b1);
-                    a2 = column(w, g2 + codes, j, 0).mul(d2).fma(v, a2); b2 = column(w, g2 + codes, j, LANES).mul(e2).fma(v, b2);
-                    a3 = column(w, g3 + codes, j, 0).mul(d3).fma(v, a3); b3 = column(w, g3 + codes, j, LANES).mul(e3).fma(v, b3);
+                    IntVector p0 = (IntVector) ByteVector.fromMemorySegment(B, w, g0 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a0 = ((FloatVector) p0.lanewise(AND, 0xF).convert(I2F, 0)).fma(d0, m0).fma(v, a0);
+                    b0 = ((FloatVector) p0.lanewise(LSHR, 4).convert(I2F, 0)).fma(e0, n0).fma(v, b0);
+                    IntVector p1 = (IntVector) ByteVector.fromMemorySegment(B, w, g1 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a1 = ((FloatVector) p1.lanewise(AND, 0xF).convert(I2F, 0)).fma(d1, m1).fma(v, a1);
+                    b1 = ((FloatVector) p1.lanewise(LSHR, 4).convert(I2F, 0)).fma(e1, n1).fma(v, b1);
+                    IntVector p2 = (IntVector) ByteVector.fromMemorySegment(B, w, g2 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a2 = ((FloatVector) p2.lanewise(AND, 0xF).convert(I2F, 0)).fma(d2, m2).fma(v, a2);
+                    b2 = ((FloatVector) p2.lanewise(LSHR, 4).convert(I2F, 0)).fma(e2, n2).fma(v, b2);
+                    IntVector p3 = (IntVector) ByteVector.fromMemorySegment(B, w, g3 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a3 = ((FloatVector) p3.lanewise(AND, 0xF).convert(I2F, 0)).fma(d3, m3).fma(v, a3);
+                    b3 = ((FloatVector) p3.lanewise(LSHR, 4).convert(I2F, 0)).fma(e3, n3).fma(v, b3);
                 }
             }
             a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);

@@ -22,6 +22,10 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * {@link CpuKernels#matmul} on the 110m Llama's shapes ({@code n x k}: 2048 x 768 is gate/up, 768 x 2048 down),
  * on all threads. GFLOP/s = {@code 2 * n * k * tokens / time}.
+ *
+ * <pre>
+ * ./mvnw -pl kernels -am test-compile -Pjmh -Dflover.ptx.skip=true -Djmh='MatmulJmh -p dtype=Q8_0,Q4_0 -p tokens=1'
+ * </pre>
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -30,7 +34,7 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules=jdk.incubator.vector"})
 public class MatmulJmh {
-    @Param({"F32", "BF16", "Q8_0", "Q4_0"})
+    @Param({"F32", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     public DType dtype;
     @Param({"2048x768", "768x2048"})
     public String shape;
