@@ -98,6 +98,15 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether GPT-2's {@code Conv1D} projections are stored {@code [out, in]}, as {@code Linear} weights are: GGUF
+     * files hold them so (llama.cpp's converter transposes them, and a block-quantized matrix cannot be transposed
+     * without widening it), Hugging Face checkpoints as {@code [in, out]}.
+     */
+    public boolean conv1dAsLinear() {
+        return gguf != null;
+    }
+
     /** Names of all tensors, in file order. */
     public Set<String> names() {
         return java.util.Collections.unmodifiableSet(tensors.keySet());

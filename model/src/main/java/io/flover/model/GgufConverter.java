@@ -61,7 +61,7 @@ public final class GgufConverter {
                 if (gpt2 && (name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias"))) {
                     continue; // GPT-2's causal-mask buffers, not weights
                 }
-                addTensor(w, ck.tensor(name), name, c, type, gpt2, !gpt2 && !qwen2);
+                addTensor(w, ck.tensor(name), name, c, type, gpt2 && !ck.conv1dAsLinear(), !gpt2 && !qwen2);
             }
             if (c.ropeScaling() != null) {
                 float[] factors = ropeFactors(c);
@@ -70,7 +70,7 @@ public final class GgufConverter {
             }
             if (gpt2) { // llama.cpp's converter repeats the tied embedding as the output matrix
                 addTensor(w, ck.tensor(ck.contains("wte.weight") ? "wte.weight" : "transformer.wte.weight"),
-                        "output.weight", c, type, true, false);
+                        "output.weight", c, type, false, false);
             }
             w.write(out);
             return tokenizer;
@@ -111,13 +111,15 @@ public final class GgufConverter {
         };
     }
 
-    private static void addTensor(GgufWriter w, Tensor t, String hfName, ModelConfig c, DType type, boolean gpt2,
+    /** {@code conv1d}: a GPT-2 checkpoint whose projections are {@code Conv1D} weights, transposed on the way. */
+    private static void addTensor(GgufWriter w, Tensor t, String hfName, ModelConfig c, DType type, boolean conv1d,
             boolean permute) {
+        boolean gpt2 = c.architecture() == Architecture.GPT2;
         String name = hfName.equals("output.weight") ? hfName : ggufName(hfName.replaceFirst("^transformer\\.", ""), gpt2);
         long[] shape = t.shape();
         boolean matrix = shape.length == 2;
         DType stored = matrix ? type : DType.F32;
-        if (gpt2 && matrix && name.startsWith("blk.")) {
+        if (conv1d && matrix && name.startsWith("blk.")) {
             long in = shape[0];
             long outDim = shape[1];
             w.tensor(name, stored, new long[] {outDim, in}, (row, values) -> {

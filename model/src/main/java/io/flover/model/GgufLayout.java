@@ -15,8 +15,8 @@ import java.util.regex.Pattern;
  * Presents a GGUF model as its Hugging Face twin: the config from the {@code <arch>.*} metadata, the tensors
  * under Hugging Face names and layouts. llama.cpp's converter interleaves the two rotary halves of every Q and K
  * head (for its RoPE kernel); those rows are put back in Hugging Face order here, so one forward serves both.
- * Block-quantized tensors keep their blocks, except GPT-2's matrices, which go back to {@code Conv1D}'s
- * [in, out] and so are widened to float32.
+ * Block-quantized tensors keep their blocks. GPT-2's projections stay [out, in] as the file holds them, not
+ * {@code Conv1D}'s [in, out] (see {@link Checkpoint#conv1dAsLinear}).
  */
 final class GgufLayout {
     private static final Pattern BLOCK = Pattern.compile("blk\\.(\\d+)\\.(.+)");
@@ -101,8 +101,8 @@ final class GgufLayout {
     }
 
     /**
-     * The tensors of {@code f} under their Hugging Face names. Untouched plain-float tensors stay views of the
-     * mapping; reordered, transposed and dequantised ones are copied into {@code arena}.
+     * The tensors of {@code f} under their Hugging Face names. Untouched tensors stay views of the mapping;
+     * reordered ones are copied into {@code arena}.
      */
     static Map<String, Tensor> tensors(GgufFile f, ModelConfig c, Arena arena) {
         boolean gpt2 = c.architecture() == Architecture.GPT2;
@@ -118,8 +118,6 @@ final class GgufLayout {
                 tensor = unpermuteRows(tensor, c.numHeads(), arena);
             } else if (permuted && (t.name().endsWith("attn_k.weight") || t.name().endsWith("attn_k.bias"))) {
                 tensor = unpermuteRows(tensor, c.numKvHeads(), arena);
-            } else if (gpt2 && tensor.rank() == 2 && name.startsWith("h.")) {
-                tensor = transposed(tensor, arena); // back to Conv1D's [in, out]
             }
             out.put(name, tensor);
         }
@@ -162,21 +160,5 @@ final class GgufLayout {
             }
         }
         return new Tensor(t.name(), t.dtype(), t.shape(), out);
-    }
-
-    private static Tensor transposed(Tensor t, Arena arena) {
-        if (t.dtype().quantized()) {
-            t = t.convert(DType.F32, arena); // blocks run along rows: a transposed copy has to be widened
-        }
-        int rows = t.rows();
-        int cols = t.cols();
-        int size = t.dtype().bytes();
-        MemorySegment out = arena.allocate(t.data().byteSize(), 64);
-        for (long r = 0; r < rows; r++) {
-            for (long c = 0; c < cols; c++) {
-                MemorySegment.copy(t.data(), (r * cols + c) * size, out, (c * rows + r) * size, size);
-            }
-        }
-        return new Tensor(t.name(), t.dtype(), new long[] {cols, rows}, out);
     }
 }

@@ -29,9 +29,9 @@ final class Gpt2Model extends CausalLm {
     private final Vector lnfBias;
 
     /**
-     * Reads rank {@code comm.rank()}'s shard: the heads' columns of the fused {@code c_attn}, the MLP's slice of
-     * {@code c_fc}, the matching input rows of both {@code c_proj}, and a vocabulary slice of the tied embedding.
-     * {@code weights} holds the transposed copies of the {@code Conv1D} matrices for as long as the model lives.
+     * Reads rank {@code comm.rank()}'s shard: the heads' outputs of the fused {@code c_attn}, the MLP's slice of
+     * {@code c_fc}, the matching inputs of both {@code c_proj}, and a vocabulary slice of the tied embedding.
+     * {@code weights} holds the copies the shards need for as long as the model lives.
      */
     Gpt2Model(ModelConfig c, Checkpoint ck, Backend backend, Communicator comm, Arena weights) {
         super(c, backend, comm);
@@ -43,29 +43,27 @@ final class Gpt2Model extends CausalLm {
         this.wte = k.matrix(vocab.slice(ck.tensor(p0 + "wte.weight", c.vocabSize(), d)));
         this.wpe = k.table(ck.tensor(p0 + "wpe.weight", c.maxPositions(), d));
         this.layers = new Layer[c.numLayers()];
+        Projections w = new Projections(ck, weights);
         for (int i = 0; i < layers.length; i++) {
             String p = p0 + "h." + i + ".";
-            Tensor qkv = ck.tensor(p + "attn.c_attn.weight", d, 3 * d);
+            String qkv = p + "attn.c_attn.weight";
             Tensor qkvBias = ck.tensor(p + "attn.c_attn.bias", 3 * d);
             layers[i] = new Layer(
                     k.vector(ck.tensor(p + "ln_1.weight", d).toFloatArray()),
                     k.vector(ck.tensor(p + "ln_1.bias", d).toFloatArray()),
-                    k.matrix(transposed(qkv, from, width, weights)),
-                    k.matrix(transposed(qkv, d + from, width, weights)),
-                    k.matrix(transposed(qkv, 2 * d + from, width, weights)),
+                    k.matrix(w.outputs(qkv, d, 3 * d, from, width)),
+                    k.matrix(w.outputs(qkv, d, 3 * d, d + from, width)),
+                    k.matrix(w.outputs(qkv, d, 3 * d, 2 * d + from, width)),
                     k.vector(qkvBias.toFloatArray(from, width)),
                     k.vector(qkvBias.toFloatArray(d + from, width)),
                     k.vector(qkvBias.toFloatArray(2 * d + from, width)),
-                    k.matrix(transposed(ck.tensor(p + "attn.c_proj.weight", d, d).rowRange(from, width), 0, d,
-                            weights)),
+                    k.matrix(w.inputs(p + "attn.c_proj.weight", d, d, from, width)),
                     k.vector(ck.tensor(p + "attn.c_proj.bias", d).toFloatArray()),
                     k.vector(ck.tensor(p + "ln_2.weight", d).toFloatArray()),
                     k.vector(ck.tensor(p + "ln_2.bias", d).toFloatArray()),
-                    k.matrix(transposed(ck.tensor(p + "mlp.c_fc.weight", d, f), shard.firstFfn(), shard.ffn(),
-                            weights)),
+                    k.matrix(w.outputs(p + "mlp.c_fc.weight", d, f, shard.firstFfn(), shard.ffn())),
                     k.vector(ck.tensor(p + "mlp.c_fc.bias", f).toFloatArray(shard.firstFfn(), shard.ffn())),
-                    k.matrix(transposed(ck.tensor(p + "mlp.c_proj.weight", f, d).rowRange(shard.firstFfn(),
-                            shard.ffn()), 0, d, weights)),
+                    k.matrix(w.inputs(p + "mlp.c_proj.weight", f, d, shard.firstFfn(), shard.ffn())),
                     k.vector(ck.tensor(p + "mlp.c_proj.bias", d).toFloatArray()));
         }
         this.lnfWeight = k.vector(ck.tensor(p0 + "ln_f.weight", d).toFloatArray());
@@ -122,10 +120,30 @@ final class Gpt2Model extends CausalLm {
     }
 
     /**
-     * GPT-2 stores its projections as {@code Conv1D} weights {@code [in, out]}; the kernels read {@code [out, in]}.
-     * Copies output columns {@code [from, from + count)} transposed, in the same dtype, off-heap into {@code arena}.
+     * GPT-2's projections as the kernels read them, {@code [out, in]}. Hugging Face stores them as {@code Conv1D}
+     * weights {@code [in, out]}, copied here transposed (in the same dtype); GGUF files already hold them
+     * {@code [out, in]} ({@link Checkpoint#conv1dAsLinear}), so their blocks are kept as they are.
      */
-    static Tensor transposed(Tensor w, long from, long count, Arena arena) {
+    private record Projections(Checkpoint ck, Arena arena) {
+        /** Outputs {@code [from, from + count)} of the projection {@code name} from {@code in} to {@code out}. */
+        Tensor outputs(String name, long in, long out, long from, long count) {
+            if (ck.conv1dAsLinear()) {
+                return ck.tensor(name, out, in).rowRange(from, count);
+            }
+            return transposed(ck.tensor(name, in, out), from, count, arena);
+        }
+
+        /** Inputs {@code [from, from + count)} of the projection {@code name}: whole blocks of a quantized one. */
+        Tensor inputs(String name, long in, long out, long from, long count) {
+            if (ck.conv1dAsLinear()) {
+                return ck.tensor(name, out, in).columnRange(from, count, arena);
+            }
+            return transposed(ck.tensor(name, in, out).rowRange(from, count), 0, out, arena);
+        }
+    }
+
+    /** Copies output columns {@code [from, from + count)} of a {@code Conv1D} weight transposed, off-heap into {@code arena}. */
+    private static Tensor transposed(Tensor w, long from, long count, Arena arena) {
         int in = w.rows();
         int out = w.cols();
         int size = w.dtype().bytes();

@@ -9,6 +9,7 @@ import io.flover.collectives.Communicator;
 import io.flover.collectives.LocalGroup;
 import io.flover.kernels.cpu.CpuBackend;
 import io.flover.kernels.cpu.CpuKernels;
+import io.flover.model.Checkpoint;
 import io.flover.model.GgufConverter;
 import io.flover.model.ModelConfig;
 import io.flover.model.RandomCheckpoint;
@@ -58,6 +59,22 @@ class GgufModelTest {
                     arch + ".context_length", arch + ".feed_forward_length")) {
                 assertEquals(theirs.integer(key), ours.integer(key), key);
             }
+        }
+    }
+
+    /**
+     * GPT-2's projections keep their Q8_0 blocks, [out, in] as the file holds them, rather than being widened to go
+     * back to Conv1D's [in, out] ({@link GoldenModelTest} checks the file's logits and ids).
+     */
+    @Test
+    void gpt2ProjectionsKeepTheirBlocks() throws Exception {
+        try (Checkpoint ck = Checkpoint.open(GoldenModelTest.dir("gpt2-tiny-q8_0.gguf"))) {
+            assertTrue(ck.conv1dAsLinear());
+            for (String name : List.of("h.0.attn.c_attn.weight", "h.1.mlp.c_proj.weight")) {
+                assertEquals(DType.Q8_0, ck.tensor(name).dtype(), name);
+            }
+            assertArrayEquals(new long[] {3 * 64, 64}, ck.tensor("h.0.attn.c_attn.weight").shape());
+            assertArrayEquals(new long[] {64, 4 * 64}, ck.tensor("h.1.mlp.c_proj.weight").shape());
         }
     }
 
