@@ -356,7 +356,7 @@ class DeploymentManifestsTest {
         Set<Integer> publicPorts() {
             Set<Integer> ports = new HashSet<>(Set.of(metrics().port));
             if (options instanceof CoordinatorCommand c) {
-                ports.add(c.port);
+                ports.addAll(Set.of(c.port, c.http.port));
             }
             return ports;
         }
@@ -448,7 +448,8 @@ class DeploymentManifestsTest {
         CoordinatorCommand c = (CoordinatorCommand) m.pod("coordinator").launch().options();
         assertNotEquals(0, c.port, "coordinator --port must be fixed");
         assertNotNull(c.metrics.port, "coordinator --metrics-port");
-        assertEquals(Map.of("grpc", c.port, "metrics", c.metrics.port, "hazelcast", c.cluster.port),
+        assertTrue(c.http.port != null && c.http.port > 0, "coordinator --http-port must be fixed");
+        assertEquals(Map.of("grpc", c.port, "http", c.http.port, "metrics", c.metrics.port, "hazelcast", c.cluster.port),
                 m.pod("coordinator").ports(), "coordinator container ports");
         WorkerCommand w = (WorkerCommand) m.pod("worker").launch().options();
         assertTrue(w.port != 0 && w.collectivePort != 0, "worker --port and --collective-port must be fixed");
@@ -458,6 +459,8 @@ class DeploymentManifestsTest {
         JsonNode clientService = m.get("Service", "flover");
         assertEquals(c.port, servicePort(clientService, "grpc"), "Service flover's grpc port is the coordinator's --port");
         assertEquals(c.metrics.port, servicePort(clientService, "metrics"), "Service flover's metrics port");
+        assertEquals(c.http.port, servicePort(clientService, "http"), "Service flover's http port is the coordinator's "
+                + "--http-port");
     }
 
     @ParameterizedTest(name = "{0}")
