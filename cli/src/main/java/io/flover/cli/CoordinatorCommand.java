@@ -83,7 +83,7 @@ final class CoordinatorCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Flags.requirePort("--port", port);
-        http.check(security.tlsCert != null);
+        http.check();
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Flags.require(stepTimeoutMs >= 1 && stepTimeoutMs <= Integer.MAX_VALUE, "--step-timeout must be in [1, 2^31) ms");
         Flags.require(loadTimeoutSeconds >= 1, "--load-timeout must be at least 1 second");

@@ -1,7 +1,6 @@
 package io.flover.cli;
 
 import io.flover.openai.ChatTemplate;
-import io.flover.openai.OpenAiServer;
 import io.flover.server.FloverServer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -12,7 +11,7 @@ import picocli.CommandLine.Option;
 final class HttpFlags {
     @Option(names = "--http-port", paramLabel = "PORT",
             description = "serve the OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, ...) on this "
-                    + "port, 0 for any, -1 for none (default: 8000; none with --tls-cert, as it serves no TLS)")
+                    + "port, 0 for any, -1 for none (default: 8000); HTTPS with --tls-cert's certificate and key")
     Integer port;
 
     @Option(names = "--chat-template", paramLabel = "FILE",
@@ -25,10 +24,9 @@ final class HttpFlags {
     long stallTimeoutSeconds;
 
     /** Checks the flags before anything loads. */
-    void check(boolean tls) throws IOException {
+    void check() throws IOException {
         if (port != null && port != -1) {
             Flags.requirePort("--http-port", port);
-            Flags.require(!tls, "--http-port with --tls-cert: the HTTP API serves no TLS; terminate TLS in front of it");
         }
         Flags.require(stallTimeoutSeconds >= 1, "--stream-stall-timeout must be at least 1 second");
         Flags.require(chatTemplate == null || java.nio.file.Files.isRegularFile(chatTemplate),
@@ -40,17 +38,18 @@ final class HttpFlags {
         return new FloverServer.Streams(FloverServer.Streams.DEFAULT.buffered(), Duration.ofSeconds(stallTimeoutSeconds));
     }
 
-    /** Starts the HTTP API beside {@code server}'s gRPC API, unless it is off, and logs where. */
+    /**
+     * Starts the HTTP API beside {@code server}'s gRPC API, unless it is off, and logs where: HTTPS when the gRPC API
+     * serves TLS.
+     */
     void start(FloverServer server, Path modelDir, String host, boolean tls) throws IOException {
-        int p = port != null ? port : tls ? -1 : 8000;
+        int p = port != null ? port : 8000;
         if (p == -1) {
             return;
         }
         ChatTemplate template = ChatTemplate.load(modelDir, chatTemplate).orElse(null);
-        OpenAiServer.Limits limits = new OpenAiServer.Limits(FloverServer.MAX_REQUEST_BYTES,
-                OpenAiServer.Limits.DEFAULT.streamBufferBytes(), Duration.ofSeconds(stallTimeoutSeconds));
-        int bound = server.serveHttp(FloverServer.resolve(host, p), template, limits);
-        Flags.log("OpenAI-compatible HTTP API on http://" + host + ":" + bound + "/v1"
+        int bound = server.serveHttp(FloverServer.resolve(host, p), template);
+        Flags.log("OpenAI-compatible HTTP API on " + (tls ? "https" : "http") + "://" + host + ":" + bound + "/v1"
                 + (template == null ? " (the model has no chat template: chat requests get 400)" : ""));
     }
 }

@@ -6,7 +6,6 @@ import io.flover.coordinator.SchedulerConfig;
 import io.flover.coordinator.ServingMetrics;
 import io.flover.model.Architecture;
 import io.flover.model.ModelConfig;
-import io.flover.openai.OpenAiServer;
 import io.flover.proto.v1.ModelInfo;
 import io.flover.server.FloverServer;
 import io.flover.worker.Step;
@@ -46,8 +45,7 @@ final class InstantServer implements AutoCloseable {
                 FloverServer.Security.NONE, FloverServer.Streams.DEFAULT, replicas);
         server.setServing(true);
         try {
-            return new InstantServer(server, server.serveHttp(new InetSocketAddress("127.0.0.1", 0), null,
-                    OpenAiServer.Limits.DEFAULT));
+            return new InstantServer(server, server.serveHttp(new InetSocketAddress("127.0.0.1", 0), null));
         } catch (IOException | RuntimeException e) {
             server.close();
             throw e;

@@ -99,7 +99,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--model and --demo cannot be combined");
         }
         Flags.requirePort("--port", port);
-        http.check(security.tlsCert != null);
+        http.check();
         Flags.require(threads >= 1, "--threads must be at least 1, got " + threads);
         Flags.require(tensorParallel >= 1, "--tp must be at least 1, got " + tensorParallel);
         Device on = device.device();

@@ -130,8 +130,7 @@ class BenchServeCommandTest {
 
     @Test
     void theOpenAiApiCarriesTheSameWorkload(@TempDir Path dir) throws Exception {
-        int http = server.serveHttp(new java.net.InetSocketAddress("127.0.0.1", 0), null,
-                io.flover.openai.OpenAiServer.Limits.DEFAULT);
+        int http = server.serveHttp(new java.net.InetSocketAddress("127.0.0.1", 0), null);
         Path json = dir.resolve("http.json");
         GenerateCommandTest.Run r = run("bench", "serve", "--api", "openai", "--server", "127.0.0.1:" + http,
                 "--requests", "16", "--rate", "200", "--prompt-len", "4:12", "--output-len", "8:24", "--ignore-eos",

@@ -8,12 +8,22 @@ import io.flover.coordinator.GenerationListener;
 import io.flover.coordinator.Replicas;
 import io.flover.coordinator.Scheduler;
 import io.flover.model.tokenizer.Tokenizer;
+import io.flover.server.BoundedStream;
+import io.flover.server.FloverServer;
 import io.flover.worker.TokenLogprobs;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.logging.Logger;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.io.EndPoint;
+import org.eclipse.jetty.io.EofException;
+import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.util.Callback;
 
@@ -21,10 +31,13 @@ import org.eclipse.jetty.util.Callback;
  * One completion or chat completion in flight: its choices run as independent requests on the scheduler, and
  * their output is answered in one JSON body or streamed as Server-Sent Events. The scheduler calls back from
  * its own thread (several, with several replicas), so all state is guarded by this object's lock; nothing here
- * blocks for the client.
+ * blocks for the client. A stream's events wait in a {@link BoundedStream}, as the gRPC API's messages do: a
+ * client that reads nothing for the stall timeout with its buffer full loses its request and its connection.
  */
 final class Completion {
+    private static final Logger LOG = Logger.getLogger(Completion.class.getName());
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8);
 
     private final CompletionRequest request;
     private final String model;
@@ -32,12 +45,16 @@ final class Completion {
     private final String id;
     private final long created = System.currentTimeMillis() / 1000;
     private final Response response;
-    private final Callback callback;
+    /** Completes the response; once the choices are queued, it also ends the watch for a client that leaves. */
+    private volatile Callback callback;
+    /** Whether {@link #callback} was completed: the response's end, or its failure, happens once. */
+    private final AtomicBoolean responded = new AtomicBoolean();
     private final Choice[] choices;
-    private final List<Scheduler.Handle> handles = new ArrayList<>();
-    private SseStream stream;
+    /** The choices' requests; {@link #cancel} takes no lock, as a failed write may call it while holding the stream's. */
+    private final List<Scheduler.Handle> handles = new CopyOnWriteArrayList<>();
+    private final AtomicBoolean gone = new AtomicBoolean();
+    private BoundedStream<byte[]> stream;
     private int unfinished;
-    private boolean gone;
     private boolean errorSent;
 
     /** One choice: its text so far (unless streamed) and how it ended. */
@@ -73,7 +90,7 @@ final class Completion {
                     if (withLogprobs) {
                         ((ObjectNode) chunk.get("choices").get(0)).set("logprobs", logprobs(ids, logprobs, 0));
                     }
-                    stream.send(chunk.toString());
+                    stream.send(event(chunk.toString()));
                 } else {
                     text.append(out);
                     if (withLogprobs) {
@@ -87,7 +104,7 @@ final class Completion {
         public void onFinished(Outcome o) {
             synchronized (Completion.this) {
                 if (!held.isEmpty() && stream != null) {
-                    stream.send(chunk(index, held, null, null).toString()); // a character the output never completed
+                    stream.send(event(chunk(index, held, null, null).toString())); // a character the output never completed
                 } else {
                     text.append(held);
                 }
@@ -117,9 +134,10 @@ final class Completion {
 
     /**
      * Submits every choice, or none: a refusal of any (queue full, draining) cancels those already queued and is
-     * thrown before anything was written.
+     * thrown before anything was written. Then a client that closes {@code http}'s connection (whose body was read)
+     * cancels them.
      */
-    synchronized void start(Replicas replicas, long streamLimitBytes, Duration stallTimeout)
+    synchronized void start(Replicas replicas, FloverServer.Streams streams, Request http)
             throws Scheduler.QueueFullException {
         unfinished = choices.length;
         try {
@@ -127,57 +145,125 @@ final class Completion {
                 handles.add(replicas.submit(request.choices().get(i), choices[i]));
             }
         } catch (RuntimeException | Scheduler.QueueFullException e) {
+            gone.set(true);
             handles.forEach(Scheduler.Handle::cancel);
-            gone = true;
             throw e;
         }
+        callback = HangupWatch.watch(http, callback, this::cancel);
         if (request.stream()) {
-            stream = new SseStream(response, callback, this::cancel, streamLimitBytes, stallTimeout);
+            response.setStatus(200);
+            response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
+            response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
+            stream = new BoundedStream<>(new Sse(), streams.buffered(), streams.stallTimeout(), Completion::concat,
+                    () -> stalled(streams, http.getConnectionMetaData().getConnection().getEndPoint()));
             for (Choice c : choices) {
                 // The role first, as OpenAI streams it; echo sends the prompt before any completion.
                 if (request.chat()) {
-                    stream.send(chunk(c.index, "", null, null).toString());
+                    stream.send(event(chunk(c.index, "", null, null).toString()));
                 } else if (request.echo()) {
-                    stream.send(chunk(c.index, request.prompts().get(c.index / request.n()).text(), null, null)
-                            .toString());
+                    stream.send(event(chunk(c.index, request.prompts().get(c.index / request.n()).text(), null, null)
+                            .toString()));
                 }
             }
         }
     }
 
-    /** The client left: every choice is cancelled, and frees its slot and blocks at the next step. */
-    synchronized void cancel() {
-        if (gone) {
-            return;
+    /**
+     * The response as a {@link BoundedStream}'s transport: ready while no write is in flight (Jetty takes one at a
+     * time), and a write that completes lets the stream write what waits.
+     */
+    private final class Sse implements BoundedStream.Transport<byte[]> {
+        private volatile boolean writing;
+
+        @Override
+        public boolean ready() {
+            return !writing;
         }
-        gone = true;
-        handles.forEach(Scheduler.Handle::cancel);
+
+        @Override
+        public void write(byte[] events) {
+            writing = true;
+            response.write(false, ByteBuffer.wrap(events), Callback.from(() -> {
+                writing = false;
+                stream.drain();
+            }, this::failed));
+        }
+
+        /** The client left: its choices are cancelled. */
+        private void failed(Throwable why) {
+            cancel();
+            fail(why);
+        }
+    }
+
+    /**
+     * A client that read nothing for the stall timeout: its request is cancelled and its connection closed, which
+     * ends the write that waits on it.
+     */
+    private void stalled(FloverServer.Streams streams, EndPoint connection) {
+        LOG.info(() -> "cancelling " + id + ": its client read nothing for " + streams.stallTimeout());
+        cancel();
+        EofException why = new EofException("the client read nothing for " + streams.stallTimeout().toSeconds()
+                + " s while " + streams.buffered() + " events waited");
+        connection.close(why);
+        fail(why);
+    }
+
+    private void fail(Throwable why) {
+        if (responded.compareAndSet(false, true)) {
+            callback.failed(why);
+        }
+    }
+
+    private static byte[] event(String json) {
+        return ("data: " + json + "\n\n").getBytes(StandardCharsets.UTF_8);
+    }
+
+    /** Two runs of events as one: what a client that reads late receives in one write. */
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] both = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, both, a.length, b.length);
+        return both;
+    }
+
+    /** The client left: every choice is cancelled, and frees its slot and blocks at the next step. */
+    void cancel() {
+        if (gone.compareAndSet(false, true)) {
+            handles.forEach(Scheduler.Handle::cancel);
+        }
     }
 
     private void streamEnd(Choice c) {
         FinishReason reason = c.outcome.reason();
         if (reason == FinishReason.STOP || reason == FinishReason.LENGTH) {
-            stream.send(chunk(c.index, null, finishReason(reason), null).toString());
+            stream.send(event(chunk(c.index, null, finishReason(reason), null).toString()));
         } else if (reason != FinishReason.CANCELLED && !errorSent) {
             // An error after the stream began is an event of its own, before [DONE].
             errorSent = true;
-            stream.send(error(c.outcome).body().toString());
+            stream.send(event(error(c.outcome).body().toString()));
         }
         if (unfinished == 0) {
             if (request.includeUsage()) {
                 ObjectNode last = head(request.chat() ? "chat.completion.chunk" : "text_completion");
                 last.putArray("choices");
                 last.set("usage", usage());
-                stream.send(last.toString());
+                stream.send(event(last.toString()));
             }
-            stream.end();
+            stream.end(() -> {
+                if (responded.compareAndSet(false, true)) {
+                    response.write(true, ByteBuffer.wrap(DONE), callback);
+                }
+            });
         }
     }
 
     /** The whole answer, once every choice has finished. */
     private void answer() {
-        if (gone) {
-            callback.failed(new IllegalStateException("cancelled"));
+        if (gone.get()) {
+            fail(new EofException("the client left")); // quiet: Jetty need not log an answer nobody waits for
+            return;
+        }
+        if (!responded.compareAndSet(false, true)) {
             return;
         }
         for (Choice c : choices) {

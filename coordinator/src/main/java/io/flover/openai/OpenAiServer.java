@@ -10,12 +10,13 @@ import io.flover.coordinator.Scheduler;
 import io.flover.model.InvalidFieldException;
 import io.flover.model.tokenizer.Tokenizer;
 import io.flover.server.BearerTokens;
+import io.flover.server.FloverServer;
+import io.flover.worker.server.Tls;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.Optional;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
@@ -42,18 +43,11 @@ public final class OpenAiServer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Jetty's start and stop lines are noise beside Flover's own; its warnings still show. Held, so it stays set. */
     private static final Logger JETTY = Logger.getLogger("org.eclipse.jetty");
+    /** The socket buffer of each connection's output: what the kernel holds for a client that does not read. */
+    private static final int SOCKET_SEND_BUFFER_BYTES = 64 << 10;
 
     static {
         JETTY.setLevel(Level.WARNING);
-    }
-
-    /**
-     * @param maxBodyBytes larger request bodies are refused with 413
-     * @param streamBufferBytes what a stream holds for a client that does not read, before the stall clock runs
-     * @param streamStallTimeout how long a stream may stay full before it is dropped and its generation cancelled
-     */
-    public record Limits(long maxBodyBytes, long streamBufferBytes, Duration streamStallTimeout) {
-        public static final Limits DEFAULT = new Limits(4 << 20, 1 << 20, Duration.ofSeconds(30));
     }
 
     /**
@@ -63,9 +57,10 @@ public final class OpenAiServer implements AutoCloseable {
      * @param tokens the bearer tokens of {@code --auth-tokens}, or null for none
      * @param ready whether {@code /health} says 200
      * @param metrics the Prometheus text of the process's meters, or null when it keeps none
+     * @param streams how much a stream holds for a client that does not read, and for how long: the gRPC API's
      */
     public record Api(Replicas replicas, String model, ChatTemplate template, BearerTokens tokens,
-                      BooleanSupplier ready, Supplier<String> metrics, Limits limits) {
+                      BooleanSupplier ready, Supplier<String> metrics, FloverServer.Streams streams) {
     }
 
     private final Api api;
@@ -81,12 +76,17 @@ public final class OpenAiServer implements AutoCloseable {
         this.connector = connector;
     }
 
-    public static OpenAiServer start(InetSocketAddress address, Api api) throws IOException {
+    /** Serves {@code api} at {@code address}: HTTPS with {@code tls}'s certificate and key, or plain HTTP with none. */
+    public static OpenAiServer start(InetSocketAddress address, Tls tls, Api api) throws IOException {
         QueuedThreadPool threads = new QueuedThreadPool();
         threads.setName("flover-http");
         threads.setDaemon(true);
         Server server = new Server(threads);
-        ServerConnector connector = new ServerConnector(server);
+        ServerConnector connector = tls.cert() == null ? new ServerConnector(server)
+                : new ServerConnector(server, Https.contextFactory(tls));
+        // Without a bound TCP's autotuning lets a socket hold up to tcp_wmem's maximum (4 MiB on Linux), which it
+        // does over loopback's 64 KiB segments; token streams and answers need far less.
+        connector.setAcceptedSendBufferSize(SOCKET_SEND_BUFFER_BYTES);
         connector.setHost(address.getHostString());
         connector.setPort(address.getPort());
         server.addConnector(connector);
@@ -180,14 +180,13 @@ public final class OpenAiServer implements AutoCloseable {
         private void generate(CompletionRequest r, Request request, Response response, Callback callback)
                 throws Scheduler.QueueFullException {
             Completion c = new Completion(r, api.model(), api.replicas().tokenizer(), response, callback);
-            c.start(api.replicas(), api.limits().streamBufferBytes(), api.limits().streamStallTimeout());
-            // A client that closes the connection cancels its request (a stream notices at its next write too).
+            c.start(api.replicas(), api.streams(), request);
             request.addFailureListener(failure -> c.cancel());
         }
 
         /** The body as JSON, refused with 413 past the limit whether or not its length was announced. */
         private JsonNode body(Request request) {
-            long limit = api.limits().maxBodyBytes();
+            long limit = FloverServer.MAX_REQUEST_BYTES;
             if (request.getLength() > limit) {
                 throw ApiError.tooLarge(limit);
             }

@@ -14,7 +14,8 @@ import java.util.function.BinaryOperator;
  * concatenate), so a slow client holds at most its own request's output and never blocks the writer. A client
  * that lets the buffer fill and then reads nothing for the stall timeout is given up: {@code onStall} runs once
  * (cancel the request, end the stream with a status that says why) and the buffer is dropped. Any transport with
- * a readiness signal fits: gRPC's {@code isReady}/{@code onReady}, an HTTP response's writability.
+ * a readiness signal fits: gRPC's {@code isReady}/{@code onReady}, or an HTTP response that is ready while no write
+ * is in flight and calls {@link #drain} when one completes.
  */
 public final class BoundedStream<T> {
     /** Where the messages go. {@link #write} must not block; {@link #ready} says whether it would buffer. */
@@ -72,7 +73,10 @@ public final class BoundedStream<T> {
         }
     }
 
-    /** Ends the stream with {@code last} (e.g. the final message and the close) once what waits is written. */
+    /**
+     * Ends the stream with {@code last} (e.g. the final message and the close) once what waits is written and the
+     * transport is ready, so {@code last} may write too.
+     */
     public synchronized void end(Runnable last) {
         if (done || this.last != null) {
             return;
@@ -91,7 +95,7 @@ public final class BoundedStream<T> {
             stallCheck = null;
             fullSince = -1;
         }
-        if (!done && waiting.isEmpty() && last != null) {
+        if (!done && waiting.isEmpty() && last != null && transport.ready()) {
             done = true;
             last.run();
         }

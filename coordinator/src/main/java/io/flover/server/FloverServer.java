@@ -68,6 +68,7 @@ public final class FloverServer implements AutoCloseable {
     private final Replicas replicas;
     private final ModelInfo model;
     private final Security security;
+    private final Streams streams;
     private final HealthStatusManager health;
     private final Server server;
     private final AutoCloseable resources;
@@ -75,11 +76,12 @@ public final class FloverServer implements AutoCloseable {
     private volatile boolean serving;
     private volatile OpenAiServer http;
 
-    private FloverServer(Replicas replicas, ModelInfo model, Security security, HealthStatusManager health,
-                         Server server, AutoCloseable resources) {
+    private FloverServer(Replicas replicas, ModelInfo model, Security security, Streams streams,
+                         HealthStatusManager health, Server server, AutoCloseable resources) {
         this.replicas = replicas;
         this.model = model;
         this.security = security;
+        this.streams = streams;
         this.health = health;
         this.server = server;
         this.resources = resources;
@@ -101,7 +103,7 @@ public final class FloverServer implements AutoCloseable {
             builder.intercept(security.tokens());
         }
         Server server = builder.build();
-        FloverServer s = new FloverServer(replicas, model, security, health, server, resources);
+        FloverServer s = new FloverServer(replicas, model, security, streams, health, server, resources);
         health.setStatus("", ServingStatus.SERVING);
         s.setServing(false);
         try {
@@ -115,17 +117,14 @@ public final class FloverServer implements AutoCloseable {
     }
 
     /**
-     * Serves the OpenAI-compatible HTTP API as well, at {@code address}, over the same replicas, bearer tokens and
+     * Serves the OpenAI-compatible HTTP API as well, at {@code address}, over the same replicas, TLS (HTTPS with the
+     * same certificate and key, and client certificates where gRPC requires them), bearer tokens, stream bounds and
      * readiness, until this server closes. {@code template} renders chat requests; null answers them with 400.
      * Returns the bound port.
      */
-    public int serveHttp(InetSocketAddress address, ChatTemplate template, OpenAiServer.Limits limits)
-            throws IOException {
-        if (security.tls().cert() != null) {
-            throw new IllegalArgumentException("the HTTP API does not serve TLS; terminate TLS in front of it");
-        }
-        http = OpenAiServer.start(address, new OpenAiServer.Api(replicas, model.getName(), template,
-                security.tokens(), this::serving, replicas.metrics().prometheus(), limits));
+    public int serveHttp(InetSocketAddress address, ChatTemplate template) throws IOException {
+        http = OpenAiServer.start(address, security.tls(), new OpenAiServer.Api(replicas, model.getName(), template,
+                security.tokens(), this::serving, replicas.metrics().prometheus(), streams));
         return http.port();
     }
 

@@ -95,4 +95,17 @@ class BoundedStreamTest {
         assertFalse(stalled.await(400, TimeUnit.MILLISECONDS));
         assertEquals(List.of("a", "b", "c"), client.received);
     }
+
+    @Test
+    void theEndWaitsForAWriteInFlight() {
+        Client client = new Client();
+        BoundedStream<String> s = stream(client, Duration.ofMinutes(1), () -> { });
+        s.send("a");
+        client.ready = false; // "a" is still being written, as an HTTP write is until its callback
+        s.end(() -> client.received.add("end"));
+        assertEquals(List.of("a"), client.received, "the end must not write while a write is in flight");
+        client.ready = true;
+        s.drain();
+        assertEquals(List.of("a", "end"), client.received);
+    }
 }

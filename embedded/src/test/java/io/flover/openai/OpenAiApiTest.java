@@ -31,12 +31,18 @@ import io.flover.server.ServerTesting;
 import io.grpc.ManagedChannel;
 import java.io.InputStream;
 import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.security.KeyFactory;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
+import java.security.spec.PKCS8EncodedKeySpec;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -44,6 +50,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.stream.Collectors;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -66,8 +76,7 @@ class OpenAiApiTest {
         Path textModel = dir.resolve("tiny-chat");
         RandomCheckpoint.write(textModel, Architecture.LLAMA, RandomCheckpoint.Preset.TINY, DType.F32, 7, s -> { });
         server = ServerTesting.start(textModel);
-        int port = server.serveHttp(new InetSocketAddress("127.0.0.1", 0), ChatTemplate.load(textModel, null).orElseThrow(),
-                OpenAiServer.Limits.DEFAULT);
+        int port = server.serveHttp(new InetSocketAddress("127.0.0.1", 0), ChatTemplate.load(textModel, null).orElseThrow());
         base = "http://127.0.0.1:" + port;
         model = "tiny-chat";
         client = OpenAIOkHttpClient.builder().baseUrl(base + "/v1").apiKey("unused").maxRetries(0).build();
@@ -278,10 +287,34 @@ class OpenAiApiTest {
     }
 
     @Test
+    void aClientThatLeavesBeforeItsWholeAnswerIsWrittenFreesItsSlotAndBlocksAtOnce() throws Exception {
+        int maxTokens = server.replicas().model().maxPositions() - 8;
+        long generatedBefore = server.replicas().stats().generatedTokens();
+        byte[] body = ("{\"model\":\"tiny-chat\",\"prompt\":\"go\",\"max_tokens\":" + maxTokens
+                + ",\"ignore_eos\":true}").getBytes(StandardCharsets.UTF_8);
+        URI uri = URI.create(base);
+        try (Socket socket = new Socket(uri.getHost(), uri.getPort())) {
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: " + body.length + "\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().write(body);
+            socket.getOutputStream().flush();
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (server.replicas().stats().generatedTokens() == generatedBefore && System.nanoTime() < deadline) {
+                Thread.sleep(1);
+            }
+            assertEquals(1, server.replicas().stats().running(), "the completion runs");
+        } // the client leaves before the answer, which is written only once it is whole
+        ServerTesting.assertIdleWithin(server.replicas(), 2_000);
+        long generated = server.replicas().stats().generatedTokens() - generatedBefore;
+        assertTrue(generated < maxTokens / 2, "the completion ran on for " + generated + " of " + maxTokens + " tokens");
+    }
+
+    @Test
     void greedyIdsEqualTheGrpcApisAndTheGoldenReference() throws Exception {
         for (String name : List.of("llama-tiny-f32", "gpt2-tiny-f32")) {
             try (FloverServer golden = ServerTesting.start(ServerTesting.golden(name))) {
-                int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null, OpenAiServer.Limits.DEFAULT);
+                int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
                 ManagedChannel channel = ServerTesting.channel(golden);
                 try {
                     for (ServerTesting.Golden g : ServerTesting.cases(name)) {
@@ -312,7 +345,7 @@ class OpenAiApiTest {
             try (FloverServer golden = EmbeddedServer.start(new EmbeddedServer.Options(ServerTesting.golden("llama-tiny-f32"),
                     "127.0.0.1", 0, 2, tp, 16 << 20, io.flover.coordinator.SchedulerConfig.defaults(
                     new io.flover.coordinator.Policy.Fusion())))) {
-                int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null, OpenAiServer.Limits.DEFAULT);
+                int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
                 JsonNode reference = JSON.readTree(ServerTesting.golden("llama-tiny-f32").resolve("expected.json")
                         .toFile()).get("cases");
                 for (JsonNode c : reference) {
@@ -382,7 +415,7 @@ class OpenAiApiTest {
     @Test
     void aModelWithoutATemplateRefusesChat() throws Exception {
         try (FloverServer golden = ServerTesting.start(ServerTesting.golden("llama-tiny-f32"))) {
-            int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null, OpenAiServer.Limits.DEFAULT);
+            int port = golden.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
             HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
                     + "/v1/chat/completions")).POST(HttpRequest.BodyPublishers.ofString(
                     "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")).build(), HttpResponse.BodyHandlers.ofString());
@@ -399,8 +432,7 @@ class OpenAiApiTest {
         try (FloverServer secured = EmbeddedServer.start(new EmbeddedServer.Options(ServerTesting.golden("llama-tiny-f32"),
                 "127.0.0.1", 0, 1, 1, 4 << 20, io.flover.coordinator.SchedulerConfig.defaults(
                 new io.flover.coordinator.Policy.Fusion())), io.flover.coordinator.ServingMetrics.none(), security)) {
-            String url = "http://127.0.0.1:" + secured.serveHttp(new InetSocketAddress("127.0.0.1", 0), null,
-                    OpenAiServer.Limits.DEFAULT);
+            String url = "http://127.0.0.1:" + secured.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
             assertRaw(401, null, HTTP.send(HttpRequest.newBuilder(URI.create(url + "/v1/models")).build(),
                     HttpResponse.BodyHandlers.ofString()));
             assertRaw(401, null, HTTP.send(HttpRequest.newBuilder(URI.create(url + "/v1/models"))
@@ -422,10 +454,68 @@ class OpenAiApiTest {
     }
 
     @Test
+    void withTlsTheHttpApiServesHttpsWithTheGrpcApisCertificateAndClientCa() throws Exception {
+        FloverServer.Security security = new FloverServer.Security(new io.flover.worker.server.Tls(tls("server.pem"),
+                tls("server.key"), tls("ca.pem")), null);
+        try (FloverServer secured = EmbeddedServer.start(new EmbeddedServer.Options(ServerTesting.golden("llama-tiny-f32"),
+                "127.0.0.1", 0, 1, 1, 4 << 20, io.flover.coordinator.SchedulerConfig.defaults(
+                new io.flover.coordinator.Policy.Fusion())), io.flover.coordinator.ServingMetrics.none(), security)) {
+            String url = "https://localhost:" + secured.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
+            HttpRequest models = HttpRequest.newBuilder(URI.create(url + "/v1/models")).build();
+            HttpClient identified = https(clientIdentity());
+            assertEquals(200, identified.send(models, HttpResponse.BodyHandlers.ofString()).statusCode());
+            // Two answers on one connection: the watch for clients that leave hands the connection back whole.
+            HttpRequest completion = HttpRequest.newBuilder(URI.create(url + "/v1/completions")).POST(HttpRequest
+                    .BodyPublishers.ofString("{\"prompt\": [1, 2], \"max_tokens\": 3, \"ignore_eos\": true}")).build();
+            for (int i = 0; i < 2; i++) {
+                HttpResponse<String> r = identified.send(completion, HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, r.statusCode(), r.body());
+                assertEquals(3, JSON.readTree(r.body()).at("/usage/completion_tokens").asInt(), r.body());
+            }
+            // A client without a certificate from the CA, and a plaintext one, are refused.
+            assertThrows(java.io.IOException.class, () -> https(null).send(models, HttpResponse.BodyHandlers.ofString()));
+            assertThrows(java.io.IOException.class, () -> HTTP.send(HttpRequest.newBuilder(URI.create(
+                    url.replace("https:", "http:") + "/v1/models")).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+    }
+
+    private static Path tls(String file) throws Exception {
+        return Path.of(OpenAiApiTest.class.getResource("/tls/" + file).toURI());
+    }
+
+    /** The test client certificate and its key, which the server's CA signed. */
+    private static KeyManager[] clientIdentity() throws Exception {
+        String pem = java.nio.file.Files.readString(tls("client.key"));
+        byte[] der = java.util.Base64.getMimeDecoder().decode(pem.replaceAll("-----[A-Z ]+-----", ""));
+        KeyStore keys = KeyStore.getInstance("PKCS12");
+        keys.load(null, null);
+        try (InputStream in = java.nio.file.Files.newInputStream(tls("client.pem"))) {
+            keys.setKeyEntry("client", KeyFactory.getInstance("RSA").generatePrivate(new PKCS8EncodedKeySpec(der)),
+                    new char[0], new Certificate[] {CertificateFactory.getInstance("X.509").generateCertificate(in)});
+        }
+        KeyManagerFactory f = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+        f.init(keys, new char[0]);
+        return f.getKeyManagers();
+    }
+
+    /** An HTTP/1.1 client that trusts the test CA and presents {@code identity} (null: no certificate). */
+    private static HttpClient https(KeyManager[] identity) throws Exception {
+        KeyStore trust = KeyStore.getInstance("PKCS12");
+        trust.load(null, null);
+        try (InputStream in = java.nio.file.Files.newInputStream(tls("ca.pem"))) {
+            trust.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(in));
+        }
+        TrustManagerFactory trusted = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        trusted.init(trust);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(identity, trusted.getTrustManagers(), null);
+        return HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).sslContext(context).build();
+    }
+
+    @Test
     void aDrainingServerIsUnhealthyAndRefusesWith503() throws Exception {
         try (FloverServer draining = ServerTesting.start(ServerTesting.golden("llama-tiny-f32"))) {
-            String url = "http://127.0.0.1:" + draining.serveHttp(new InetSocketAddress("127.0.0.1", 0), null,
-                    OpenAiServer.Limits.DEFAULT);
+            String url = "http://127.0.0.1:" + draining.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
             assertEquals(200, HTTP.send(HttpRequest.newBuilder(URI.create(url + "/health")).build(),
                     HttpResponse.BodyHandlers.ofString()).statusCode());
             draining.setServing(false);
