@@ -30,9 +30,25 @@ public final class ServerTesting {
     private ServerTesting() {
     }
 
-    /** A golden checkpoint from the transformer module's test resources (no tokenizer). */
+    /**
+     * A golden checkpoint from the transformer module's test resources (no tokenizer), or a golden GGUF file when
+     * {@code name} ends with {@code .gguf}.
+     */
     public static Path golden(String name) throws Exception {
+        if (name.endsWith(".gguf")) {
+            return Path.of(ServerTesting.class.getResource("/golden/gguf/" + name).toURI());
+        }
         return Path.of(ServerTesting.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
+    }
+
+    /** The expected greedy ids of a golden model: a quantized GGUF file has its own, the others their checkpoint's. */
+    static Path expected(String name) throws Exception {
+        if (!name.endsWith(".gguf")) {
+            return golden(name).resolve("expected.json");
+        }
+        String base = name.substring(0, name.length() - ".gguf".length());
+        Path own = golden(name).resolveSibling(base + ".expected.json");
+        return java.nio.file.Files.exists(own) ? own : golden(base).resolve("expected.json");
     }
 
     public record Golden(int[] prompt, int[] greedy) {
@@ -40,7 +56,7 @@ public final class ServerTesting {
 
     public static List<Golden> cases(String name) throws Exception {
         List<Golden> out = new ArrayList<>();
-        for (JsonNode c : JSON.readTree(golden(name).resolve("expected.json").toFile()).get("cases")) {
+        for (JsonNode c : JSON.readTree(expected(name).toFile()).get("cases")) {
             out.add(new Golden(JSON.treeToValue(c.get("prompt_ids"), int[].class),
                     JSON.treeToValue(c.get("greedy_ids"), int[].class)));
         }

@@ -30,7 +30,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * A coordinator and worker processes on loopback: tensor-parallel groups give the golden greedy ids to concurrent
- * clients; groups form as workers join; a worker killed mid-generation loses its group, whose requests finish on
+ * clients, from a checkpoint and from a Q8_0 GGUF file; groups form as workers join; a worker killed mid-generation loses its group, whose requests finish on
  * the other group with the right tokens; with no group left, requests are refused with UNAVAILABLE.
  */
 class TensorParallelClusterIT {
@@ -39,7 +39,7 @@ class TensorParallelClusterIT {
     }
 
     @ParameterizedTest(name = "{0} on {1} workers")
-    @CsvSource({"gpt2-tiny-f32, 2", "llama-tiny-f32, 4"})
+    @CsvSource({"gpt2-tiny-q8_0.gguf, 2", "llama-tiny-f32, 4"})
     void groupsOfWorkerProcessesGiveTheGoldenIds(String name, int tp) throws Exception {
         List<Golden> cases = cases(name);
         try (ProcessCluster cluster = new ProcessCluster("tp-" + name + "-" + tp)) {
@@ -213,14 +213,21 @@ class TensorParallelClusterIT {
         return Path.of(TensorParallelClusterIT.class.getResource("/tls/" + file).toURI()).toString();
     }
 
+    /** A golden checkpoint, or a golden GGUF file (with expected ids of its own) when the name ends with .gguf. */
     static Path golden(String name) throws Exception {
+        if (name.endsWith(".gguf")) {
+            return Path.of(TensorParallelClusterIT.class.getResource("/golden/gguf/" + name).toURI());
+        }
         return Path.of(TensorParallelClusterIT.class.getResource("/golden/" + name + "/config.json").toURI()).getParent();
     }
 
     static List<Golden> cases(String name) throws Exception {
         ObjectMapper json = new ObjectMapper();
+        Path expected = name.endsWith(".gguf")
+                ? golden(name).resolveSibling(name.replace(".gguf", ".expected.json"))
+                : golden(name).resolve("expected.json");
         List<Golden> out = new ArrayList<>();
-        for (JsonNode c : json.readTree(golden(name).resolve("expected.json").toFile()).get("cases")) {
+        for (JsonNode c : json.readTree(expected.toFile()).get("cases")) {
             out.add(new Golden(json.treeToValue(c.get("prompt_ids"), int[].class),
                     json.treeToValue(c.get("greedy_ids"), int[].class)));
         }
