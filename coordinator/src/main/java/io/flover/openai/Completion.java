@@ -11,7 +11,10 @@ import io.flover.model.tokenizer.Tokenizer;
 import io.flover.server.BoundedStream;
 import io.flover.server.FloverServer;
 import io.flover.worker.TokenLogprobs;
+import java.io.IOException;
+import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
+import java.nio.channels.NetworkChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -45,8 +48,9 @@ final class Completion {
     private final String id;
     private final long created = System.currentTimeMillis() / 1000;
     private final Response response;
-    /** Completes the response; once the choices are queued, it also ends the watch for a client that leaves. */
-    private volatile Callback callback;
+    private final Callback callback;
+    /** Notices a client that closes its connection, from the choices' submission to the answer's last write. */
+    private volatile HangupWatch watch;
     /** Whether {@link #callback} was completed: the response's end, or its failure, happens once. */
     private final AtomicBoolean responded = new AtomicBoolean();
     private final Choice[] choices;
@@ -149,7 +153,7 @@ final class Completion {
             handles.forEach(Scheduler.Handle::cancel);
             throw e;
         }
-        callback = HangupWatch.watch(http, callback, this::cancel);
+        watch = HangupWatch.start(http, this::cancel);
         if (request.stream()) {
             response.setStatus(200);
             response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
@@ -197,20 +201,28 @@ final class Completion {
     }
 
     /**
-     * A client that read nothing for the stall timeout: its request is cancelled and its connection closed, which
-     * ends the write that waits on it.
+     * A client that read nothing for the stall timeout: its request is cancelled and its connection reset, which
+     * ends the write that waits on it and drops what the socket still holds for the client.
      */
     private void stalled(FloverServer.Streams streams, EndPoint connection) {
         LOG.info(() -> "cancelling " + id + ": its client read nothing for " + streams.stallTimeout());
         cancel();
         EofException why = new EofException("the client read nothing for " + streams.stallTimeout().toSeconds()
                 + " s while " + streams.buffered() + " events waited");
+        if (connection.getTransport() instanceof NetworkChannel socket) {
+            try {
+                socket.setOption(StandardSocketOptions.SO_LINGER, 0); // the close resets the connection
+            } catch (IOException e) {
+                // closed already
+            }
+        }
         connection.close(why);
         fail(why);
     }
 
     private void fail(Throwable why) {
         if (responded.compareAndSet(false, true)) {
+            watch.stop();
             callback.failed(why);
         }
     }
@@ -251,6 +263,7 @@ final class Completion {
             }
             stream.end(() -> {
                 if (responded.compareAndSet(false, true)) {
+                    watch.stop();
                     response.write(true, ByteBuffer.wrap(DONE), callback);
                 }
             });
@@ -266,6 +279,7 @@ final class Completion {
         if (!responded.compareAndSet(false, true)) {
             return;
         }
+        watch.stop();
         for (Choice c : choices) {
             FinishReason reason = c.outcome.reason();
             if (reason != FinishReason.STOP && reason != FinishReason.LENGTH) {

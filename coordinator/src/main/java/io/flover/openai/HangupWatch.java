@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CancellationException;
 import org.eclipse.jetty.io.AbstractEndPoint;
+import org.eclipse.jetty.io.EndPoint;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.util.BufferUtil;
 import org.eclipse.jetty.util.Callback;
@@ -14,10 +15,11 @@ import org.eclipse.jetty.util.Callback;
  * for a completion that is not streamed, its whole answer. The watch asks the connection to say when it turns
  * readable. The client has sent its whole request, and may send nothing more before the answer (no pipelining after
  * a POST, RFC 9112 9.3.2), so what comes is the end of the connection (or a client that breaks the protocol, whose
- * connection is closed): {@code onGone} runs. The watch ends before the response completes, so that the connection
- * reads its next request as usual.
+ * connection is closed): {@code onGone} runs. The watch ends before the answer's last bytes are written, so that
+ * the connection reads the client's next request as usual.
  */
 final class HangupWatch implements Callback {
+    /** Null where the connection is not one whose read interest can be withdrawn: then nothing is watched. */
     private final AbstractEndPoint endPoint;
     private final Runnable onGone;
     /** Whether the connection holds this watch's read interest. */
@@ -30,32 +32,18 @@ final class HangupWatch implements Callback {
     }
 
     /**
-     * Watches {@code request}'s connection, whose body has been read, until the response completes; returns the
-     * callback to complete the response with in place of {@code callback}.
+     * Watches {@code request}'s connection, whose body has been read, until {@link #stop}, which must come before
+     * the last bytes of the answer are written: the client may send its next request as soon as it has them.
      */
-    static Callback watch(Request request, Callback callback, Runnable onGone) {
-        if (!(request.getConnectionMetaData().getConnection().getEndPoint() instanceof AbstractEndPoint endPoint)) {
-            return callback;
-        }
-        HangupWatch watch = new HangupWatch(endPoint, onGone);
+    static HangupWatch start(Request request, Runnable onGone) {
+        EndPoint endPoint = request.getConnectionMetaData().getConnection().getEndPoint();
+        HangupWatch watch = new HangupWatch(endPoint instanceof AbstractEndPoint e ? e : null, onGone);
         watch.arm();
-        return new Callback.Nested(callback) {
-            @Override
-            public void succeeded() {
-                watch.stop();
-                super.succeeded();
-            }
-
-            @Override
-            public void failed(Throwable x) {
-                watch.stop();
-                super.failed(x);
-            }
-        };
+        return watch;
     }
 
     private synchronized void arm() {
-        armed = !over && endPoint.tryFillInterested(this);
+        armed = !over && endPoint != null && endPoint.tryFillInterested(this);
     }
 
     /** The connection is readable: the client closed it, or sent what it must not. */
@@ -99,7 +87,7 @@ final class HangupWatch implements Callback {
     }
 
     /** Withdraws the read interest, which the connection takes up again for its next request. */
-    private void stop() {
+    void stop() {
         boolean withdraw;
         synchronized (this) {
             withdraw = armed && !over;
