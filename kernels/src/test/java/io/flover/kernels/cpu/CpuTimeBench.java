@@ -33,8 +33,10 @@ final class CpuTimeBench {
         int k = 768;
         SplittableRandom random = new SplittableRandom(1);
         try (Arena arena = Arena.ofConfined(); CpuKernels kernels = new CpuKernels(1)) {
-            for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
-                Tensor t = TestData.tensor(arena, dtype, n, k, TestData.floats(random, n * k, 1));
+            for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.Q8_0, DType.Q4_0, DType.Q4_K, DType.Q6_K}) {
+                float[] values = TestData.floats(random, n * k, 1);
+                Tensor t = dtype.quantized() ? TestData.quantized(arena, dtype, n, k, values)
+                        : TestData.tensor(arena, dtype, n, k, values);
                 PackedMatrix w = PackedMatrix.of(t);
                 StringBuilder line = new StringBuilder(String.format("matmul %s %dx%d, GFLOP/cpu-s:", dtype, n, k));
                 for (int tokens : new int[] {1, 4, 16, 64, 512}) {
@@ -48,9 +50,9 @@ final class CpuTimeBench {
         }
     }
 
-    /** The fastest of 5 timings, in CPU seconds per call, after 1.5 s of warm-up. */
+    /** The fastest of 5 timings, in CPU seconds per call, after 5 s of warm-up (C2 is slow on a loaded machine). */
     private static double bestCpuSeconds(Runnable call) {
-        long warm = System.nanoTime() + 1_500_000_000L;
+        long warm = System.nanoTime() + 5_000_000_000L;
         while (System.nanoTime() < warm) {
             call.run();
         }
