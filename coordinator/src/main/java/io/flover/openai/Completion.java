@@ -158,8 +158,10 @@ final class Completion {
             response.setStatus(200);
             response.getHeaders().put(HttpHeader.CONTENT_TYPE, "text/event-stream; charset=utf-8");
             response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");
-            stream = new BoundedStream<>(new Sse(), streams.buffered(), streams.stallTimeout(), Completion::concat,
-                    () -> stalled(streams, http.getConnectionMetaData().getConnection().getEndPoint()));
+            EndPoint connection = http.getConnectionMetaData().getConnection().getEndPoint();
+            stream = new BoundedStream<>(new Sse(connection), streams.buffered(), streams.stallTimeout(),
+                    Completion::concat, () -> abandon(connection, new EofException("the client read nothing for "
+                            + streams.stallTimeout().toSeconds() + " s while " + streams.buffered() + " events waited")));
             for (Choice c : choices) {
                 // The role first, as OpenAI streams it; echo sends the prompt before any completion.
                 if (request.chat()) {
@@ -177,7 +179,12 @@ final class Completion {
      * time), and a write that completes lets the stream write what waits.
      */
     private final class Sse implements BoundedStream.Transport<byte[]> {
+        private final EndPoint connection;
         private volatile boolean writing;
+
+        Sse(EndPoint connection) {
+            this.connection = connection;
+        }
 
         @Override
         public boolean ready() {
@@ -190,25 +197,17 @@ final class Completion {
             response.write(false, ByteBuffer.wrap(events), Callback.from(() -> {
                 writing = false;
                 stream.drain();
-            }, this::failed));
-        }
-
-        /** The client left: its choices are cancelled. */
-        private void failed(Throwable why) {
-            cancel();
-            fail(why);
+            }, why -> abandon(connection, why))); // the client left, or read nothing for the idle timeout
         }
     }
 
     /**
-     * A client that read nothing for the stall timeout: its request is cancelled and its connection reset, which
-     * ends the write that waits on it and drops what the socket still holds for the client.
+     * A stream whose client left or reads nothing: its choices are cancelled and its connection reset, which ends
+     * a write that waits on the client and drops what the socket still holds for it.
      */
-    private void stalled(FloverServer.Streams streams, EndPoint connection) {
-        LOG.info(() -> "cancelling " + id + ": its client read nothing for " + streams.stallTimeout());
+    private void abandon(EndPoint connection, Throwable why) {
+        LOG.fine(() -> "cancelling " + id + ": " + why.getMessage());
         cancel();
-        EofException why = new EofException("the client read nothing for " + streams.stallTimeout().toSeconds()
-                + " s while " + streams.buffered() + " events waited");
         if (connection.getTransport() instanceof NetworkChannel socket) {
             try {
                 socket.setOption(StandardSocketOptions.SO_LINGER, 0); // the close resets the connection

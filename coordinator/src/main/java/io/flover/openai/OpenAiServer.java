@@ -87,6 +87,8 @@ public final class OpenAiServer implements AutoCloseable {
         // Without a bound TCP's autotuning lets a socket hold up to tcp_wmem's maximum (4 MiB on Linux), which it
         // does over loopback's 64 KiB segments; token streams and answers need far less.
         connector.setAcceptedSendBufferSize(SOCKET_SEND_BUFFER_BYTES);
+        // A write that makes no progress for the stall timeout fails, as a stream that stays full that long does.
+        connector.setIdleTimeout(api.streams().stallTimeout().toMillis());
         connector.setHost(address.getHostString());
         connector.setPort(address.getPort());
         server.addConnector(connector);
@@ -182,6 +184,8 @@ public final class OpenAiServer implements AutoCloseable {
             Completion c = new Completion(r, api.model(), api.replicas().tokenizer(), response, callback);
             c.start(api.replicas(), api.streams(), request);
             request.addFailureListener(failure -> c.cancel());
+            // A client waiting for its answer is not idle; one that leaves is noticed by the completion's watch.
+            request.addIdleTimeoutListener(timeout -> false);
         }
 
         /** The body as JSON, refused with 413 past the limit whether or not its length was announced. */

@@ -172,6 +172,25 @@ class StalledClientsTest {
         }
     }
 
+    @Test
+    void anAnswerThatTakesLongerThanTheStallTimeoutIsNotCutOff() throws Exception {
+        Duration stall = Duration.ofSeconds(1);
+        EmbeddedServer.Options options = new EmbeddedServer.Options(model, "127.0.0.1", 0, 2, 1, 64 << 20, CONFIG);
+        try (FloverServer server = EmbeddedServer.start(options, ServingMetrics.none(), FloverServer.Security.NONE,
+                new FloverServer.Streams(8, stall))) {
+            int port = server.serveHttp(new InetSocketAddress("127.0.0.1", 0), null);
+            int maxTokens = server.replicas().model().maxPositions() - 8;
+            long start = System.nanoTime();
+            HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:"
+                    + port + "/v1/completions")).POST(HttpRequest.BodyPublishers.ofString(completion(new int[] {1, 2}, maxTokens)
+                    .replace(", \"stream\": true", ", \"n\": 8"))).build(), HttpResponse.BodyHandlers.ofString());
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertEquals(200, r.statusCode(), r.body());
+            assertEquals(8 * maxTokens, JSON.readTree(r.body()).at("/usage/completion_tokens").asInt());
+            assertTrue(took.compareTo(stall.multipliedBy(2)) > 0, "the answer came too soon to show anything: " + took);
+        }
+    }
+
     /** A greedy streamed completion of {@code prompt} that runs to {@code maxTokens}. */
     private static String completion(int[] prompt, int maxTokens) {
         return "{\"prompt\": " + Arrays.toString(prompt) + ", \"max_tokens\": " + maxTokens
