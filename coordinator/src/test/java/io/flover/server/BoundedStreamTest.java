@@ -84,15 +84,15 @@ class BoundedStreamTest {
         Client client = new Client();
         client.ready = false;
         CountDownLatch stalled = new CountDownLatch(1);
-        BoundedStream<String> s = stream(client, Duration.ofMillis(300), stalled::countDown);
+        BoundedStream<String> s = stream(client, Duration.ofMillis(1000), stalled::countDown);
         for (String m : List.of("a", "b", "c")) {
             s.send(m);
         }
-        Thread.sleep(200);
+        Thread.sleep(100); // well inside the timeout, even on a loaded machine
         client.ready = true;
-        s.drain(); // the client read everything just before the timeout
+        s.drain(); // the client read everything before the timeout
         client.ready = false;
-        assertFalse(stalled.await(400, TimeUnit.MILLISECONDS));
+        assertFalse(stalled.await(1500, TimeUnit.MILLISECONDS));
         assertEquals(List.of("a", "b", "c"), client.received);
     }
 
