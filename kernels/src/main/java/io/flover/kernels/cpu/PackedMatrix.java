@@ -3,6 +3,7 @@ package io.flover.kernels.cpu;
 import static io.flover.kernels.cpu.PanelFormat.GROUP;
 
 import io.flover.model.Tensor;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -32,13 +33,12 @@ public final class PackedMatrix {
         PanelFormat format = PanelFormat.of(w.dtype());
         int groups = Math.ceilDiv(n, GROUP);
         long groupBytes = format.groupBytes(k);
-        MemorySegment data = HugePages.allocate(groups * groupBytes);
+        MemorySegment data = Arena.ofAuto().allocate(Math.max(1, groups * groupBytes), 64);
         float[] scratch = new float[GROUP * k];
         for (int g = 0; g < groups; g++) {
             int from = g * GROUP;
             format.pack(w, from, Math.min(GROUP, n - from), scratch, data, g * groupBytes);
         }
-        HugePages.collapse(data);
         return new PackedMatrix(format, n, k, data);
     }
 
