@@ -14,9 +14,10 @@
 # writes the checkpoint as GGUF with llama.cpp's gguf-py (python3 with numpy and sentencepiece), then runs each pair of matching
 # measurements one after the other:
 #   llama-bench -p 512 -n 128        prompt of 512 tokens; 128 tokens decoded from an empty context
-#   ./flover bench-engine --prompt-len 512 --decode-steps 128 --batches 1
+#   ./flover bench-engine --prompt-len 512 --decode-steps 128 --batches 1           the mean of 5 runs, as llama-bench
 #   llama-batched-bench -npp 128 -ntg 128 -npl 4,16,32,64     B sequences, each a 128-token prompt then 128 steps
-#   ./flover bench-engine --prompt-len 0 --decode-prompt-len 128 --decode-steps 128 --batches 4,16,32,64
+#   ./flover bench-engine --prompt-len 0 --decode-prompt-len 128 --decode-steps 128 --batches 4,16,32,64 \
+#       --repetitions 1                                           one run, as llama-batched-bench
 # Figures move with whatever else runs on the machine (check uptime first): compare the ratios of one run only.
 set -euo pipefail
 SRC=${1:?usage: llama_cpp.sh LLAMA_CPP_SRC [MODEL_DIR] [THREADS]}
@@ -65,7 +66,7 @@ echo "== Flover, prompt and one sequence ==" >&2
   -npl 4,16,32,64 2>/dev/null | grep -E '^\|' >"$OUT/bb.txt"
 echo "== Flover, batches ==" >&2
 ./flover bench-engine --model "$MODEL" --threads "$THREADS" --prompt-len 0 --decode-prompt-len 128 \
-  --decode-steps 128 --batches 4,16,32,64 --json "$OUT/fl2.json" >&2
+  --decode-steps 128 --batches 4,16,32,64 --repetitions 1 --json "$OUT/fl2.json" >&2
 echo "== $(uptime) ==" >&2
 
 python3 - "$OUT" "$DT" <<'PY'

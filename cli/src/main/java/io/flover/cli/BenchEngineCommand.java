@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.function.DoubleSupplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -58,6 +59,11 @@ final class BenchEngineCommand implements Callable<Integer> {
             description = "prompt length for prompt processing, 0 for none (default: ${DEFAULT-VALUE}; llama-bench's -p)")
     int promptLength;
 
+    @Option(names = "--repetitions", defaultValue = "5",
+            description = "timed runs of each figure, which is their mean, shown with their standard deviation "
+                    + "(default: ${DEFAULT-VALUE}; llama-bench's -r)")
+    int repetitions;
+
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     int threads = Runtime.getRuntime().availableProcessors();
 
@@ -72,6 +78,7 @@ final class BenchEngineCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        Flags.require(repetitions >= 1, "--repetitions must be at least 1, got " + repetitions);
         Device on = device.device();
         Map<String, Object> results = new LinkedHashMap<>();
         double bandwidth;
@@ -125,26 +132,27 @@ final class BenchEngineCommand implements Callable<Integer> {
             r.put("weight_bytes", m.weightBytes());
 
             if (backend instanceof CpuBackend cpu) {
-                // Q4_K and Q6_K are widened to F32 when packed, so their matmul is F32's.
+                // Flover writes no K-quant weights of its own to time: a Q4_K or Q6_K model shows F32's lines.
                 DType packed = dtype == DType.Q4_K || dtype == DType.Q6_K ? DType.F32 : dtype;
                 r.put("matmul", matmul(cpu.kernels(), packed, new int[][] {{f, d}, {d, f}, {m.config().vocabSize(), d}}));
             }
 
             warmUp(lm);
             if (promptLength > 0) {
-                double prefill = prefillTokensPerSecond(lm);
-                out.printf("prompt processing (%d tokens): %.0f tokens/s%n", promptLength, prefill);
-                r.put("prompt_tokens_per_s", prefill);
+                Runs prefill = Runs.of(repetitions, () -> prefillTokensPerSecond(lm));
+                out.printf("prompt processing (%d tokens): %s tokens/s%n", promptLength, prefill);
+                r.put("prompt_tokens_per_s", prefill.mean());
+                r.put("prompt_tokens_per_s_sd", prefill.sd());
             }
 
             out.printf("decode of %d tokens after a prompt of %d (limit for one sequence at %.1f GB/s: %.1f tokens/s):%n",
                     decodeSteps, decodePromptLength, bandwidth / 1e9, limit);
             List<Object> decode = new ArrayList<>();
             for (int batch : batches) {
-                double tps = decodeTokensPerSecond(lm, batch, decodeSteps);
-                String vsLimit = batch == 1 ? String.format("  (%.0f%% of the bandwidth limit)", 100 * tps / limit) : "";
-                out.printf("  batch %3d: %8.1f tokens/s%s%n", batch, tps, vsLimit);
-                decode.add(Map.of("batch", batch, "tokens_per_s", tps));
+                Runs tps = Runs.of(repetitions, () -> decodeTokensPerSecond(lm, batch, decodeSteps));
+                String vsLimit = batch == 1 ? String.format("  (%.0f%% of the bandwidth limit)", 100 * tps.mean() / limit) : "";
+                out.printf("  batch %3d: %s tokens/s%s%n", batch, tps, vsLimit);
+                decode.add(Map.of("batch", batch, "tokens_per_s", tps.mean(), "tokens_per_s_sd", tps.sd()));
             }
             r.put("decode_limit_tokens_per_s", limit);
             r.put("decode", decode);
@@ -186,18 +194,15 @@ final class BenchEngineCommand implements Callable<Integer> {
         }
     }
 
+    /** Tokens/s of one forward pass over a prompt of {@link #promptLength}: llama-bench's pp. */
     private double prefillTokensPerSecond(CausalLm lm) {
         int[] prompt = randomTokens(promptLength, lm.config().vocabSize(), 1);
         int blocks = (promptLength + BLOCK_SIZE - 1) / BLOCK_SIZE;
         int[] table = identity(blocks);
         try (Backend.KvCache kv = lm.newKvCache(blocks, BLOCK_SIZE)) {
-            lm.forward(StepBatch.single(prompt, 0, table), kv, false); // warm-up
-            int runs = 3;
             long start = System.nanoTime();
-            for (int i = 0; i < runs; i++) {
-                lm.forward(StepBatch.single(prompt, 0, table), kv, false);
-            }
-            return runs * promptLength / ((System.nanoTime() - start) / 1e9);
+            lm.forward(StepBatch.single(prompt, 0, table), kv, false);
+            return promptLength / ((System.nanoTime() - start) / 1e9);
         }
     }
 
@@ -234,6 +239,24 @@ final class BenchEngineCommand implements Callable<Integer> {
                 lm.forward(new StepBatch(tokens, starts, ones, positions, tables, want), kv, false);
             }
             return (double) batch * steps / ((System.nanoTime() - start) / 1e9);
+        }
+    }
+
+    /** Repeated measurements of one figure, as llama-bench reports its runs. */
+    private record Runs(double mean, double sd) {
+        static Runs of(int n, DoubleSupplier run) {
+            double[] v = new double[n];
+            for (int i = 0; i < n; i++) {
+                v[i] = run.getAsDouble();
+            }
+            double mean = Arrays.stream(v).average().orElseThrow();
+            double squares = Arrays.stream(v).map(x -> (x - mean) * (x - mean)).sum();
+            return new Runs(mean, n > 1 ? Math.sqrt(squares / (n - 1)) : 0);
+        }
+
+        @Override
+        public String toString() {
+            return String.format("%8.1f ± %5.1f", mean, sd);
         }
     }
 
