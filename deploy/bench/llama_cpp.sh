@@ -2,12 +2,12 @@
 # Flover beside llama.cpp on the very same weights, on this machine, in one run; prints both engines' figures and
 # the ratios Flover / llama.cpp.
 #
-#   deploy/bench/llama_cpp.sh LLAMA_CPP_SRC [MODEL_DIR] [THREADS]
+#   deploy/bench/llama_cpp.sh LLAMA_CPP_SRC [MODEL] [THREADS]
 #
 # LLAMA_CPP_SRC  a llama.cpp source tree, or the git directory of a snapshot of ggerganov/llama.cpp (its files,
 #                large GGUF test models left out, are checked out once into ~/.cache/flover-peers)
-# MODEL_DIR      a Hugging Face Llama checkpoint in F32, F16 or BF16 (default: the 110m shape in F32, written once
-#                by ./flover make-model into ~/.cache/flover-peers/models)
+# MODEL          a Hugging Face Llama checkpoint in F32, F16 or BF16 (default: the 110m shape in F32, written once
+#                by ./flover make-model into ~/.cache/flover-peers/models), or a .gguf file, which both engines read
 # THREADS        threads for both engines (default: all cores)
 #
 # Run it from the Flover checkout. It builds llama-bench and llama-batched-bench once (cmake, a C++ compiler),
@@ -20,7 +20,7 @@
 #       --repetitions 1                                           one run, as llama-batched-bench
 # Figures move with whatever else runs on the machine (check uptime first): compare the ratios of one run only.
 set -euo pipefail
-SRC=${1:?usage: llama_cpp.sh LLAMA_CPP_SRC [MODEL_DIR] [THREADS]}
+SRC=${1:?usage: llama_cpp.sh LLAMA_CPP_SRC [MODEL] [THREADS]}
 CACHE=${FLOVER_PEERS_CACHE:-$HOME/.cache/flover-peers}
 THREADS=${3:-$(nproc)}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,14 +45,20 @@ if [ ! -x "$BIN/llama-batched-bench" ]; then
 fi
 
 MODEL=${2:-$CACHE/models/llama-110m-f32}
-[ -f "$MODEL/config.json" ] || ./flover make-model --arch llama --preset 110m --dtype f32 --out "$MODEL" >&2
-DT=$(python3 -c "import json,sys;print({'float32':'f32','bfloat16':'bf16','float16':'f16'}.get(json.load(open(sys.argv[1]+'/config.json')).get('torch_dtype','float32'),'f32'))" "$MODEL")
-GGUF=$CACHE/$(basename "$MODEL")-$DT.gguf
-TO_GGUF=${TO_GGUF:-$HERE/../../../shared/peers/llama.cpp/to_gguf.py}
-# gguf-py needs numpy and sentencepiece: the venv the shared peers script makes has both.
-PY=python3
-[ -x "$CACHE/venv/bin/python" ] && PY=$CACHE/venv/bin/python
-[ -f "$GGUF" ] || "$PY" "$TO_GGUF" "$TREE" "$MODEL" "$GGUF" "$DT" >&2
+if [[ $MODEL == *.gguf ]]; then
+  # A GGUF file (a quantized one, say): both engines read the very same file.
+  GGUF=$MODEL
+  DT=$(basename "$(dirname "$MODEL")")/$(basename "$MODEL")
+else
+  [ -f "$MODEL/config.json" ] || ./flover make-model --arch llama --preset 110m --dtype f32 --out "$MODEL" >&2
+  DT=$(python3 -c "import json,sys;print({'float32':'f32','bfloat16':'bf16','float16':'f16'}.get(json.load(open(sys.argv[1]+'/config.json')).get('torch_dtype','float32'),'f32'))" "$MODEL")
+  GGUF=$CACHE/$(basename "$MODEL")-$DT.gguf
+  TO_GGUF=${TO_GGUF:-$HERE/../../../shared/peers/llama.cpp/to_gguf.py}
+  # gguf-py needs numpy and sentencepiece: the venv the shared peers script makes has both.
+  PY=python3
+  [ -x "$CACHE/venv/bin/python" ] && PY=$CACHE/venv/bin/python
+  [ -f "$GGUF" ] || "$PY" "$TO_GGUF" "$TREE" "$MODEL" "$GGUF" "$DT" >&2
+fi
 
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
@@ -84,7 +90,7 @@ one = json.load(open(d + "/fl1.json"))["models"][0]
 many = json.load(open(d + "/fl2.json"))["models"][0]
 fdec = {x["batch"]: x["tokens_per_s"] for x in one["decode"] + many["decode"]}
 fpp = one["prompt_tokens_per_s"]
-print("| figure (%s) | llama.cpp | Flover | Flover / llama.cpp |" % dt.upper())
+print("| figure (%s) | llama.cpp | Flover | Flover / llama.cpp |" % (dt if "/" in dt else dt.upper()))
 print("|---|---|---|---|")
 print("| prompt processing, 512 tokens (tokens/s) | %.0f | %.0f | %.2f |" % (pp, fpp, fpp / pp))
 print("| decode, 1 sequence, 128 tokens from empty (tokens/s) | %.1f | %.1f | %.2f |" % (tg, fdec[1], fdec[1] / tg))
