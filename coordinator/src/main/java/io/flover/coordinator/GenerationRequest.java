@@ -7,8 +7,9 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * What a client asks for: a prompt (as ids), how many tokens at most, how to sample, and when to stop besides
- * the model's end-of-sequence ids (unless {@code ignoreEos}).
+ * What a client asks for: a prompt (as ids), how many tokens at most (0: none, only the prompt's log-probabilities
+ * where the sampling asks for them), how to sample, and when to stop besides the model's end-of-sequence ids
+ * (unless {@code ignoreEos}).
  */
 public record GenerationRequest(int[] promptIds, int maxTokens, SamplingParams sampling, List<String> stopStrings,
                                 Set<Integer> stopTokenIds, boolean ignoreEos) {
@@ -38,8 +39,8 @@ public record GenerationRequest(int[] promptIds, int maxTokens, SamplingParams s
         if (prompt.length == 0) {
             throw new InvalidFieldException("prompt", "prompt is empty");
         }
-        if (maxTokens < 1) {
-            throw new InvalidFieldException("max_tokens", "max_tokens must be at least 1, got " + maxTokens);
+        if (maxTokens < 0) {
+            throw new InvalidFieldException("max_tokens", "max_tokens must be at least 0, got " + maxTokens);
         }
         for (int id : prompt) {
             if (id < 0 || id >= c.vocabSize()) {

@@ -34,6 +34,15 @@ final class OutputProcessor implements AutoCloseable {
         post(() -> emit(s, token, logprobs, generated, reason));
     }
 
+    /** Sequence {@code s}'s prompt was scored: its log-probabilities, before its first token. */
+    void promptLogprobs(Sequence s, TokenLogprobs[] logprobs) {
+        post(() -> {
+            if (!s.ended) {
+                safely(s, () -> s.listener.onPromptLogprobs(logprobs), "prompt logprobs");
+            }
+        });
+    }
+
     /** Sequence {@code s} ended without a token of its own: cancelled, failed or unavailable. */
     void finished(Sequence s, FinishReason reason, String error) {
         post(() -> end(s, reason, error, s.delivered));

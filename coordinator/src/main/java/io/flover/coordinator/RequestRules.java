@@ -79,12 +79,12 @@ public final class RequestRules {
      * The sampling of a request: the penalties' and filters' ranges are {@link SamplingParams}' own rules;
      * {@code min_tokens} keeps the ids that would end the output (stop ids, and end-of-sequence ids unless
      * {@code ignoreEos}) from being sampled early; {@code logprobs} is -1 for none, else how many of the most likely
-     * tokens to report beside each sampled one's.
+     * tokens to report beside each sampled one's, and {@code promptLogprobs} the same for the prompt's tokens.
      */
     public static SamplingParams sampling(float temperature, int topK, float topP, float minP, float repetitionPenalty,
                                           float presencePenalty, float frequencyPenalty, long minTokens,
-                                          Set<Integer> stopIds, boolean ignoreEos, int logprobs, ModelConfig model,
-                                          long seed) {
+                                          Set<Integer> stopIds, boolean ignoreEos, int logprobs, int promptLogprobs,
+                                          ModelConfig model, long seed) {
         if (minTokens < 0 || minTokens > Integer.MAX_VALUE) {
             throw new InvalidFieldException("min_tokens", "min_tokens must be at least 0, got " + minTokens);
         }
@@ -94,7 +94,7 @@ public final class RequestRules {
         }
         int[] banned = minTokens == 0 ? new int[0] : ending.stream().mapToInt(Integer::intValue).toArray();
         return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty, frequencyPenalty,
-                (int) minTokens, banned, logprobs, seed);
+                (int) minTokens, banned, logprobs, promptLogprobs, seed);
     }
 
     /** Stop strings: a few, each short and not empty, and a tokenizer to find them in the text. */

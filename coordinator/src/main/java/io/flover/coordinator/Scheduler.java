@@ -11,6 +11,7 @@ import io.flover.worker.StepRunner;
 import io.flover.worker.TokenLogprobs;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -441,16 +442,29 @@ public final class Scheduler implements AutoCloseable {
         int[] lengths = new int[n];
         int[] first = new int[n];
         boolean[] sample = new boolean[n];
+        boolean[] scorePrompt = new boolean[n];
+        int[] nextPromptTokens = new int[n];
+        int continued = 0;
         for (int i = 0, at = 0; i < n; i++) {
             Sequence s = entries.get(i);
             slots[i] = s.slot;
             lengths[i] = chunk[s.slot];
             first[i] = s.computed;
             sample[i] = !s.dead && s.computed + lengths[i] == s.length;
+            // Until its prompt's log-probabilities are delivered a sequence feeds only its prompt.
+            scorePrompt[i] = !s.dead && s.promptLogprobs != null;
+            if (scorePrompt[i] && !sample[i]) {
+                nextPromptTokens[continued++] = s.tokens[s.computed + lengths[i]];
+            }
             System.arraycopy(s.tokens, s.computed, tokens, at, lengths[i]);
             at += lengths[i];
         }
-        Step step = new Step(steps++, pendingOps, tokens, slots, lengths, first, sample);
+        boolean scores = false;
+        for (boolean b : scorePrompt) {
+            scores |= b;
+        }
+        Step step = new Step(steps++, pendingOps, tokens, slots, lengths, first, sample,
+                scores ? scorePrompt : new boolean[0], Arrays.copyOf(nextPromptTokens, continued));
         pendingOps.clear();
         StepResult sampled;
         long started = System.nanoTime();
@@ -474,14 +488,27 @@ public final class Scheduler implements AutoCloseable {
             return;
         }
         long now = System.nanoTime();
-        for (int i = 0, row = 0; i < n; i++) {
+        for (int i = 0, row = 0, scored = 0; i < n; i++) {
             Sequence s = entries.get(i);
             if (s.dead) {
                 continue; // its row is recomputed in place, step after step: the cost of not reordering
             }
+            int count = step.promptTokensScored(i); // the tokens after its first, and the prompt's next unless it samples
+            if (count > 0) {
+                System.arraycopy(sampled.promptLogprobs(), scored, s.promptLogprobs, s.computed + 1, count);
+                scored += count;
+            }
             s.computed += lengths[i];
             if (sample[i]) {
-                accept(s, sampled.sampled()[row], sampled.logprobs() == null ? null : sampled.logprobs()[row], now);
+                if (s.promptLogprobs != null) {
+                    output.promptLogprobs(s, s.promptLogprobs);
+                    s.promptLogprobs = null;
+                }
+                if (s.request.maxTokens() == 0) {
+                    finish(s, FinishReason.LENGTH, null); // the prompt alone was asked for
+                } else {
+                    accept(s, sampled.sampled()[row], sampled.logprobs() == null ? null : sampled.logprobs()[row], now);
+                }
                 row++;
             }
         }

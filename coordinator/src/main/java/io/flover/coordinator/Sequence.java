@@ -1,5 +1,6 @@
 package io.flover.coordinator;
 
+import io.flover.worker.TokenLogprobs;
 import java.util.Arrays;
 
 /**
@@ -37,6 +38,13 @@ final class Sequence {
     /** Set by the output processor when a stop string ended the sequence after this many generated tokens. */
     volatile int stoppedAt = -1;
 
+    /**
+     * The prompt's log-probabilities as steps score them, entry i for token i (the first stays null), from its
+     * admission while the request asks for them until they are delivered; null otherwise, so a prompt recomputed
+     * after a preemption is not scored again.
+     */
+    TokenLogprobs[] promptLogprobs;
+
     // The output processor's: generated tokens delivered to the listener, and whether it heard the end.
     int delivered;
     boolean ended;
@@ -52,6 +60,7 @@ final class Sequence {
         this.tokens = Arrays.copyOf(prompt, prompt.length + request.maxTokens());
         this.length = prompt.length;
         this.arrivalNanos = arrivalNanos;
+        this.promptLogprobs = request.sampling().promptLogprobs() >= 0 ? new TokenLogprobs[prompt.length] : null;
     }
 
     int generated() {

@@ -97,6 +97,11 @@ public final class ServingMetrics {
             }
 
             @Override
+            public void onPromptLogprobs(io.flover.worker.TokenLogprobs[] logprobs) {
+                listener.onPromptLogprobs(logprobs);
+            }
+
+            @Override
             public void onFinished(Outcome outcome) {
                 e2eLatency.record(Duration.ofNanos((long) (outcome.totalSeconds() * 1e9)));
                 queueTime.record(Duration.ofNanos((long) (outcome.queueSeconds() * 1e9)));

@@ -67,12 +67,35 @@ final class Completion {
         final StringBuilder text = new StringBuilder();
         final List<Integer> ids = new ArrayList<>();
         final List<TokenLogprobs> logprobs = new ArrayList<>();
+        /** With echo and logprobs, the prompt's (the first null), until answered. */
+        TokenLogprobs[] promptLogprobs;
+        /** Where the next token's text starts among the tokens' texts so far: a completion's {@code text_offset}. */
+        int textOffset;
         /** A high surrogate held back so no delta ends inside a character. */
         String held = "";
         Outcome outcome;
 
         Choice(int index) {
             this.index = index;
+        }
+
+        CompletionRequest.Prompt prompt() {
+            return request.prompts().get(index / request.n());
+        }
+
+        /** With echo, the prompt comes first: streamed, its text with its log-probabilities. */
+        @Override
+        public void onPromptLogprobs(TokenLogprobs[] logprobs) {
+            synchronized (Completion.this) {
+                if (stream != null) {
+                    ObjectNode chunk = chunk(index, prompt().text(), null, null);
+                    ((ObjectNode) chunk.get("choices").get(0)).set("logprobs",
+                            logprobs(this, prompt().ids(), logprobs));
+                    stream.send(event(chunk.toString()));
+                } else {
+                    promptLogprobs = logprobs;
+                }
+            }
         }
 
         @Override
@@ -92,7 +115,7 @@ final class Completion {
                 if (stream != null && (!out.isEmpty() || withIds != null || withLogprobs)) {
                     ObjectNode chunk = chunk(index, out, null, withIds);
                     if (withLogprobs) {
-                        ((ObjectNode) chunk.get("choices").get(0)).set("logprobs", logprobs(ids, logprobs, 0));
+                        ((ObjectNode) chunk.get("choices").get(0)).set("logprobs", logprobs(this, ids, logprobs));
                     }
                     stream.send(event(chunk.toString()));
                 } else {
@@ -163,12 +186,12 @@ final class Completion {
                     Completion::concat, () -> abandon(connection, new EofException("the client read nothing for "
                             + streams.stallTimeout().toSeconds() + " s while " + streams.buffered() + " events waited")));
             for (Choice c : choices) {
-                // The role first, as OpenAI streams it; echo sends the prompt before any completion.
+                // The role first, as OpenAI streams it; echo sends the prompt before any completion, with logprobs
+                // once they are scored (onPromptLogprobs).
                 if (request.chat()) {
                     stream.send(event(chunk(c.index, "", null, null).toString()));
-                } else if (request.echo()) {
-                    stream.send(event(chunk(c.index, request.prompts().get(c.index / request.n()).text(), null, null)
-                            .toString()));
+                } else if (request.echo() && request.logprobs() < 0) {
+                    stream.send(event(chunk(c.index, c.prompt().text(), null, null).toString()));
                 }
             }
         }
@@ -296,12 +319,20 @@ final class Completion {
                 message.put("role", "assistant");
                 message.put("content", c.text.toString());
             } else {
-                String prompt = request.echo() ? request.prompts().get(c.index / request.n()).text() : "";
-                choice.put("text", prompt + c.text);
+                choice.put("text", (request.echo() ? c.prompt().text() : "") + c.text);
             }
             if (request.logprobs() >= 0) {
-                choice.set("logprobs", logprobs(c.ids.stream().mapToInt(Integer::intValue).toArray(),
-                        c.logprobs.toArray(TokenLogprobs[]::new), 0));
+                // With echo, the prompt's tokens first.
+                List<Integer> ids = new ArrayList<>();
+                List<TokenLogprobs> logprobs = new ArrayList<>();
+                if (c.promptLogprobs != null) {
+                    Arrays.stream(c.prompt().ids()).forEach(ids::add);
+                    logprobs.addAll(Arrays.asList(c.promptLogprobs));
+                }
+                ids.addAll(c.ids);
+                logprobs.addAll(c.logprobs);
+                choice.set("logprobs", logprobs(c, ids.stream().mapToInt(Integer::intValue).toArray(),
+                        logprobs.toArray(TokenLogprobs[]::new)));
             } else {
                 choice.putNull("logprobs");
             }
@@ -357,11 +388,12 @@ final class Completion {
     }
 
     /**
-     * Log-probabilities as OpenAI shapes them: for chat {@code {"content": [{token, logprob, bytes, top_logprobs}]}},
-     * for completions {@code {tokens, token_logprobs, top_logprobs, text_offset}} ({@code offset}: where the text
-     * of the first token starts).
+     * Log-probabilities of choice {@code c}'s next tokens as OpenAI shapes them: for chat
+     * {@code {"content": [{token, logprob, bytes, top_logprobs}]}}, for completions
+     * {@code {tokens, token_logprobs, top_logprobs, text_offset}}, where a null entry (the first token of an echoed
+     * prompt, which nothing precedes) has null for its logprob and its top tokens.
      */
-    private ObjectNode logprobs(int[] ids, TokenLogprobs[] logprobs, int offset) {
+    private ObjectNode logprobs(Choice c, int[] ids, TokenLogprobs[] logprobs) {
         ObjectNode out = JSON.createObjectNode();
         if (request.chat()) {
             ArrayNode content = out.putArray("content");
@@ -382,13 +414,18 @@ final class Completion {
         for (int i = 0; i < ids.length; i++) {
             String token = token(ids[i]);
             tokens.add(token);
-            values.add(logprobs[i].logprob());
-            ObjectNode top = tops.addObject();
-            for (int k = 0; k < logprobs[i].topIds().length; k++) {
-                top.put(token(logprobs[i].topIds()[k]), logprobs[i].topLogprobs()[k]);
+            if (logprobs[i] == null) {
+                values.addNull();
+                tops.addNull();
+            } else {
+                values.add(logprobs[i].logprob());
+                ObjectNode top = tops.addObject();
+                for (int k = 0; k < logprobs[i].topIds().length; k++) {
+                    top.put(token(logprobs[i].topIds()[k]), logprobs[i].topLogprobs()[k]);
+                }
             }
-            offsets.add(offset);
-            offset += token.length();
+            offsets.add(c.textOffset);
+            c.textOffset += token.length();
         }
         return out;
     }

@@ -36,11 +36,9 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
         f.refuse("suffix", "logit_bias", "best_of", "response_format");
         boolean echo = f.bool("echo", false);
         int logprobs = (int) f.integer("logprobs", -1, 0, SamplingParams.MAX_LOGPROBS);
-        if (echo && logprobs >= 0) {
-            throw ApiError.unsupported("echo"); // the prompt's log-probabilities are not computed
-        }
         List<Prompt> prompts = prompts(f, model, echo);
-        long maxTokens = f.integer("max_tokens", RequestRules.DEFAULT_MAX_TOKENS, 1, Long.MAX_VALUE);
+        // With echo, max_tokens 0 answers with the prompt alone: to score a text by its log-probabilities.
+        long maxTokens = f.integer("max_tokens", RequestRules.DEFAULT_MAX_TOKENS, echo ? 0 : 1, Long.MAX_VALUE);
         return common(f, model, false, prompts, p -> maxTokens, echo, logprobs);
     }
 
@@ -113,13 +111,16 @@ record CompletionRequest(boolean chat, List<Prompt> prompts, int n, List<Generat
 
         List<GenerationRequest> choices = new ArrayList<>();
         for (Prompt p : prompts) {
-            int max = RequestRules.maxTokens(maxTokens.applyAsLong(p), chat ? "max_completion_tokens" : "max_tokens");
+            // 0 comes only with echo; RequestRules reads 0 as unset, as the gRPC API's proto3 default is.
+            long requested = maxTokens.applyAsLong(p);
+            int max = requested == 0 ? 0
+                    : RequestRules.maxTokens(requested, chat ? "max_completion_tokens" : "max_tokens");
             for (int i = 0; i < n; i++) {
                 // Choices are independent samples: each its own seed, and with a seed a request replays.
                 long s = seed != null ? seed + i : ThreadLocalRandom.current().nextLong();
                 SamplingParams sampling = RequestRules.sampling(temperature, topK < 0 ? 0 : (int) topK, topP, minP,
                         repetitionPenalty, presencePenalty, frequencyPenalty, minTokens, stopIds, ignoreEos, logprobs,
-                        model.config(), s);
+                        echo ? logprobs : -1, model.config(), s);
                 choices.add(new GenerationRequest(p.ids(), max, sampling, stop, stopIds, ignoreEos));
             }
         }

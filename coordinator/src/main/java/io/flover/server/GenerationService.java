@@ -121,20 +121,22 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         List<String> stop = RequestRules.stopStrings(r.getStopList(), tokenizer, "stop");
         Set<Integer> stopIds = RequestRules.stopTokenIds(unsigned(r.getStopTokenIdsList()), vocab, "stop_token_ids");
         int logprobs = r.hasLogprobs() ? (int) Math.min(Integer.toUnsignedLong(r.getLogprobs()), Integer.MAX_VALUE) : -1;
-        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling(), stopIds, r.getIgnoreEos(), logprobs),
-                stop, stopIds, r.getIgnoreEos());
+        int promptLogprobs = r.hasPromptLogprobs()
+                ? (int) Math.min(Integer.toUnsignedLong(r.getPromptLogprobs()), Integer.MAX_VALUE) : -1;
+        return new GenerationRequest(prompt, maxTokens, sampling(r.getSampling(), stopIds, r.getIgnoreEos(), logprobs,
+                promptLogprobs), stop, stopIds, r.getIgnoreEos());
     }
 
     /** Unset fields take their neutral values; the shared rules reject the rest, naming the field. */
     private SamplingParams sampling(io.flover.proto.v1.SamplingParams s, Set<Integer> stopIds, boolean ignoreEos,
-                                    int logprobs) {
+                                    int logprobs, int promptLogprobs) {
         // A top_k beyond int range keeps every token, as any top_k of at least the vocabulary does.
         int topK = (int) Math.min(Integer.toUnsignedLong(s.getTopK()), Integer.MAX_VALUE);
         long seed = s.hasSeed() ? s.getSeed() : ThreadLocalRandom.current().nextLong();
         return RequestRules.sampling(s.getTemperature(), topK, s.hasTopP() ? s.getTopP() : 1, s.getMinP(),
                 s.hasRepetitionPenalty() ? s.getRepetitionPenalty() : 1, s.getPresencePenalty(),
                 s.getFrequencyPenalty(), Integer.toUnsignedLong(s.getMinTokens()), stopIds, ignoreEos, logprobs,
-                replicas.model(), seed);
+                promptLogprobs, replicas.model(), seed);
     }
 
     /** uint32 ids read unsigned, so 2^32-1 is not -1. */
@@ -142,9 +144,13 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         return ids.stream().mapToLong(Integer::toUnsignedLong).toArray();
     }
 
+    /** Log-probabilities as the API sends them; a prompt's first token, which has none, is left out. */
     private static List<TokenLogprob> toProto(TokenLogprobs[] logprobs) {
         List<TokenLogprob> out = new ArrayList<>(logprobs.length);
         for (TokenLogprobs l : logprobs) {
+            if (l == null) {
+                continue;
+            }
             TokenLogprob.Builder b = TokenLogprob.newBuilder().setLogprob(l.logprob());
             for (int k = 0; k < l.topIds().length; k++) {
                 b.addTopIds(l.topIds()[k]).addTopLogprobs(l.topLogprobs()[k]);
@@ -258,8 +264,16 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
         /** Two deltas as one: what a client that reads late receives. */
         private static GenerateResponse merge(GenerateResponse a, GenerateResponse b) {
             TokenDelta.Builder delta = a.getDelta().toBuilder().addAllTokenIds(b.getDelta().getTokenIdsList())
-                    .addAllLogprobs(b.getDelta().getLogprobsList()).setText(a.getDelta().getText() + b.getDelta().getText());
+                    .addAllLogprobs(b.getDelta().getLogprobsList())
+                    .addAllPromptLogprobs(b.getDelta().getPromptLogprobsList())
+                    .setText(a.getDelta().getText() + b.getDelta().getText());
             return GenerateResponse.newBuilder().setDelta(delta).build();
+        }
+
+        @Override
+        public void onPromptLogprobs(TokenLogprobs[] logprobs) {
+            out.send(GenerateResponse.newBuilder().setDelta(TokenDelta.newBuilder()
+                    .addAllPromptLogprobs(toProto(logprobs))).build());
         }
 
         @Override
@@ -296,10 +310,16 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
     private static final class Collecting extends Call<GenerateResult> {
         private final List<Integer> ids = new ArrayList<>();
         private final List<TokenLogprob> logprobs = new ArrayList<>();
+        private final List<TokenLogprob> promptLogprobs = new ArrayList<>();
         private final StringBuilder text = new StringBuilder();
 
         Collecting(ServerCallStreamObserver<GenerateResult> observer, String requestId) {
             super(observer, requestId);
+        }
+
+        @Override
+        public void onPromptLogprobs(TokenLogprobs[] logprobs) {
+            promptLogprobs.addAll(toProto(logprobs));
         }
 
         @Override
@@ -319,7 +339,7 @@ public final class GenerationService extends GenerationGrpc.GenerationImplBase {
                 return;
             }
             GenerateResult result = GenerateResult.newBuilder().addAllTokenIds(ids).setText(text.toString())
-                    .addAllLogprobs(logprobs)
+                    .addAllLogprobs(logprobs).addAllPromptLogprobs(promptLogprobs)
                     .setFinished(finished(outcome, requestId)).build();
             send(o -> {
                 o.onNext(result);

@@ -58,7 +58,14 @@ class SchedulerTest {
     /** A request's collected output. */
     static final class Collector implements GenerationListener {
         final List<Integer> ids = new ArrayList<>();
+        /** Each delivery of the prompt's log-probabilities. */
+        final List<io.flover.worker.TokenLogprobs[]> promptLogprobs = new ArrayList<>();
         final CompletableFuture<Outcome> done = new CompletableFuture<>();
+
+        @Override
+        public void onPromptLogprobs(io.flover.worker.TokenLogprobs[] logprobs) {
+            promptLogprobs.add(logprobs);
+        }
 
         @Override
         public void onTokens(int[] tokens, String text, io.flover.worker.TokenLogprobs[] logprobs) {
@@ -180,23 +187,38 @@ class SchedulerTest {
         }
     }
 
-    /** With room for about two sequences, sequences are preempted and recomputed, and all finish correctly. */
+    /**
+     * With room for about two sequences, sequences are preempted and recomputed, and all finish correctly; each
+     * gets its prompt's log-probabilities once, though its prompt was computed again, and the same figures as the
+     * others. (Within float rounding rather than bit for bit: the vector kernels' sums round differently before
+     * the JIT compiles them, whatever the batch.)
+     */
     @Test
     void preemptionUnderATinyKvBudgetKeepsResultsExact() throws Exception {
         LoadedModel m = models.get("llama-tiny-f32");
         List<Golden> golden = cases("llama-tiny-f32");
         Golden longest = golden.get(2); // 33-token prompt + 24 = 57 positions = 4 blocks
         SchedulerConfig config = new SchedulerConfig(new Policy.Fusion(), 8, 64, 64);
+        SamplingParams scoring = new SamplingParams(0, 0, 1, 0, 1, 0, 0, 0, new int[0], -1, 2, 0);
         try (Scheduler scheduler = EmbeddedEngine.start(m.lm(), null, 7, config)) {
             List<Collector> out = new ArrayList<>();
             for (int i = 0; i < 6; i++) {
                 Collector c = new Collector();
-                scheduler.submit(GenerationRequest.greedy(longest.prompt, 24).withIgnoreEos(), c);
+                scheduler.submit(new GenerationRequest(longest.prompt, 24, scoring, List.of(), Set.of(), true), c);
                 out.add(c);
             }
             for (Collector c : out) {
                 assertEquals(FinishReason.LENGTH, c.await().reason());
                 assertArrayEquals(longest.greedy, c.tokens());
+                assertEquals(1, c.promptLogprobs.size(), "delivered once");
+                io.flover.worker.TokenLogprobs[] mine = c.promptLogprobs.getFirst();
+                io.flover.worker.TokenLogprobs[] first = out.getFirst().promptLogprobs.getFirst();
+                assertEquals(longest.prompt.length, mine.length);
+                for (int i = 1; i < mine.length; i++) {
+                    assertEquals(first[i].logprob(), mine[i].logprob(), 1e-5, "token " + i);
+                    assertArrayEquals(first[i].topIds(), mine[i].topIds(), "token " + i);
+                    assertEquals(2, mine[i].topIds().length);
+                }
             }
             assertTrue(scheduler.stats().preemptions() > 0, "no preemption happened: " + scheduler.stats());
             assertPoolWhole(scheduler);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -21,10 +22,15 @@ import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionChoice;
 import com.openai.models.completions.CompletionCreateParams;
+import io.flover.coordinator.Policy;
+import io.flover.coordinator.SchedulerConfig;
 import io.flover.model.Architecture;
 import io.flover.model.DType;
 import io.flover.model.RandomCheckpoint;
+import io.flover.proto.v1.GenerateRequest;
+import io.flover.proto.v1.GenerateResponse;
 import io.flover.proto.v1.GenerationGrpc;
+import io.flover.proto.v1.TokenLogprob;
 import io.flover.server.EmbeddedServer;
 import io.flover.server.FloverServer;
 import io.flover.server.ServerTesting;
@@ -385,6 +391,195 @@ class OpenAiApiTest {
                         ServerTesting.close(channel);
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * The prompt's log-probabilities through the gRPC API against a float64 reference
+     * ({@code golden/prompt_logprobs.py}), on one rank and across two, each prompt prefilled whole or in chunks of 8
+     * tokens, alone or fused with the other prompts and a decoding request: within 1e-4 of the reference, and the
+     * same however the steps were cut and whatever shared them (within 1e-5: the vector kernels' sums round
+     * differently before the JIT compiles them, so the first steps of a JVM may differ from later ones in the last
+     * bits, whatever the batch).
+     */
+    @Test
+    void promptLogprobsAreTheReferenceWholeOrChunkedAloneOrFusedOnOneRankAndAcrossTwo() throws Exception {
+        for (String name : List.of("llama-tiny-f32", "gpt2-tiny-f32")) {
+            JsonNode cases = JSON.readTree(ServerTesting.golden(name).resolve("prompt_logprobs.json").toFile())
+                    .get("cases");
+            for (int tp : new int[] {1, 2}) {
+                List<List<TokenLogprob>> whole = null;
+                for (int chunk : new int[] {256, 8}) {
+                    String where = name + " tp " + tp + " chunks of " + chunk;
+                    SchedulerConfig config = new SchedulerConfig(new Policy.Fusion(), 4, chunk, 64);
+                    try (FloverServer golden = EmbeddedServer.start(new EmbeddedServer.Options(
+                            ServerTesting.golden(name), "127.0.0.1", 0, 2, tp, 16 << 20, config))) {
+                        ManagedChannel channel = ServerTesting.channel(golden);
+                        try {
+                            var stub = GenerationGrpc.newBlockingStub(channel);
+                            List<List<TokenLogprob>> alone = new ArrayList<>();
+                            for (JsonNode c : cases) {
+                                alone.add(stub.generateUnary(scoring(c)).getPromptLogprobsList());
+                            }
+                            // All at once beside a decoding request, streamed: the figures come in the first delta.
+                            var decoding = stub.generate(ServerTesting.ids(new int[] {5, 6, 7}, 40).build());
+                            List<java.util.Iterator<GenerateResponse>> streams = new ArrayList<>();
+                            for (JsonNode c : cases) {
+                                streams.add(stub.generate(scoring(c)));
+                            }
+                            for (int i = 0; i < cases.size(); i++) {
+                                ServerTesting.Streamed fused = ServerTesting.Streamed.of(streams.get(i));
+                                assertCloseTokens(alone.get(i), fused.deltas().getFirst().getDelta().getPromptLogprobsList(),
+                                        where + ": case " + i + " fused and alone");
+                            }
+                            ServerTesting.Streamed.of(decoding);
+                            for (int i = 0; i < cases.size(); i++) {
+                                assertReference(cases.get(i).get("tokens"), alone.get(i), where + " case " + i);
+                            }
+                            if (whole == null) {
+                                whole = alone;
+                            } else {
+                                for (int i = 0; i < cases.size(); i++) {
+                                    assertCloseTokens(whole.get(i), alone.get(i), where + ": case " + i + " chunked and whole");
+                                }
+                            }
+                        } finally {
+                            ServerTesting.close(channel);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** A greedy request for one token that asks for its prompt's log-probabilities, with 5 top tokens each. */
+    private static GenerateRequest scoring(JsonNode referenceCase) {
+        return ServerTesting.ids(JSON.convertValue(referenceCase.get("prompt_ids"), int[].class), 1)
+                .setPromptLogprobs(5).build();
+    }
+
+    /** Equal up to float rounding (see above), nulls where the expected has them. */
+    private static void assertClose(List<Double> expected, List<Double> actual, String where) {
+        assertEquals(expected.size(), actual.size(), where);
+        for (int i = 0; i < expected.size(); i++) {
+            if (expected.get(i) == null) {
+                assertNull(actual.get(i), where + " token " + i);
+            } else {
+                assertEquals(expected.get(i), actual.get(i), 1e-5, where + " token " + i);
+            }
+        }
+    }
+
+    /** The same tokens, and figures equal up to float rounding. */
+    private static void assertCloseTokens(List<TokenLogprob> expected, List<TokenLogprob> actual, String where) {
+        assertEquals(expected.size(), actual.size(), where);
+        for (int i = 0; i < actual.size(); i++) {
+            assertEquals(expected.get(i).getLogprob(), actual.get(i).getLogprob(), 1e-5, where + " token " + (i + 1));
+            assertEquals(expected.get(i).getTopIdsList(), actual.get(i).getTopIdsList(), where + " token " + (i + 1));
+            for (int k = 0; k < actual.get(i).getTopLogprobsCount(); k++) {
+                assertEquals(expected.get(i).getTopLogprobs(k), actual.get(i).getTopLogprobs(k), 1e-5, where);
+            }
+        }
+    }
+
+    private static void assertReference(JsonNode expected, List<TokenLogprob> actual, String where) {
+        assertEquals(expected.size(), actual.size(), where + ": one per prompt token after the first");
+        for (int i = 0; i < actual.size(); i++) {
+            JsonNode e = expected.get(i);
+            TokenLogprob a = actual.get(i);
+            assertEquals(e.get("logprob").asDouble(), a.getLogprob(), 1e-4, where + " token " + (i + 1));
+            assertEquals(JSON.convertValue(e.get("top_ids"), List.class), a.getTopIdsList(), where + " token " + (i + 1));
+            for (int k = 0; k < a.getTopLogprobsCount(); k++) {
+                assertEquals(e.get("top_logprobs").get(k).asDouble(), a.getTopLogprobs(k), 1e-4, where + " top " + k);
+            }
+        }
+    }
+
+    /**
+     * echo with logprobs through the SDK: the prompt's tokens first (the first with none, as nothing precedes it)
+     * spelling the prompt, then the completion's, with text offsets counting the tokens' characters; the same
+     * streamed, the echoed prompt with its figures in one chunk; the same for each of n choices, and from a server
+     * that prefills the prompt in chunks of 8 tokens; with max_tokens 0 the prompt alone.
+     */
+    @Test
+    void echoWithLogprobsScoresThePromptThenTheCompletion() throws Exception {
+        String prompt = "Once upon a time there was a tiny model that told long stories to everyone";
+        int promptTokens = tokenize(JSON.createObjectNode().put("prompt", prompt)).get("count").asInt();
+        assertTrue(promptTokens > 16, "the prompt spans several chunks of 8: " + promptTokens);
+        Completion whole = client.completions().create(greedy(prompt, 4).echo(true).logprobs(3).n(2).build());
+        assertEquals(2, whole.choices().size());
+        CompletionChoice.Logprobs expected = whole.choices().getFirst().logprobs().orElseThrow();
+        for (CompletionChoice c : whole.choices()) {
+            CompletionChoice.Logprobs lp = c.logprobs().orElseThrow();
+            assertClose(expected.tokenLogprobs().orElseThrow(), lp.tokenLogprobs().orElseThrow(),
+                    "each choice scores the same prompt the same");
+            assertEquals(expected.tokens(), lp.tokens());
+            List<String> tokens = lp.tokens().orElseThrow();
+            List<Double> values = lp.tokenLogprobs().orElseThrow();
+            var tops = lp.topLogprobs().orElseThrow();
+            List<Long> offsets = lp.textOffset().orElseThrow();
+            assertEquals(promptTokens + 4, tokens.size());
+            assertTrue(c.text().startsWith(prompt), c.text());
+            String spelled = String.join("", tokens.subList(0, promptTokens));
+            assertTrue(spelled.equals(prompt) || spelled.equals(tokens.getFirst() + prompt), spelled);
+            assertNull(values.getFirst(), "nothing precedes the first prompt token");
+            assertNull(tops.getFirst());
+            for (int i = 1; i < tokens.size(); i++) {
+                var top = tops.get(i)._additionalProperties();
+                assertEquals(3, top.size(), "token " + i);
+                double best = top.values().stream().mapToDouble(v -> v.convert(Double.class)).max().orElseThrow();
+                assertTrue(values.get(i) <= best + 1e-6 && best <= 0, "token " + i);
+            }
+            for (int i = promptTokens; i < tokens.size(); i++) {
+                assertEquals(values.get(i), tops.get(i)._additionalProperties().get(tokens.get(i)).convert(Double.class),
+                        1e-6, "a greedy token is its position's most likely");
+            }
+            for (int i = 0, at = 0; i < tokens.size(); at += tokens.get(i).length(), i++) {
+                assertEquals(at, offsets.get(i), "text offset of token " + i);
+            }
+        }
+
+        List<Completion> chunks;
+        try (StreamResponse<Completion> s = client.completions().createStreaming(greedy(prompt, 4).echo(true)
+                .logprobs(3).n(2).build())) {
+            chunks = s.stream().toList();
+        }
+        for (long index = 0; index < 2; index++) {
+            long i = index;
+            List<CompletionChoice> mine = chunks.stream().flatMap(c -> c.choices().stream())
+                    .filter(c -> c.index() == i && c.logprobs().isPresent()).toList();
+            assertEquals(prompt, mine.getFirst().text(), "the echoed prompt comes first, with its figures");
+            assertEquals(expected.tokens().orElseThrow().subList(0, promptTokens),
+                    mine.getFirst().logprobs().orElseThrow().tokens().orElseThrow());
+            assertClose(expected.tokenLogprobs().orElseThrow(), mine.stream()
+                    .flatMap(c -> c.logprobs().orElseThrow().tokenLogprobs().orElseThrow().stream()).toList(), "streamed");
+            assertEquals(expected.textOffset().orElseThrow(), mine.stream()
+                    .flatMap(c -> c.logprobs().orElseThrow().textOffset().orElseThrow().stream()).toList());
+        }
+
+        CompletionChoice scored = client.completions().create(greedy(prompt, 0).echo(true).logprobs(3).build())
+                .choices().getFirst();
+        assertEquals(prompt, scored.text());
+        assertEquals(CompletionChoice.FinishReason.LENGTH, scored.finishReason());
+        assertClose(expected.tokenLogprobs().orElseThrow().subList(0, promptTokens),
+                scored.logprobs().orElseThrow().tokenLogprobs().orElseThrow(), "max_tokens 0");
+        assertError(400, "max_tokens", () -> client.completions().create(greedy(prompt, 0).build()));
+
+        try (FloverServer chunked = ServerTesting.start(dir.resolve("tiny-chat"),
+                new SchedulerConfig(new Policy.Fusion(), 4, 8, 64))) {
+            int port = chunked.serveHttp(new InetSocketAddress("127.0.0.1", 0),
+                    ChatTemplate.load(dir.resolve("tiny-chat"), null).orElseThrow());
+            OpenAIClient other = OpenAIOkHttpClient.builder().baseUrl("http://127.0.0.1:" + port + "/v1")
+                    .apiKey("unused").maxRetries(0).build();
+            try {
+                CompletionChoice.Logprobs inChunks = other.completions().create(greedy(prompt, 4).echo(true).logprobs(3)
+                        .build()).choices().getFirst().logprobs().orElseThrow();
+                assertEquals(expected.tokens(), inChunks.tokens());
+                assertClose(expected.tokenLogprobs().orElseThrow(), inChunks.tokenLogprobs().orElseThrow(),
+                        "prefilled in chunks of 8 and whole");
+            } finally {
+                other.close();
             }
         }
     }

@@ -18,10 +18,11 @@ import io.flover.model.InvalidFieldException;
  * @param bannedEarly the ids that would end the sequence (end-of-sequence and stop ids), for {@code minTokens}
  * @param logprobs -1: none; 0: each sampled token's log-probability; N: and the N most likely tokens' (at most
  *     {@value #MAX_LOGPROBS})
+ * @param promptLogprobs the same for each prompt token after the first, by the logits of the token before it
  */
 public record SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty,
                              float presencePenalty, float frequencyPenalty, int minTokens, int[] bannedEarly,
-                             int logprobs, long seed) {
+                             int logprobs, int promptLogprobs, long seed) {
     public static final int MAX_LOGPROBS = 20;
     public static final SamplingParams GREEDY = new SamplingParams(0, 0, 1, 0, 1, 0);
 
@@ -35,12 +36,13 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
         check("frequency_penalty", frequencyPenalty, frequencyPenalty >= -2 && frequencyPenalty <= 2);
         check("min_tokens", minTokens, minTokens >= 0);
         check("logprobs", logprobs, logprobs >= -1 && logprobs <= MAX_LOGPROBS);
+        check("prompt_logprobs", promptLogprobs, promptLogprobs >= -1 && promptLogprobs <= MAX_LOGPROBS);
         bannedEarly = bannedEarly.clone();
     }
 
     /** Without the output penalties and {@code min_tokens}. */
     public SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty, long seed) {
-        this(temperature, topK, topP, minP, repetitionPenalty, 0, 0, 0, new int[0], -1, seed);
+        this(temperature, topK, topP, minP, repetitionPenalty, 0, 0, 0, new int[0], -1, -1, seed);
     }
 
     @Override

@@ -42,8 +42,8 @@ public abstract sealed class CausalLm permits LlamaModel, Gpt2Model {
     /**
      * Runs one step: stores the K/V of every token in {@code kv} and returns, for the last token of each sequence
      * that wants logits, its greedy token, and with {@code withRows} its logits, row after row
-     * ({@code numLogitRows() * vocabSize} floats, perhaps followed by unused ones). The ranks of a group pass the
-     * same {@code withRows}.
+     * ({@code numSampleRows() * vocabSize} floats, perhaps followed by unused ones). The ranks of a group pass the
+     * same {@code withRows}. The batch's scored tokens get only {@link LogitRows.Logprobs}.
      */
     public final LogitRows forward(StepBatch batch, Backend.KvCache kv, boolean withRows) {
         return forward(batch, kv, withRows, -1);

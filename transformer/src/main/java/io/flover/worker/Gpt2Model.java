@@ -115,7 +115,7 @@ final class Gpt2Model extends CausalLm {
             int rows = batch.numLogitRows();
             k.gatherLogitRows(step, x, d, h);
             k.layerNorm(h, h, rows, lnfWeight, lnfBias, c.normEps());
-            return vocab.logits(step, h, rows, wte, withRows, topLogprobs);
+            return vocab.logits(step, h, batch.numSampleRows(), batch.scoreTargets(), wte, withRows, topLogprobs);
         }
     }
 

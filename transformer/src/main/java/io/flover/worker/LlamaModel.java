@@ -129,7 +129,7 @@ final class LlamaModel extends CausalLm {
             int rows = batch.numLogitRows();
             k.gatherLogitRows(step, x, d, h);
             k.rmsNorm(h, h, rows, finalNorm, c.normEps());
-            return vocab.logits(step, h, rows, lmHead, withRows, topLogprobs);
+            return vocab.logits(step, h, batch.numSampleRows(), batch.scoreTargets(), lmHead, withRows, topLogprobs);
         }
     }
 

@@ -16,9 +16,10 @@ public record LogitRows(int[] argmax, float[] rows, Logprobs logprobs) {
 
     /**
      * Each row's log-sum-exp over the whole vocabulary and its {@code n} best tokens (best first, the lower id first
-     * among equals), which is all a token's log-probability needs: {@code logit - logSumExp}.
+     * among equals), which is all a token's log-probability needs: {@code logit - logSumExp}; and the logit of the
+     * id a row scores (-inf for a row that scores none).
      */
-    public record Logprobs(int n, float[] logSumExp, int[] topIds, float[] topLogits) {
+    public record Logprobs(int n, float[] logSumExp, int[] topIds, float[] topLogits, float[] targetLogits) {
         public float logprob(int row, float logit) {
             return logit - logSumExp[row];
         }

@@ -54,7 +54,10 @@ public final class ShardExecutor implements StepRunner {
         return lm;
     }
 
-    /** Applies the step's slot operations, runs it and returns the sampled ids in entry order. */
+    /**
+     * Applies the step's slot operations, runs it and returns the sampled ids in entry order, with the
+     * log-probabilities asked for.
+     */
     @Override
     public StepResult run(Step step) {
         for (SlotOp op : step.slotOps()) {
@@ -81,17 +84,32 @@ public final class ShardExecutor implements StepRunner {
             s.recordTokens(step.tokens(), starts[i], step.lengths()[i], step.firstPositions()[i]);
         }
         boolean withRows = false; // only where some sequence samples otherwise than by the argmax
-        int topLogprobs = -1;
+        int sampledLogprobs = -1; // the most top tokens a sampled token asks for
+        int topLogprobs = -1; // and a scored one
+        int scored = 0;
         for (int i = 0; i < n; i++) {
             SamplingParams p = slots[step.slots()[i]].sampling;
             withRows |= step.sample()[i] && !p.argmaxOfLogits();
-            topLogprobs = step.sample()[i] ? Math.max(topLogprobs, p.logprobs()) : topLogprobs;
+            sampledLogprobs = step.sample()[i] ? Math.max(sampledLogprobs, p.logprobs()) : sampledLogprobs;
+            topLogprobs = step.scoresPrompt(i) ? Math.max(topLogprobs, p.promptLogprobs()) : topLogprobs;
+            scored += step.promptTokensScored(i);
+        }
+        topLogprobs = Math.max(topLogprobs, sampledLogprobs);
+        // Each scored token's target is the token after it: in the step, or past the entry's last the prompt's next.
+        int[] scoredTokens = new int[scored];
+        int[] targets = new int[scored];
+        for (int i = 0, j = 0, next = 0; i < n; i++) {
+            for (int t = 0; t < step.promptTokensScored(i); t++, j++) {
+                scoredTokens[j] = starts[i] + t;
+                targets[j] = t + 1 < step.lengths()[i] ? step.tokens()[starts[i] + t + 1]
+                        : step.nextPromptTokens()[next++];
+            }
         }
         LogitRows logits = lm.forward(new StepBatch(step.tokens(), starts, step.lengths(), step.firstPositions(),
-                tables, step.sample()), kv, withRows, topLogprobs);
+                tables, step.sample(), scoredTokens, targets), kv, withRows, topLogprobs);
         int vocab = lm.config().vocabSize();
         int[] sampled = new int[step.numSampled()];
-        TokenLogprobs[] logprobs = topLogprobs < 0 ? null : new TokenLogprobs[sampled.length];
+        TokenLogprobs[] logprobs = sampledLogprobs < 0 ? null : new TokenLogprobs[sampled.length];
         for (int i = 0, row = 0; i < n; i++) {
             if (step.sample()[i]) {
                 Slot s = slots[step.slots()[i]];
@@ -99,21 +117,28 @@ public final class ShardExecutor implements StepRunner {
                 sampled[row] = sampler.sample(logits, row, vocab, s.sampling, s.history, s.historyLength,
                         s.promptLength, position);
                 if (s.sampling.logprobs() >= 0) {
-                    logprobs[row] = logprobs(logits, row, vocab, sampled[row], s.sampling.logprobs());
+                    // The sampled token's logit is in the rows where they were fetched; otherwise it is the argmax.
+                    LogitRows.Logprobs l = logits.logprobs();
+                    float logit = logits.rows() != null ? logits.rows()[row * vocab + sampled[row]]
+                            : l.topLogits()[row * l.n()];
+                    logprobs[row] = logprobs(l, row, logit, s.sampling.logprobs());
                 }
                 row++;
             }
         }
-        return new StepResult(sampled, logprobs);
+        TokenLogprobs[] promptLogprobs = scored == 0 ? null : new TokenLogprobs[scored];
+        for (int i = 0, j = 0; i < n; i++) {
+            int top = Math.max(0, slots[step.slots()[i]].sampling.promptLogprobs());
+            for (int t = 0; t < step.promptTokensScored(i); t++, j++) {
+                int row = sampled.length + j; // the scored rows follow the sampled ones
+                promptLogprobs[j] = logprobs(logits.logprobs(), row, logits.logprobs().targetLogits()[row], top);
+            }
+        }
+        return new StepResult(sampled, logprobs, promptLogprobs);
     }
 
-    /**
-     * The sampled token's log-probability and the {@code top} best: its logit is in the rows where they were
-     * fetched, and otherwise it is the argmax, whose logit is the best one.
-     */
-    private static TokenLogprobs logprobs(LogitRows logits, int row, int vocab, int token, int top) {
-        LogitRows.Logprobs l = logits.logprobs();
-        float logit = logits.rows() != null ? logits.rows()[row * vocab + token] : l.topLogits()[row * l.n()];
+    /** The log-probability of a token of logit {@code logit} in row {@code row}, and the {@code top} best. */
+    private static TokenLogprobs logprobs(LogitRows.Logprobs l, int row, float logit, int top) {
         int[] ids = new int[top];
         float[] values = new float[top];
         for (int k = 0; k < top; k++) {

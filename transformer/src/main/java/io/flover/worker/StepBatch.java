@@ -8,10 +8,11 @@ import java.util.Arrays;
  * {@code tokens[seqStart[s] .. seqStart[s] + seqLength[s])} (a prefill chunk, or one decode token) at
  * consecutive positions starting from {@code firstPosition[s]}. Its KV rows live in the blocks of
  * {@code blockTables[s]}. Logits are produced for the last token of every sequence with
- * {@code wantLogits[s]}, in sequence order.
+ * {@code wantLogits[s]}, in sequence order (the rows a sampler reads), and then for each token
+ * {@code scoredTokens[j]} of the flat list, which scores the id {@code scoreTargets[j]} (a prompt's next token).
  */
 public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] firstPosition,
-                        int[][] blockTables, boolean[] wantLogits) {
+                        int[][] blockTables, boolean[] wantLogits, int[] scoredTokens, int[] scoreTargets) {
 
     public StepBatch {
         int n = seqStart.length;
@@ -28,6 +29,16 @@ public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] fir
         if (next != tokens.length) {
             throw new IllegalArgumentException("sequences cover " + next + " tokens, the step has " + tokens.length);
         }
+        if (scoreTargets.length != scoredTokens.length) {
+            throw new IllegalArgumentException(scoredTokens.length + " scored tokens, " + scoreTargets.length
+                    + " targets");
+        }
+    }
+
+    /** A step that scores no token. */
+    public StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] firstPosition, int[][] blockTables,
+                     boolean[] wantLogits) {
+        this(tokens, seqStart, seqLength, firstPosition, blockTables, wantLogits, new int[0], new int[0]);
     }
 
     /** A step of a single sequence: {@code tokens} at positions {@code firstPosition...}, logits for the last. */
@@ -44,8 +55,8 @@ public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] fir
         return seqStart.length;
     }
 
-    /** Sequences whose last token gets logits. */
-    public int numLogitRows() {
+    /** Sequences whose last token gets logits to sample from: the first rows of the logits. */
+    public int numSampleRows() {
         int n = 0;
         for (boolean w : wantLogits) {
             n += w ? 1 : 0;
@@ -53,14 +64,21 @@ public record StepBatch(int[] tokens, int[] seqStart, int[] seqLength, int[] fir
         return n;
     }
 
+    /** Rows of the logits: the sample rows, then the scored tokens'. */
+    public int numLogitRows() {
+        return numSampleRows() + scoredTokens.length;
+    }
+
     /** What the kernels need to know of the step's tokens. */
     public StepIndex index() {
         int[] logitTokens = new int[numLogitRows()];
-        for (int s = 0, row = 0; s < seqStart.length; s++) {
+        int row = 0;
+        for (int s = 0; s < seqStart.length; s++) {
             if (wantLogits[s]) {
                 logitTokens[row++] = seqStart[s] + seqLength[s] - 1;
             }
         }
+        System.arraycopy(scoredTokens, 0, logitTokens, row, scoredTokens.length);
         return new StepIndex(tokens, positions(), tokenBlockTables(), logitTokens);
     }
 

@@ -38,59 +38,67 @@ final class VocabParallel {
     }
 
     /**
-     * The greedy token of each of {@code rows} hidden states ({@code localHead}: this rank's slice of the LM head),
-     * and with {@code withRows} their logits over the whole vocabulary. Each rank takes the argmax of its own
+     * The greedy token of each of {@code sampleRows} hidden states ({@code localHead}: this rank's slice of the LM
+     * head), and with {@code withRows} their logits over the whole vocabulary. Each rank takes the argmax of its own
      * slice; the ranks then trade one (maximum, index) pair per row rather than their slices of the logits. With
-     * {@code topLogprobs >= 0} each row's log-sum-exp and best {@code max(1, topLogprobs)} tokens come too, merged
-     * from every rank's slice ({@link TopLogits}).
+     * {@code topLogprobs >= 0}, or hidden states that score a token, every row's log-sum-exp and best
+     * {@code max(1, topLogprobs)} tokens come too, merged from every rank's slice ({@link TopLogits}): the
+     * {@code scoreTargets.length} hidden states after the sample rows score the ids {@code scoreTargets}, whose
+     * logits come with them.
      */
-    LogitRows logits(Backend.Forward step, Backend.Buffer hidden, int rows, Backend.Matrix localHead, boolean withRows,
-                     int topLogprobs) {
+    LogitRows logits(Backend.Forward step, Backend.Buffer hidden, int sampleRows, int[] scoreTargets,
+                     Backend.Matrix localHead, boolean withRows, int topLogprobs) {
+        int rows = sampleRows + scoreTargets.length;
         int held = shard.vocab();
-        int[] argmax = new int[rows];
-        float[] maxima = new float[rows];
+        boolean summarise = topLogprobs >= 0 || scoreTargets.length > 0;
+        int[] targets = new int[rows];
+        Arrays.fill(targets, 0, sampleRows, -1);
+        System.arraycopy(scoreTargets, 0, targets, sampleRows, scoreTargets.length);
+        int[] argmax = new int[sampleRows];
+        float[] maxima = new float[sampleRows];
         Arrays.fill(maxima, Float.NEGATIVE_INFINITY);
         Backend.Buffer local = null;
         if (held > 0) { // the last rank of an uneven split may hold no rows
             local = step.buffer(rows * held);
             k.matmul(hidden, rows, localHead, local);
-            k.argmaxRows(local, rows, held, argmax, maxima);
+            k.argmaxRows(local, sampleRows, held, argmax, maxima);
         }
         if (shard.size() == 1) {
-            float[] all = withRows || topLogprobs >= 0 ? k.toHost(local, rows * held) : null;
-            return new LogitRows(argmax, withRows ? all : null, topLogprobs < 0 ? null : logprobs(all, rows, held,
-                    topLogprobs));
+            float[] all = withRows || summarise ? k.toHost(local, rows * held) : null;
+            return new LogitRows(argmax, withRows ? all : null, summarise ? logprobs(all, rows, held, topLogprobs,
+                    targets) : null);
         }
-        int[] pairs = new int[2 * rows]; // the maxima's bits, then the indices: one int all-gather
-        for (int r = 0; r < rows; r++) {
+        int[] pairs = new int[2 * sampleRows]; // the maxima's bits, then the indices: one int all-gather
+        for (int r = 0; r < sampleRows; r++) {
             pairs[r] = Float.floatToRawIntBits(maxima[r]);
-            pairs[rows + r] = shard.firstVocab() + argmax[r];
+            pairs[sampleRows + r] = shard.firstVocab() + argmax[r];
         }
         int[] gathered = group.allGather(pairs);
-        for (int r = 0; r < rows; r++) {
+        for (int r = 0; r < sampleRows; r++) {
             // Ranks hold ascending slices: the first rank with the largest maximum holds the lowest index of it.
             float best = Float.NEGATIVE_INFINITY;
             argmax[r] = 0;
             for (int rank = 0; rank < shard.size(); rank++) {
-                float v = Float.intBitsToFloat(gathered[rank * 2 * rows + r]);
+                float v = Float.intBitsToFloat(gathered[rank * 2 * sampleRows + r]);
                 if (v > best) {
                     best = v;
-                    argmax[r] = gathered[rank * 2 * rows + rows + r];
+                    argmax[r] = gathered[rank * 2 * sampleRows + sampleRows + r];
                 }
             }
         }
         LogitRows.Logprobs logprobs = null;
-        if (topLogprobs >= 0) {
-            logprobs = logprobs(held > 0 ? k.toHost(local, rows * held) : new float[0], rows, held, topLogprobs);
+        if (summarise) {
+            logprobs = logprobs(held > 0 ? k.toHost(local, rows * held) : new float[0], rows, held, topLogprobs,
+                    targets);
         }
-        return new LogitRows(argmax, withRows ? gatherRows(local, rows, held) : null, logprobs);
+        return new LogitRows(argmax, withRows ? gatherRows(local, sampleRows, held) : null, logprobs);
     }
 
     /** Every rank summarises its slice of each row; the summaries, gathered, merge to the whole row's. */
-    private LogitRows.Logprobs logprobs(float[] slice, int rows, int held, int topLogprobs) {
+    private LogitRows.Logprobs logprobs(float[] slice, int rows, int held, int topLogprobs, int[] targets) {
         int n = Math.max(1, topLogprobs);
         float[] summary = new float[rows * TopLogits.width(n)];
-        TopLogits.summarise(slice, rows, held, shard.firstVocab(), n, summary);
+        TopLogits.summarise(slice, rows, held, shard.firstVocab(), n, targets, summary);
         float[] all = shard.size() == 1 ? summary : group.allGather(summary);
         return TopLogits.merge(all, shard.size(), rows, n);
     }

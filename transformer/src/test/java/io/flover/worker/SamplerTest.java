@@ -140,12 +140,12 @@ class SamplerTest {
     void presenceAndFrequencyPenaliseTheOutputOnly() {
         float[] logits = {3f, 2.5f, 1f};
         int[] history = {0, 0, 0}; // a prompt of one 0, then an output of two
-        SamplingParams both = new SamplingParams(0, 0, 1, 0, 1, 0.4f, 0.1f, 0, new int[0], -1, 1);
-        SamplingParams presence = new SamplingParams(0, 0, 1, 0, 1, 0.4f, 0, 0, new int[0], -1, 1);
+        SamplingParams both = new SamplingParams(0, 0, 1, 0, 1, 0.4f, 0.1f, 0, new int[0], -1, -1, 1);
+        SamplingParams presence = new SamplingParams(0, 0, 1, 0, 1, 0.4f, 0, 0, new int[0], -1, -1, 1);
         assertEquals(1, sampler.sample(logits, 0, 3, both, history, 3, 1, 0), "3 - 0.4 - 2 * 0.1 = 2.4 < 2.5");
         assertEquals(0, sampler.sample(logits, 0, 3, presence, history, 3, 1, 0), "3 - 0.4 = 2.6 > 2.5");
         assertEquals(0, sampler.sample(logits, 0, 3, both, history, 3, 3, 0), "prompt tokens are not penalised");
-        SamplingParams negative = new SamplingParams(0, 0, 1, 0, 1, 0, -1f, 0, new int[0], -1, 1);
+        SamplingParams negative = new SamplingParams(0, 0, 1, 0, 1, 0, -1f, 0, new int[0], -1, -1, 1);
         assertEquals(2, sampler.sample(new float[] {3f, 2.5f, 1f}, 0, 3, negative, new int[] {2, 2, 2}, 3, 0, 0),
                 "1 + 3 * 1 = 4 > 3");
         assertFalse(both.argmaxOfLogits());
@@ -154,10 +154,10 @@ class SamplerTest {
     @Test
     void minTokensBansTheEndingIdsUntilTheOutputIsLongEnough() {
         float[] logits = {3f, 1f, 2f};
-        SamplingParams p = new SamplingParams(0, 0, 1, 0, 1, 0, 0, 2, new int[] {0}, -1, 1);
+        SamplingParams p = new SamplingParams(0, 0, 1, 0, 1, 0, 0, 2, new int[] {0}, -1, -1, 1);
         assertEquals(2, sampler.sample(logits, 0, 3, p, new int[] {1, 2}, 2, 1, 0), "one output token of two");
         assertEquals(0, sampler.sample(logits, 0, 3, p, new int[] {1, 2, 2}, 3, 1, 0), "two of two");
-        SamplingParams sampled = new SamplingParams(1, 0, 1, 0, 1, 0, 0, 2, new int[] {0, 2}, -1, 1);
+        SamplingParams sampled = new SamplingParams(1, 0, 1, 0, 1, 0, 0, 2, new int[] {0, 2}, -1, -1, 1);
         for (int step = 0; step < 50; step++) {
             assertEquals(1, sampler.sample(logits, 0, 3, sampled, new int[] {1}, 1, 1, step));
         }

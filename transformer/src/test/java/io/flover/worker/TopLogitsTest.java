@@ -7,7 +7,10 @@ import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
-/** Vocabulary slices summarised apart and merged give the whole row's log-sum-exp and best tokens. */
+/**
+ * Vocabulary slices summarised apart and merged give the whole row's log-sum-exp, best tokens and the logit of the
+ * id it scores.
+ */
 class TopLogitsTest {
     @Test
     void unevenSlicesAndAnEmptyOneMergeToTheWholeRow() {
@@ -21,6 +24,7 @@ class TopLogitsTest {
             }
         }
         logits[1][5] = logits[1][20]; // a tie across slices: the lower id ranks first
+        int[] targets = {3, 33, -1}; // held by the first slice, by the third, none
         int w = TopLogits.width(n);
         float[] gathered = new float[slices.length * rows * w];
         for (int rank = 0; rank < slices.length; rank++) {
@@ -30,7 +34,7 @@ class TopLogitsTest {
                 System.arraycopy(logits[r], first, slice, r * held, held);
             }
             float[] summary = new float[rows * w];
-            TopLogits.summarise(slice, rows, held, first, n, summary);
+            TopLogits.summarise(slice, rows, held, first, n, targets, summary);
             System.arraycopy(summary, 0, gathered, rank * rows * w, rows * w);
         }
         LogitRows.Logprobs merged = TopLogits.merge(gathered, slices.length, rows, n);
@@ -45,6 +49,8 @@ class TopLogitsTest {
                 sum += Math.exp(v - max);
             }
             assertEquals(max + Math.log(sum), merged.logSumExp()[r], 1e-5, "row " + r);
+            assertEquals(targets[r] < 0 ? Float.NEGATIVE_INFINITY : row[targets[r]], merged.targetLogits()[r],
+                    "row " + r);
             Integer[] order = new Integer[vocab];
             Arrays.setAll(order, i -> i);
             Arrays.sort(order, (a, b) -> row[a] != row[b] ? Float.compare(row[b], row[a]) : Integer.compare(a, b));

@@ -45,6 +45,8 @@ public final class StepCodec {
     private static final int LENGTHS = 5;
     private static final int FIRST_POSITIONS = 6;
     private static final int SAMPLE = 7;
+    private static final int PROMPT_LOGPROBS = 8;
+    private static final int NEXT_PROMPT_TOKENS = 9;
     private static final int OP_ADMIT = 1;
     private static final int OP_APPEND_BLOCKS = 2;
     private static final int OP_EVICT = 3;
@@ -60,6 +62,7 @@ public final class StepCodec {
     private static final int MIN_TOKENS = 9;
     private static final int BANNED_EARLY = 10;
     private static final int LOGPROBS = 11;
+    private static final int SAMPLING_PROMPT_LOGPROBS = 12;
 
     private StepCodec() {
     }
@@ -79,6 +82,8 @@ public final class StepCodec {
             packed(out, LENGTHS, step.lengths());
             packed(out, FIRST_POSITIONS, step.firstPositions());
             packed(out, SAMPLE, step.sample());
+            packed(out, PROMPT_LOGPROBS, step.promptLogprobs());
+            packed(out, NEXT_PROMPT_TOKENS, step.nextPromptTokens());
             out.checkNoSpaceLeft();
         } catch (IOException e) {
             throw new UncheckedIOException("a step outgrew the size computed for it", e);
@@ -111,7 +116,8 @@ public final class StepCodec {
         }
         return n + packedSize(TOKENS, step.tokens()) + packedSize(SLOTS, step.slots())
                 + packedSize(LENGTHS, step.lengths()) + packedSize(FIRST_POSITIONS, step.firstPositions())
-                + packedSize(SAMPLE, step.sample());
+                + packedSize(SAMPLE, step.sample()) + packedSize(PROMPT_LOGPROBS, step.promptLogprobs())
+                + packedSize(NEXT_PROMPT_TOKENS, step.nextPromptTokens());
     }
 
     /** A {@code SlotOp}: its one operation, a message even when all its fields are zero. */
@@ -136,7 +142,7 @@ public final class StepCodec {
                 + uint64Size(SEED, p.seed()) + floatSize(PRESENCE_PENALTY, p.presencePenalty())
                 + floatSize(FREQUENCY_PENALTY, p.frequencyPenalty()) + uint32Size(MIN_TOKENS, p.minTokens())
                 + packedSize(BANNED_EARLY, p.bannedEarly())
-                + (p.logprobs() >= 0 ? CodedOutputStream.computeUInt32Size(LOGPROBS, p.logprobs()) : 0);
+                + optionalSize(LOGPROBS, p.logprobs()) + optionalSize(SAMPLING_PROMPT_LOGPROBS, p.promptLogprobs());
     }
 
     private static void write(CodedOutputStream out, SlotOp op) throws IOException {
@@ -177,9 +183,8 @@ public final class StepCodec {
         float32(out, FREQUENCY_PENALTY, p.frequencyPenalty());
         uint32(out, MIN_TOKENS, p.minTokens());
         packed(out, BANNED_EARLY, p.bannedEarly());
-        if (p.logprobs() >= 0) {
-            out.writeUInt32(LOGPROBS, p.logprobs()); // proto3 optional: written even when 0
-        }
+        optional(out, LOGPROBS, p.logprobs());
+        optional(out, SAMPLING_PROMPT_LOGPROBS, p.promptLogprobs());
     }
 
     // Writers and their sizes. As protobuf does, proto3 fields at their default are left out.
@@ -194,6 +199,11 @@ public final class StepCodec {
 
     private static int floatSize(int field, float v) {
         return Float.floatToRawIntBits(v) == 0 ? 0 : CodedOutputStream.computeFloatSize(field, v);
+    }
+
+    /** A proto3 optional uint32: -1 for unset, and written even when 0. */
+    private static int optionalSize(int field, int v) {
+        return v >= 0 ? CodedOutputStream.computeUInt32Size(field, v) : 0;
     }
 
     private static int messageSize(int field, int bytes) {
@@ -231,6 +241,12 @@ public final class StepCodec {
     private static void float32(CodedOutputStream out, int field, float v) throws IOException {
         if (Float.floatToRawIntBits(v) != 0) {
             out.writeFloat(field, v);
+        }
+    }
+
+    private static void optional(CodedOutputStream out, int field, int v) throws IOException {
+        if (v >= 0) {
+            out.writeUInt32(field, v);
         }
     }
 
@@ -278,6 +294,8 @@ public final class StepCodec {
             int[] lengths = NO_INTS;
             int[] first = NO_INTS;
             boolean[] sample = NO_BOOLEANS;
+            boolean[] promptLogprobs = NO_BOOLEANS;
+            int[] nextPromptTokens = NO_INTS;
             for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
                 int type = WireFormat.getTagWireType(tag);
                 switch (WireFormat.getTagFieldNumber(tag)) {
@@ -288,12 +306,25 @@ public final class StepCodec {
                     case LENGTHS -> lengths = ints("lengths", type, lengths);
                     case FIRST_POSITIONS -> first = ints("first_positions", type, first);
                     case SAMPLE -> sample = booleans("sample", type, sample);
+                    case PROMPT_LOGPROBS -> promptLogprobs = booleans("prompt_logprobs", type, promptLogprobs);
+                    case NEXT_PROMPT_TOKENS -> nextPromptTokens = ints("next_prompt_tokens", type, nextPromptTokens);
                     default -> in.skipField(tag);
                 }
             }
             entries("lengths", lengths.length, slots.length);
             entries("first_positions", first.length, slots.length);
             entries("sample", sample.length, slots.length);
+            if (promptLogprobs.length > 0) {
+                entries("prompt_logprobs", promptLogprobs.length, slots.length);
+            }
+            int continued = 0;
+            for (int i = 0; i < promptLogprobs.length; i++) {
+                continued += promptLogprobs[i] && !sample[i] ? 1 : 0;
+            }
+            if (nextPromptTokens.length != continued) {
+                throw new InvalidFieldException("next_prompt_tokens", "StepRequest.next_prompt_tokens has "
+                        + nextPromptTokens.length + " entries where " + continued + " prompts go on past the step");
+            }
             long fed = 0;
             for (int length : lengths) {
                 fed += Integer.toUnsignedLong(length);
@@ -302,7 +333,7 @@ public final class StepCodec {
                 throw new InvalidFieldException("tokens", "StepRequest.tokens: " + tokens.length
                         + " tokens where the entries' lengths add up to " + fed);
             }
-            return new Step(id, ops, tokens, slots, lengths, first, sample);
+            return new Step(id, ops, tokens, slots, lengths, first, sample, promptLogprobs, nextPromptTokens);
         }
 
         private SlotOp slotOp(int index, int type) throws IOException {
@@ -364,6 +395,7 @@ public final class StepCodec {
             int topK = 0;
             int minTokens = 0;
             int logprobs = -1;
+            int promptLogprobs = -1;
             long seed = 0;
             int[] bannedEarly = NO_INTS;
             for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
@@ -380,13 +412,14 @@ public final class StepCodec {
                     case MIN_TOKENS -> minTokens = (int) varint(at + ".min_tokens", wire);
                     case BANNED_EARLY -> bannedEarly = ints(at + ".banned_early", wire, bannedEarly);
                     case LOGPROBS -> logprobs = (int) varint(at + ".logprobs", wire);
+                    case SAMPLING_PROMPT_LOGPROBS -> promptLogprobs = (int) varint(at + ".prompt_logprobs", wire);
                     default -> in.skipField(tag);
                 }
             }
             in.popLimit(limit);
             try {
                 return new SamplingParams(temperature, topK, topP, minP, repetitionPenalty, presencePenalty,
-                        frequencyPenalty, minTokens, bannedEarly, logprobs, seed);
+                        frequencyPenalty, minTokens, bannedEarly, logprobs, promptLogprobs, seed);
             } catch (InvalidFieldException e) {
                 throw new InvalidFieldException(at + "." + e.field(), "StepRequest." + at + "." + e.getMessage());
             }
@@ -539,20 +572,29 @@ public final class StepCodec {
         }
         if (result.logprobs() != null) {
             for (TokenLogprobs l : result.logprobs()) {
-                StepLogprobs.Builder e = StepLogprobs.newBuilder().setAsked(l != null);
-                if (l != null) {
-                    e.setLogprob(l.logprob());
-                    for (int id : l.topIds()) {
-                        e.addTopIds(id);
-                    }
-                    for (float v : l.topLogprobs()) {
-                        e.addTopLogprobs(v);
-                    }
-                }
-                b.addLogprobs(e);
+                b.addLogprobs(encode(l));
+            }
+        }
+        if (result.promptLogprobs() != null) {
+            for (TokenLogprobs l : result.promptLogprobs()) {
+                b.addPromptLogprobs(encode(l));
             }
         }
         return b;
+    }
+
+    private static StepLogprobs.Builder encode(TokenLogprobs l) {
+        StepLogprobs.Builder e = StepLogprobs.newBuilder().setAsked(l != null);
+        if (l != null) {
+            e.setLogprob(l.logprob());
+            for (int id : l.topIds()) {
+                e.addTopIds(id);
+            }
+            for (float v : l.topLogprobs()) {
+                e.addTopLogprobs(v);
+            }
+        }
+        return e;
     }
 
     /** A rank's answer as the scheduler takes it. */
@@ -561,12 +603,17 @@ public final class StepCodec {
         for (int i = 0; i < sampled.length; i++) {
             sampled[i] = r.getSampled(i);
         }
-        if (r.getLogprobsCount() == 0) {
-            return StepResult.of(sampled);
+        return new StepResult(sampled, decode(r.getLogprobsList()), decode(r.getPromptLogprobsList()));
+    }
+
+    /** Null for none; an entry that did not ask is null too. */
+    private static TokenLogprobs[] decode(List<StepLogprobs> entries) {
+        if (entries.isEmpty()) {
+            return null;
         }
-        TokenLogprobs[] logprobs = new TokenLogprobs[r.getLogprobsCount()];
+        TokenLogprobs[] logprobs = new TokenLogprobs[entries.size()];
         for (int i = 0; i < logprobs.length; i++) {
-            StepLogprobs e = r.getLogprobs(i);
+            StepLogprobs e = entries.get(i);
             if (e.getAsked()) {
                 int[] topIds = new int[e.getTopIdsCount()];
                 float[] top = new float[e.getTopLogprobsCount()];
@@ -579,6 +626,6 @@ public final class StepCodec {
                 logprobs[i] = new TokenLogprobs(e.getLogprob(), topIds, top);
             }
         }
-        return new StepResult(sampled, logprobs);
+        return logprobs;
     }
 }
