@@ -494,7 +494,7 @@ public final class Scheduler implements AutoCloseable {
                 continue; // its row is recomputed in place, step after step: the cost of not reordering
             }
             int count = step.promptTokensScored(i); // the tokens after its first, and the prompt's next unless it samples
-            if (count > 0) {
+            if (count > 0 && sampled.promptLogprobs() != null) { // null from a runner that computes none (self-test)
                 System.arraycopy(sampled.promptLogprobs(), scored, s.promptLogprobs, s.computed + 1, count);
                 scored += count;
             }
