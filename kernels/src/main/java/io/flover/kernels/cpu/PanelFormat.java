@@ -522,8 +522,7 @@ abstract sealed class PanelFormat {
         void tile1(MemorySegment w, long g0, long g1, long g2, long g3, int k, float[] x, int x0, float[] acc) {
             FloatVector zero = FloatVector.zero(F);
             FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero, b3 = zero;
-            // The whole sub-block per scale load: this loop's body is long enough without unrolling.
-            for (int c = 0; c < k; c += block) {
+            for (int c = 0; c < k; c += SPAN) {
                 long at = (c >>> shift) * blockBytes;
                 FloatVector d0 = FloatVector.fromMemorySegment(F, w, g0 + at, LE);
                 FloatVector e0 = FloatVector.fromMemorySegment(F, w, g0 + at + HI_SCALE, LE);
@@ -533,8 +532,8 @@ abstract sealed class PanelFormat {
                 FloatVector e2 = FloatVector.fromMemorySegment(F, w, g2 + at + HI_SCALE, LE);
                 FloatVector d3 = FloatVector.fromMemorySegment(F, w, g3 + at, LE);
                 FloatVector e3 = FloatVector.fromMemorySegment(F, w, g3 + at + HI_SCALE, LE);
-                long codes = at + SCALES;
-                for (int j = 0; j < block; j++) {
+                long codes = at + SCALES + (long) (c & (block - 1)) * GROUP;
+                for (int j = 0; j < SPAN; j++) {
                     long col = codes + (long) j * GROUP;
                     FloatVector v = FloatVector.broadcast(F, x[x0 + c + j]);
                     a0 = column(w, g0 + col).mul(d0).fma(v, a0); b0 = column(w, g0 + col + LANES).mul(e0).fma(v, b0);
