@@ -1,8 +1,5 @@
 package io.flover.kernels.cpu;
 
-import static jdk.incubator.vector.VectorOperators.ADD;
-import static jdk.incubator.vector.VectorOperators.EXP;
-import static jdk.incubator.vector.VectorOperators.TANH;
 
 import io.flover.model.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -11,6 +8,7 @@ import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -202,7 +200,7 @@ public final class CpuKernels implements AutoCloseable {
             FloatVector v = FloatVector.fromArray(F, x, base + i);
             acc = v.fma(v, acc);
         }
-        double ss = acc.reduceLanes(ADD);
+        double ss = VectorMath.sum(acc);
         for (int i = vec; i < d; i++) {
             ss += x[base + i] * x[base + i];
         }
@@ -233,7 +231,7 @@ public final class CpuKernels implements AutoCloseable {
         for (int i = 0; i < vec; i += LANES) {
             acc = acc.add(FloatVector.fromArray(F, x, base + i));
         }
-        float sum = acc.reduceLanes(ADD);
+        float sum = VectorMath.sum(acc);
         for (int i = vec; i < d; i++) {
             sum += x[base + i];
         }
@@ -244,7 +242,7 @@ public final class CpuKernels implements AutoCloseable {
             FloatVector c = FloatVector.fromArray(F, x, base + i).sub(mean);
             acc = c.fma(c, acc);
         }
-        float var = acc.reduceLanes(ADD);
+        float var = VectorMath.sum(acc);
         for (int i = vec; i < d; i++) {
             float c = x[base + i] - mean;
             var += c * c;
@@ -265,14 +263,11 @@ public final class CpuKernels implements AutoCloseable {
         Objects.checkFromIndexSize(0, n, gate.length);
         Objects.checkFromIndexSize(0, n, up.length);
         parallelFor(n, LANES, TRANSCENDENTAL_WORK, (worker, from, to) -> {
-            int i = from;
-            for (int vecEnd = from + F.loopBound(to - from); i < vecEnd; i += LANES) {
-                FloatVector g = FloatVector.fromArray(F, gate, i);
-                g.div(g.neg().lanewise(EXP).add(1f)).mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
-            }
-            for (; i < to; i++) {
-                float g = gate[i];
-                gate[i] = g / (1 + (float) Math.exp(-g)) * up[i];
+            // The last vector masked, not a scalar tail: an element gets the same arithmetic wherever it sits.
+            for (int i = from; i < to; i += LANES) {
+                VectorMask<Float> m = F.indexInRange(i, to);
+                FloatVector g = FloatVector.fromArray(F, gate, i, m);
+                g.div(VectorMath.exp(g.neg()).add(1f)).mul(FloatVector.fromArray(F, up, i, m)).intoArray(gate, i, m);
             }
         });
     }
@@ -282,15 +277,13 @@ public final class CpuKernels implements AutoCloseable {
         Objects.checkFromIndexSize(0, n, x.length);
         final float c = (float) Math.sqrt(2 / Math.PI);
         parallelFor(n, LANES, TRANSCENDENTAL_WORK, (worker, from, to) -> {
-            int i = from;
-            for (int vecEnd = from + F.loopBound(to - from); i < vecEnd; i += LANES) {
-                FloatVector v = FloatVector.fromArray(F, x, i);
+            for (int i = from; i < to; i += LANES) {
+                VectorMask<Float> m = F.indexInRange(i, to);
+                FloatVector v = FloatVector.fromArray(F, x, i, m);
                 FloatVector inner = v.mul(0.044715f).mul(v).mul(v).add(v).mul(c);
-                v.mul(0.5f).mul(inner.lanewise(TANH).add(1f)).intoArray(x, i);
-            }
-            for (; i < to; i++) {
-                float v = x[i];
-                x[i] = 0.5f * v * (1 + (float) Math.tanh(c * (v + 0.044715f * v * v * v)));
+                // 0.5 v (1 + tanh u) as v / (1 + e^-2u): the same function, without 1 + tanh u cancelling for
+                // large negative v.
+                v.div(VectorMath.exp(inner.mul(-2f)).add(1f)).intoArray(x, i, m);
             }
         });
     }
@@ -412,7 +405,7 @@ public final class CpuKernels implements AutoCloseable {
             for (int i = 0; i < vec; i += LANES) {
                 a = FloatVector.fromArray(F, keys, rows[p] + i).fma(FloatVector.fromArray(F, q, qBase + i), a);
             }
-            s[p] = a.reduceLanes(ADD);
+            s[p] = VectorMath.sum(a);
         }
         for (int i = vec; i < hd; i++) {
             for (p = 0; p < len; p++) {
@@ -465,19 +458,14 @@ public final class CpuKernels implements AutoCloseable {
 
     /** {@code s[p] = exp(s[p] - max)} for {@code p < len}; returns their sum. */
     private static float expShifted(float[] s, int len, float max) {
-        int vec = F.loopBound(len);
         FloatVector acc = FloatVector.zero(F);
-        for (int p = 0; p < vec; p += LANES) {
-            FloatVector e = FloatVector.fromArray(F, s, p).sub(max).lanewise(EXP);
-            e.intoArray(s, p);
-            acc = acc.add(e);
+        for (int p = 0; p < len; p += LANES) {
+            VectorMask<Float> m = F.indexInRange(p, len);
+            FloatVector e = VectorMath.exp(FloatVector.fromArray(F, s, p, m).sub(max));
+            e.intoArray(s, p, m);
+            acc = acc.add(e, m);
         }
-        float sum = acc.reduceLanes(ADD);
-        for (int p = vec; p < len; p++) {
-            s[p] = (float) Math.exp(s[p] - max);
-            sum += s[p];
-        }
-        return sum;
+        return VectorMath.sum(acc);
     }
 
     private float[] scratch(int worker, int length) {

@@ -90,7 +90,8 @@ final class ScalarKernels {
         final float c = (float) Math.sqrt(2 / Math.PI);
         for (int i = 0; i < n; i++) {
             float v = x[i];
-            x[i] = 0.5f * v * (1 + (float) Math.tanh(c * (v + 0.044715f * v * v * v)));
+            // 0.5 v (1 + tanh u) in double and as v / (1 + e^-2u): 1 + tanh u cancels to 0 for large negative v.
+            x[i] = (float) (v / (1 + Math.exp(-2 * c * (v + 0.044715 * v * v * v))));
         }
     }
 
