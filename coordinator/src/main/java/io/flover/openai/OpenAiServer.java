@@ -45,6 +45,8 @@ public final class OpenAiServer implements AutoCloseable {
     private static final Logger JETTY = Logger.getLogger("org.eclipse.jetty");
     /** The socket buffer of each connection's output: what the kernel holds for a client that does not read. */
     private static final int SOCKET_SEND_BUFFER_BYTES = 64 << 10;
+    /** The most of a too large body read and dropped before the 413, so that the client gets to read it. */
+    private static final long DRAINED_BYTES = 4L * FloverServer.MAX_REQUEST_BYTES;
 
     static {
         JETTY.setLevel(Level.WARNING);
@@ -191,17 +193,17 @@ public final class OpenAiServer implements AutoCloseable {
         /** The body as JSON, refused with 413 past the limit whether or not its length was announced. */
         private JsonNode body(Request request) {
             long limit = FloverServer.MAX_REQUEST_BYTES;
-            if (request.getLength() > limit) {
-                throw ApiError.tooLarge(limit);
-            }
             byte[] bytes;
             try (InputStream in = Content.Source.asInputStream(request)) {
+                if (request.getLength() > limit) {
+                    throw tooLarge(in, limit);
+                }
                 bytes = in.readNBytes((int) limit + 1);
+                if (bytes.length > limit) {
+                    throw tooLarge(in, limit);
+                }
             } catch (IOException e) {
                 throw ApiError.invalid(null, "the request body could not be read: " + e.getMessage());
-            }
-            if (bytes.length > limit) {
-                throw ApiError.tooLarge(limit);
             }
             try {
                 return JSON.readTree(bytes);
@@ -211,6 +213,25 @@ public final class OpenAiServer implements AutoCloseable {
                 throw ApiError.invalid(null, "the request body could not be read: " + e.getMessage());
             }
         }
+    }
+
+    /**
+     * The 413 for a body past {@code limit}, once up to {@link #DRAINED_BYTES} more of it are read and dropped: a
+     * client still sending when the connection closes sees a broken pipe instead of the answer.
+     */
+    private static ApiError tooLarge(InputStream body, long limit) throws IOException {
+        long left = DRAINED_BYTES;
+        while (left > 0) {
+            long skipped = body.skip(left);
+            if (skipped > 0) {
+                left -= skipped;
+            } else if (body.read() < 0) {
+                break;
+            } else {
+                left--;
+            }
+        }
+        return ApiError.tooLarge(limit);
     }
 
     private ObjectNode models() {
