@@ -348,10 +348,10 @@ abstract sealed class PanelFormat {
     /**
      * ggml's block formats, split at packing ({@link DType#split}) into integer codes and, per row and sub-block of
      * {@code block} columns, a scale (and for nibbles an offset), widened to float32 exactly. A group's sub-block is
-     * its {@link #GROUP} scales, then its offsets where they are stored, then its columns' codes. A tile decodes a
-     * column into two float vectors in registers, {@code code * scale (+ offset)} with an exact product, so each
-     * weight is the value ggml dequantises, and multiply-adds it exactly as {@link F32Panels} does: the results
-     * are those of float32 weights holding the dequantised values, bit for bit, in the same fixed order.
+     * its {@link #GROUP} scales, then its offsets, then its columns' codes. A tile decodes a column into two float
+     * vectors in registers, {@code code * scale (+ offset)} with an exact product, so each weight is the value ggml
+     * dequantises, and multiply-adds it exactly as {@link F32Panels} does: the results are those of float32
+     * weights holding the dequantised values, bit for bit, in the same fixed order.
      */
     private abstract static sealed class BlockPanels extends PanelFormat {
         /** As many bytes as float lanes: one load of codes widens into one float vector. */
@@ -553,25 +553,9 @@ abstract sealed class PanelFormat {
         /** Columns of a sub-block (Q4_0's blocks, Q4_K's sub-blocks), a constant for C2 to unroll by. */
         private static final int NIBBLE_BLOCK = 32;
         private static final VectorSpecies<Integer> I = F.withLanes(int.class);
-        /** A Q4_0 weight is {@code (code - 8) * scale}: its offset in scales. */
-        private static final float Q4_0_OFFSET = -8;
-
-        /**
-         * Whether a sub-block stores its offsets: Q4_0's are -8 scales, derived in registers (exact: a power of two)
-         * rather than read, which saves a sixth of the bytes a one-token step streams.
-         */
-        private final boolean storesOffsets;
-        /** Bytes before a sub-block's codes: its scales, and its offsets where stored. */
-        private final long header;
 
         NibblePanels(DType dtype) {
-            this(dtype, dtype != DType.Q4_0);
-        }
-
-        private NibblePanels(DType dtype, boolean storesOffsets) {
-            super(dtype, storesOffsets ? 2 * SCALES : SCALES, LANES);
-            this.storesOffsets = storesOffsets;
-            this.header = storesOffsets ? 2 * SCALES : SCALES;
+            super(dtype, 2 * SCALES, LANES);
             if (block != NIBBLE_BLOCK) {
                 throw new IllegalArgumentException(dtype + " sub-blocks of " + block + " columns");
             }
@@ -579,12 +563,10 @@ abstract sealed class PanelFormat {
 
         @Override
         void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from) {
-            if (storesOffsets) {
-                out.set(SCALE, at + SCALES + r * (long) Float.BYTES, offset);
-            }
+            out.set(SCALE, at + SCALES + r * (long) Float.BYTES, offset);
             int shift = r < LANES ? 0 : 4;
             for (int c = 0; c < block; c++) {
-                long to = at + header + (long) c * LANES + r % LANES;
+                long to = at + 2 * SCALES + (long) c * LANES + r % LANES;
                 out.set(ValueLayout.JAVA_BYTE, to, (byte) (out.get(ValueLayout.JAVA_BYTE, to) | codes[from + c] << shift));
             }
         }
@@ -617,9 +599,9 @@ abstract sealed class PanelFormat {
                 long at = group + c / NIBBLE_BLOCK * blockBytes;
                 FloatVector dLo = FloatVector.fromMemorySegment(F, w, at, LE);
                 FloatVector dHi = FloatVector.fromMemorySegment(F, w, at + HI_SCALE, LE);
-                FloatVector mLo = storesOffsets ? FloatVector.fromMemorySegment(F, w, at + SCALES, LE) : dLo.mul(Q4_0_OFFSET);
-                FloatVector mHi = storesOffsets ? FloatVector.fromMemorySegment(F, w, at + SCALES + HI_SCALE, LE) : dHi.mul(Q4_0_OFFSET);
-                long codes = at + header;
+                FloatVector mLo = FloatVector.fromMemorySegment(F, w, at + SCALES, LE);
+                FloatVector mHi = FloatVector.fromMemorySegment(F, w, at + SCALES + HI_SCALE, LE);
+                long codes = at + 2 * SCALES;
                 for (int j = 0; j < NIBBLE_BLOCK; j++) {
                     IntVector pair = nibbles(w, codes + (long) j * LANES);
                     FloatVector lo = lo(pair).fma(dLo, mLo);
@@ -665,9 +647,9 @@ abstract sealed class PanelFormat {
                 long at = group + c / NIBBLE_BLOCK * blockBytes;
                 FloatVector dLo = FloatVector.fromMemorySegment(F, w, at, LE);
                 FloatVector dHi = FloatVector.fromMemorySegment(F, w, at + HI_SCALE, LE);
-                FloatVector mLo = storesOffsets ? FloatVector.fromMemorySegment(F, w, at + SCALES, LE) : dLo.mul(Q4_0_OFFSET);
-                FloatVector mHi = storesOffsets ? FloatVector.fromMemorySegment(F, w, at + SCALES + HI_SCALE, LE) : dHi.mul(Q4_0_OFFSET);
-                long codes = at + header;
+                FloatVector mLo = FloatVector.fromMemorySegment(F, w, at + SCALES, LE);
+                FloatVector mHi = FloatVector.fromMemorySegment(F, w, at + SCALES + HI_SCALE, LE);
+                long codes = at + 2 * SCALES;
                 for (int j = 0; j < NIBBLE_BLOCK; j++) {
                     IntVector pair = nibbles(w, codes + (long) j * LANES);
                     FloatVector lo = lo(pair).fma(dLo, mLo);
@@ -700,15 +682,15 @@ abstract sealed class PanelFormat {
                 FloatVector e2 = FloatVector.fromMemorySegment(F, w, g2 + at + HI_SCALE, LE);
                 FloatVector d3 = FloatVector.fromMemorySegment(F, w, g3 + at, LE);
                 FloatVector e3 = FloatVector.fromMemorySegment(F, w, g3 + at + HI_SCALE, LE);
-                FloatVector m0 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g0 + at + SCALES, LE) : d0.mul(Q4_0_OFFSET);
-                FloatVector n0 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g0 + at + SCALES + HI_SCALE, LE) : e0.mul(Q4_0_OFFSET);
-                FloatVector m1 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g1 + at + SCALES, LE) : d1.mul(Q4_0_OFFSET);
-                FloatVector n1 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g1 + at + SCALES + HI_SCALE, LE) : e1.mul(Q4_0_OFFSET);
-                FloatVector m2 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g2 + at + SCALES, LE) : d2.mul(Q4_0_OFFSET);
-                FloatVector n2 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g2 + at + SCALES + HI_SCALE, LE) : e2.mul(Q4_0_OFFSET);
-                FloatVector m3 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g3 + at + SCALES, LE) : d3.mul(Q4_0_OFFSET);
-                FloatVector n3 = storesOffsets ? FloatVector.fromMemorySegment(F, w, g3 + at + SCALES + HI_SCALE, LE) : e3.mul(Q4_0_OFFSET);
-                long codes = at + header;
+                FloatVector m0 = FloatVector.fromMemorySegment(F, w, g0 + at + SCALES, LE);
+                FloatVector n0 = FloatVector.fromMemorySegment(F, w, g0 + at + SCALES + HI_SCALE, LE);
+                FloatVector m1 = FloatVector.fromMemorySegment(F, w, g1 + at + SCALES, LE);
+                FloatVector n1 = FloatVector.fromMemorySegment(F, w, g1 + at + SCALES + HI_SCALE, LE);
+                FloatVector m2 = FloatVector.fromMemorySegment(F, w, g2 + at + SCALES, LE);
+                FloatVector n2 = FloatVector.fromMemorySegment(F, w, g2 + at + SCALES + HI_SCALE, LE);
+                FloatVector m3 = FloatVector.fromMemorySegment(F, w, g3 + at + SCALES, LE);
+                FloatVector n3 = FloatVector.fromMemorySegment(F, w, g3 + at + SCALES + HI_SCALE, LE);
+                long codes = at + 2 * SCALES;
                 // No helper calls here: this loop's Vector API calls alone exceed C2's inlining node budget
                 // (NodeCountInliningCutoff), past which it delays (late-inlines) the API's own methods but refuses
                 // a helper, whose vectors would then be boxed: 5 GFLOP/s instead of a hundred.
