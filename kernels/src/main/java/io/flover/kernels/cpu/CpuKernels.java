@@ -263,8 +263,12 @@ public final class CpuKernels implements AutoCloseable {
         Objects.checkFromIndexSize(0, n, gate.length);
         Objects.checkFromIndexSize(0, n, up.length);
         parallelFor(n, LANES, TRANSCENDENTAL_WORK, (worker, from, to) -> {
-            // The last vector masked, not a scalar tail: an element gets the same arithmetic wherever it sits.
-            for (int i = from; i < to; i += LANES) {
+            int i = from;
+            for (int end = from + F.loopBound(to - from); i < end; i += LANES) {
+                FloatVector g = FloatVector.fromArray(F, gate, i);
+                g.div(VectorMath.exp(g.neg()).add(1f)).mul(FloatVector.fromArray(F, up, i)).intoArray(gate, i);
+            }
+            if (i < to) { // masked, not scalar: an element gets the same arithmetic wherever the chunks cut
                 VectorMask<Float> m = F.indexInRange(i, to);
                 FloatVector g = FloatVector.fromArray(F, gate, i, m);
                 g.div(VectorMath.exp(g.neg()).add(1f)).mul(FloatVector.fromArray(F, up, i, m)).intoArray(gate, i, m);
@@ -277,13 +281,19 @@ public final class CpuKernels implements AutoCloseable {
         Objects.checkFromIndexSize(0, n, x.length);
         final float c = (float) Math.sqrt(2 / Math.PI);
         parallelFor(n, LANES, TRANSCENDENTAL_WORK, (worker, from, to) -> {
-            for (int i = from; i < to; i += LANES) {
+            // 0.5 v (1 + tanh u) as v / (1 + e^-2u): the same function, without 1 + tanh u cancelling for large
+            // negative v.
+            int i = from;
+            for (int end = from + F.loopBound(to - from); i < end; i += LANES) {
+                FloatVector v = FloatVector.fromArray(F, x, i);
+                FloatVector u = v.mul(0.044715f).mul(v).mul(v).add(v).mul(c);
+                v.div(VectorMath.exp(u.mul(-2f)).add(1f)).intoArray(x, i);
+            }
+            if (i < to) { // masked, as in swiglu
                 VectorMask<Float> m = F.indexInRange(i, to);
                 FloatVector v = FloatVector.fromArray(F, x, i, m);
-                FloatVector inner = v.mul(0.044715f).mul(v).mul(v).add(v).mul(c);
-                // 0.5 v (1 + tanh u) as v / (1 + e^-2u): the same function, without 1 + tanh u cancelling for
-                // large negative v.
-                v.div(VectorMath.exp(inner.mul(-2f)).add(1f)).intoArray(x, i, m);
+                FloatVector u = v.mul(0.044715f).mul(v).mul(v).add(v).mul(c);
+                v.div(VectorMath.exp(u.mul(-2f)).add(1f)).intoArray(x, i, m);
             }
         });
     }
@@ -458,14 +468,20 @@ public final class CpuKernels implements AutoCloseable {
 
     /** {@code s[p] = exp(s[p] - max)} for {@code p < len}; returns their sum. */
     private static float expShifted(float[] s, int len, float max) {
-        FloatVector acc = FloatVector.zero(F);
-        for (int p = 0; p < len; p += LANES) {
-            VectorMask<Float> m = F.indexInRange(p, len);
-            FloatVector e = VectorMath.exp(FloatVector.fromArray(F, s, p, m).sub(max));
-            e.intoArray(s, p, m);
-            acc = acc.add(e, m);
+        int p = 0;
+        for (int end = F.loopBound(len); p < end; p += LANES) {
+            VectorMath.exp(FloatVector.fromArray(F, s, p).sub(max)).intoArray(s, p);
         }
-        return VectorMath.sum(acc);
+        if (p < len) {
+            VectorMask<Float> m = F.indexInRange(p, len);
+            VectorMath.exp(FloatVector.fromArray(F, s, p, m).sub(max)).intoArray(s, p, m);
+        }
+        // Summed in position order: a few adds beside the scores' dot products, and no vector reduction.
+        float sum = 0;
+        for (int q = 0; q < len; q++) {
+            sum += s[q];
+        }
+        return sum;
     }
 
     private float[] scratch(int worker, int length) {
