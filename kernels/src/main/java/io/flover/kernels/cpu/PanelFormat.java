@@ -3,6 +3,7 @@ package io.flover.kernels.cpu;
 import static io.flover.kernels.cpu.CpuKernels.F;
 import static io.flover.kernels.cpu.CpuKernels.LANES;
 import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.I2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
@@ -47,8 +48,8 @@ abstract sealed class PanelFormat {
     static final PanelFormat BF16 = new Bf16Panels();
     static final PanelFormat Q8_0 = new BytePanels(DType.Q8_0);
     static final PanelFormat Q6_K = new BytePanels(DType.Q6_K);
-    static final PanelFormat Q4_0 = new NibblePanels(DType.Q4_0);
-    static final PanelFormat Q4_K = new NibblePanels(DType.Q4_K);
+    static final PanelFormat Q4_0 = new Q4_0Panels();
+    static final PanelFormat Q4_K = new OffsetNibblePanels();
 
     /** The format weights of {@code dtype} are packed in: F16 is widened to F32 once, at packing. */
     static PanelFormat of(DType dtype) {
@@ -347,8 +348,8 @@ abstract sealed class PanelFormat {
 
     /**
      * ggml's block formats, split at packing ({@link DType#split}) into integer codes and, per row and sub-block of
-     * {@code block} columns, a scale (and for nibbles an offset), widened to float32 exactly. A group's sub-block is
-     * its {@link #GROUP} scales, then its offsets, then its columns' codes. A tile decodes a column into two float
+     * {@code block} columns, a scale (and for Q4_K an offset), widened to float32 exactly. A group's sub-block is
+     * its {@link #GROUP} scales, then Q4_K's offsets, then its columns' codes. A tile decodes a column into two float
      * vectors in registers, {@code code * scale (+ offset)} with an exact product, so each weight is the value ggml
      * dequantises, and multiply-adds it exactly as {@link F32Panels} does: the results are those of float32
      * weights holding the dequantised values, bit for bit, in the same fixed order.
@@ -398,15 +399,27 @@ abstract sealed class PanelFormat {
             for (int r = 0; r < count; r++) {
                 dtype.split(w.data(), (from + r) * dtype.bytes(k), k / dtype.blockSize(), codes, scales, offsets);
                 for (int b = 0; b < k / block; b++) {
+                    if (!holds(scales[b])) {
+                        throw new IllegalArgumentException(w.name() + " row " + (from + r) + " columns " + b * block
+                                + ".." + ((b + 1) * block - 1) + ": scale " + scales[b] + " (" + dtype
+                                + " weights are read with finite scales only)");
+                    }
                     long at = offset + b * blockBytes;
-                    out.set(SCALE, at + r * (long) Float.BYTES, scales[b]);
-                    put(out, at, r, offsets[b], codes, b * block);
+                    put(out, at, r, scales[b], offsets[b], codes, b * block);
                 }
             }
         }
 
-        /** Puts row {@code r}'s offset and codes ({@code codes[from..]}) into the group's sub-block at {@code at}. */
-        abstract void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from);
+        /** Whether {@link #put} can store {@code scale}. */
+        boolean holds(float scale) {
+            return true;
+        }
+
+        /**
+         * Puts row {@code r}'s scale, offset and codes ({@code codes[from..]}) into the group's sub-block at
+         * {@code at}.
+         */
+        abstract void put(MemorySegment out, long at, int r, float scale, float offset, byte[] codes, int from);
     }
 
     /** Q8_0 and Q6_K: signed codes, a column's {@link #GROUP} bytes side by side, offsets 0 (not stored). */
@@ -428,7 +441,8 @@ abstract sealed class PanelFormat {
         }
 
         @Override
-        void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from) {
+        void put(MemorySegment out, long at, int r, float scale, float offset, byte[] codes, int from) {
+            out.set(SCALE, at + r * (long) Float.BYTES, scale);
             for (int c = 0; c < block; c++) {
                 out.set(ValueLayout.JAVA_BYTE, at + SCALES + (long) c * GROUP + r, codes[from + c]);
             }
@@ -549,39 +563,59 @@ abstract sealed class PanelFormat {
         }
     }
 
-    private static final class NibblePanels extends BlockPanels {
+    /**
+     * The nibble formats: a column of a group is {@link #LANES} bytes, row {@code j}'s code in the low half of byte
+     * {@code j} and row {@code LANES + j}'s in its high half, after each sub-block's scales (and offsets).
+     */
+    private abstract static sealed class NibblePanels extends BlockPanels {
         /** Columns of a sub-block (Q4_0's blocks, Q4_K's sub-blocks), a constant for C2 to unroll by. */
-        private static final int NIBBLE_BLOCK = 32;
-        private static final VectorSpecies<Integer> I = F.withLanes(int.class);
+        static final int NIBBLE_BLOCK = 32;
+        static final VectorSpecies<Integer> I = F.withLanes(int.class);
+        /** Bytes before a sub-block's codes. */
+        private final long header;
 
-        NibblePanels(DType dtype) {
-            super(dtype, 2 * SCALES, LANES);
+        NibblePanels(DType dtype, long header) {
+            super(dtype, header, LANES);
+            this.header = header;
             if (block != NIBBLE_BLOCK) {
                 throw new IllegalArgumentException(dtype + " sub-blocks of " + block + " columns");
             }
         }
 
-        @Override
-        void put(MemorySegment out, long at, int r, float offset, byte[] codes, int from) {
-            out.set(SCALE, at + SCALES + r * (long) Float.BYTES, offset);
+        /** Puts row {@code r}'s codes into the sub-block at {@code at}. */
+        final void putCodes(MemorySegment out, long at, int r, byte[] codes, int from) {
             int shift = r < LANES ? 0 : 4;
             for (int c = 0; c < block; c++) {
-                long to = at + 2 * SCALES + (long) c * LANES + r % LANES;
+                long to = at + header + (long) c * LANES + r % LANES;
                 out.set(ValueLayout.JAVA_BYTE, to, (byte) (out.get(ValueLayout.JAVA_BYTE, to) | codes[from + c] << shift));
             }
         }
 
         /** A column's bytes widened to int lanes, where the mask and the shift are single instructions. */
-        private static IntVector nibbles(MemorySegment w, long at) {
+        static IntVector nibbles(MemorySegment w, long at) {
             return (IntVector) ByteVector.fromMemorySegment(B, w, at, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
         }
 
-        private static FloatVector lo(IntVector pair) {
+        static FloatVector lo(IntVector pair) {
             return (FloatVector) pair.lanewise(AND, 0xF).convert(I2F, 0);
         }
 
-        private static FloatVector hi(IntVector pair) {
+        static FloatVector hi(IntVector pair) {
             return (FloatVector) pair.lanewise(LSHR, 4).convert(I2F, 0);
+        }
+    }
+
+    /** Q4_K: a scale and an offset per row and sub-block, read by the tiles. */
+    private static final class OffsetNibblePanels extends NibblePanels {
+        OffsetNibblePanels() {
+            super(DType.Q4_K, 2 * SCALES);
+        }
+
+        @Override
+        void put(MemorySegment out, long at, int r, float scale, float offset, byte[] codes, int from) {
+            out.set(SCALE, at + r * (long) Float.BYTES, scale);
+            out.set(SCALE, at + SCALES + r * (long) Float.BYTES, offset);
+            putCodes(out, at, r, codes, from);
         }
 
         @Override
@@ -691,6 +725,179 @@ abstract sealed class PanelFormat {
                 FloatVector m3 = FloatVector.fromMemorySegment(F, w, g3 + at + SCALES, LE);
                 FloatVector n3 = FloatVector.fromMemorySegment(F, w, g3 + at + SCALES + HI_SCALE, LE);
                 long codes = at + 2 * SCALES;
+                // No helper calls here: this loop's Vector API calls alone exceed C2's inlining node budget
+                // (NodeCountInliningCutoff), past which it delays (late-inlines) the API's own methods but refuses
+                // a helper, whose vectors would then be boxed: 5 GFLOP/s instead of a hundred.
+                for (int j = 0; j < NIBBLE_BLOCK; j++) {
+                    long col = codes + (long) j * LANES;
+                    FloatVector v = FloatVector.broadcast(F, x[x0 + c + j]);
+                    IntVector p0 = (IntVector) ByteVector.fromMemorySegment(B, w, g0 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a0 = ((FloatVector) p0.lanewise(AND, 0xF).convert(I2F, 0)).fma(d0, m0).fma(v, a0);
+                    b0 = ((FloatVector) p0.lanewise(LSHR, 4).convert(I2F, 0)).fma(e0, n0).fma(v, b0);
+                    IntVector p1 = (IntVector) ByteVector.fromMemorySegment(B, w, g1 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a1 = ((FloatVector) p1.lanewise(AND, 0xF).convert(I2F, 0)).fma(d1, m1).fma(v, a1);
+                    b1 = ((FloatVector) p1.lanewise(LSHR, 4).convert(I2F, 0)).fma(e1, n1).fma(v, b1);
+                    IntVector p2 = (IntVector) ByteVector.fromMemorySegment(B, w, g2 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a2 = ((FloatVector) p2.lanewise(AND, 0xF).convert(I2F, 0)).fma(d2, m2).fma(v, a2);
+                    b2 = ((FloatVector) p2.lanewise(LSHR, 4).convert(I2F, 0)).fma(e2, n2).fma(v, b2);
+                    IntVector p3 = (IntVector) ByteVector.fromMemorySegment(B, w, g3 + col, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+                    a3 = ((FloatVector) p3.lanewise(AND, 0xF).convert(I2F, 0)).fma(d3, m3).fma(v, a3);
+                    b3 = ((FloatVector) p3.lanewise(LSHR, 4).convert(I2F, 0)).fma(e3, n3).fma(v, b3);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+        }
+    }
+
+    /**
+     * Q4_0: nibble codes 0 to 15 and one scale per row and block, the offset being {@code -8 * scale}, which the
+     * tiles derive in registers (exactly) instead of reading it: 5 bits a weight instead of 6, and decoding one
+     * token is bound by the bytes it reads. A copy of {@link OffsetNibblePanels}' tiles but for the offsets: tiles
+     * shared by both layouts, choosing by a field, ran prompts at two thirds the speed.
+     */
+    private static final class Q4_0Panels extends NibblePanels {
+        /** A group's half-precision scales: an int lane per row pair, as {@link Bf16Panels} keeps its weights. */
+        private static final long HALF_SCALES = (long) GROUP * Short.BYTES;
+        /** Masks a half's sign, exponent and mantissa shifted into a float's places (see {@link #tile12}). */
+        private static final int HALF_BITS = 0x8FFFE000;
+        /** 2^(127 - 15): rebiases a half's exponent placed in a float; exact, subnormals included. */
+        private static final float REBIAS = 0x1p112f;
+
+        Q4_0Panels() {
+            super(DType.Q4_0, HALF_SCALES);
+        }
+
+        /** The half-to-float decoding in the tiles is exact for finite halves only. */
+        @Override
+        boolean holds(float scale) {
+            return Float.isFinite(scale);
+        }
+
+        @Override
+        void put(MemorySegment out, long at, int r, float scale, float offset, byte[] codes, int from) {
+            long to = at + (r % LANES) * (long) Integer.BYTES + (r < LANES ? 0 : Short.BYTES);
+            out.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE), to, Float.floatToFloat16(scale));
+            putCodes(out, at, r, codes, from);
+        }
+
+        @Override
+        void tile12(MemorySegment w, long group, int k, float[] x, int x0, int tokens, float[] acc) {
+            int o0 = token(x0, 0, tokens, k), o1 = token(x0, 1, tokens, k), o2 = token(x0, 2, tokens, k);
+            int o3 = token(x0, 3, tokens, k), o4 = token(x0, 4, tokens, k), o5 = token(x0, 5, tokens, k);
+            int o6 = token(x0, 6, tokens, k), o7 = token(x0, 7, tokens, k), o8 = token(x0, 8, tokens, k);
+            int o9 = token(x0, 9, tokens, k), o10 = token(x0, 10, tokens, k), o11 = token(x0, 11, tokens, k);
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero;
+            FloatVector a6 = zero, a7 = zero, a8 = zero, a9 = zero, a10 = zero, a11 = zero;
+            FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero, b4 = zero, b5 = zero;
+            FloatVector b6 = zero, b7 = zero, b8 = zero, b9 = zero, b10 = zero, b11 = zero;
+            for (int c = 0; c < k; c += NIBBLE_BLOCK) {
+                long at = group + c / NIBBLE_BLOCK * blockBytes;
+                // Each half moved into a float's sign and low exponent and mantissa bits, then rebiased: exact.
+                IntVector halves = IntVector.fromMemorySegment(I, w, at, LE);
+                FloatVector dLo = halves.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector dHi = halves.lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector mLo = dLo.mul(-8f);
+                FloatVector mHi = dHi.mul(-8f);
+                long codes = at + HALF_SCALES;
+                for (int j = 0; j < NIBBLE_BLOCK; j++) {
+                    IntVector pair = nibbles(w, codes + (long) j * LANES);
+                    FloatVector lo = lo(pair).fma(dLo, mLo);
+                    FloatVector hi = hi(pair).fma(dHi, mHi);
+                    int i = c + j;
+                    FloatVector v;
+                    v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
+                    v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
+                    v = FloatVector.broadcast(F, x[o2 + i]); a2 = lo.fma(v, a2); b2 = hi.fma(v, b2);
+                    v = FloatVector.broadcast(F, x[o3 + i]); a3 = lo.fma(v, a3); b3 = hi.fma(v, b3);
+                    v = FloatVector.broadcast(F, x[o4 + i]); a4 = lo.fma(v, a4); b4 = hi.fma(v, b4);
+                    v = FloatVector.broadcast(F, x[o5 + i]); a5 = lo.fma(v, a5); b5 = hi.fma(v, b5);
+                    v = FloatVector.broadcast(F, x[o6 + i]); a6 = lo.fma(v, a6); b6 = hi.fma(v, b6);
+                    v = FloatVector.broadcast(F, x[o7 + i]); a7 = lo.fma(v, a7); b7 = hi.fma(v, b7);
+                    v = FloatVector.broadcast(F, x[o8 + i]); a8 = lo.fma(v, a8); b8 = hi.fma(v, b8);
+                    v = FloatVector.broadcast(F, x[o9 + i]); a9 = lo.fma(v, a9); b9 = hi.fma(v, b9);
+                    v = FloatVector.broadcast(F, x[o10 + i]); a10 = lo.fma(v, a10); b10 = hi.fma(v, b10);
+                    v = FloatVector.broadcast(F, x[o11 + i]); a11 = lo.fma(v, a11); b11 = hi.fma(v, b11);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+            a4.intoArray(acc, 4 * GROUP); b4.intoArray(acc, 4 * GROUP + LANES);
+            a5.intoArray(acc, 5 * GROUP); b5.intoArray(acc, 5 * GROUP + LANES);
+            a6.intoArray(acc, 6 * GROUP); b6.intoArray(acc, 6 * GROUP + LANES);
+            a7.intoArray(acc, 7 * GROUP); b7.intoArray(acc, 7 * GROUP + LANES);
+            a8.intoArray(acc, 8 * GROUP); b8.intoArray(acc, 8 * GROUP + LANES);
+            a9.intoArray(acc, 9 * GROUP); b9.intoArray(acc, 9 * GROUP + LANES);
+            a10.intoArray(acc, 10 * GROUP); b10.intoArray(acc, 10 * GROUP + LANES);
+            a11.intoArray(acc, 11 * GROUP); b11.intoArray(acc, 11 * GROUP + LANES);
+        }
+
+        @Override
+        void tile4(MemorySegment w, long group, int k, float[] x, int x0, int tokens, float[] acc) {
+            int o0 = token(x0, 0, tokens, k), o1 = token(x0, 1, tokens, k);
+            int o2 = token(x0, 2, tokens, k), o3 = token(x0, 3, tokens, k);
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+            FloatVector b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+            for (int c = 0; c < k; c += NIBBLE_BLOCK) {
+                long at = group + c / NIBBLE_BLOCK * blockBytes;
+                // Each half moved into a float's sign and low exponent and mantissa bits, then rebiased: exact.
+                IntVector halves = IntVector.fromMemorySegment(I, w, at, LE);
+                FloatVector dLo = halves.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector dHi = halves.lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector mLo = dLo.mul(-8f);
+                FloatVector mHi = dHi.mul(-8f);
+                long codes = at + HALF_SCALES;
+                for (int j = 0; j < NIBBLE_BLOCK; j++) {
+                    IntVector pair = nibbles(w, codes + (long) j * LANES);
+                    FloatVector lo = lo(pair).fma(dLo, mLo);
+                    FloatVector hi = hi(pair).fma(dHi, mHi);
+                    int i = c + j;
+                    FloatVector v;
+                    v = FloatVector.broadcast(F, x[o0 + i]); a0 = lo.fma(v, a0); b0 = hi.fma(v, b0);
+                    v = FloatVector.broadcast(F, x[o1 + i]); a1 = lo.fma(v, a1); b1 = hi.fma(v, b1);
+                    v = FloatVector.broadcast(F, x[o2 + i]); a2 = lo.fma(v, a2); b2 = hi.fma(v, b2);
+                    v = FloatVector.broadcast(F, x[o3 + i]); a3 = lo.fma(v, a3); b3 = hi.fma(v, b3);
+                }
+            }
+            a0.intoArray(acc, 0 * GROUP); b0.intoArray(acc, 0 * GROUP + LANES);
+            a1.intoArray(acc, 1 * GROUP); b1.intoArray(acc, 1 * GROUP + LANES);
+            a2.intoArray(acc, 2 * GROUP); b2.intoArray(acc, 2 * GROUP + LANES);
+            a3.intoArray(acc, 3 * GROUP); b3.intoArray(acc, 3 * GROUP + LANES);
+        }
+
+        @Override
+        void tile1(MemorySegment w, long g0, long g1, long g2, long g3, int k, float[] x, int x0, float[] acc) {
+            FloatVector zero = FloatVector.zero(F);
+            FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero, b0 = zero, b1 = zero, b2 = zero, b3 = zero;
+            for (int c = 0; c < k; c += NIBBLE_BLOCK) {
+                long at = c / NIBBLE_BLOCK * blockBytes;
+                IntVector h0 = IntVector.fromMemorySegment(I, w, g0 + at, LE);
+                FloatVector d0 = h0.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector e0 = h0.lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                IntVector h1 = IntVector.fromMemorySegment(I, w, g1 + at, LE);
+                FloatVector d1 = h1.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector e1 = h1.lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                IntVector h2 = IntVector.fromMemorySegment(I, w, g2 + at, LE);
+                FloatVector d2 = h2.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector e2 = h2.lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                IntVector h3 = IntVector.fromMemorySegment(I, w, g3 + at, LE);
+                FloatVector d3 = h3.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector e3 = h3.lanewise(ASHR, 3).lanewise(AND, HALF_BITS).reinterpretAsFloats().mul(REBIAS);
+                FloatVector m0 = d0.mul(-8f);
+                FloatVector n0 = e0.mul(-8f);
+                FloatVector m1 = d1.mul(-8f);
+                FloatVector n1 = e1.mul(-8f);
+                FloatVector m2 = d2.mul(-8f);
+                FloatVector n2 = e2.mul(-8f);
+                FloatVector m3 = d3.mul(-8f);
+                FloatVector n3 = e3.mul(-8f);
+                long codes = at + HALF_SCALES;
                 // No helper calls here: this loop's Vector API calls alone exceed C2's inlining node budget
                 // (NodeCountInliningCutoff), past which it delays (late-inlines) the API's own methods but refuses
                 // a helper, whose vectors would then be boxed: 5 GFLOP/s instead of a hundred.

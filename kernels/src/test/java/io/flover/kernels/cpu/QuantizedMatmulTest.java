@@ -8,8 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.flover.model.DType;
 import io.flover.model.Tensor;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -52,6 +55,50 @@ class QuantizedMatmulTest {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * Q4_0 panels keep the file's half-precision scales and widen them in the tiles' registers: every finite half,
+     * subnormals, zeros and negatives included, must give the scale {@link DType#dequantize} gives. A row's 32
+     * blocks take consecutive bit patterns, so that no block's part of the sum is lost beside a far larger one.
+     */
+    @Test
+    void q4_0ScalesOfEveryFiniteHalfAreWidenedExactly() {
+        int k = 32 * 32;
+        int finite = 0x7C00; // halves 0x0000..0x7BFF, then their negatives
+        int n = 2 * finite / 32;
+        DType q4 = DType.Q4_0;
+        SplittableRandom random = new SplittableRandom(7);
+        try (Arena arena = Arena.ofShared(); CpuKernels kernels = new CpuKernels(2)) {
+            MemorySegment data = arena.allocate(q4.bytes((long) n * k), 64);
+            for (int b = 0; b < 2 * finite; b++) {
+                long at = (long) b * q4.blockBytes();
+                data.set(TestData.U16, at, (short) (b < finite ? b : 0x8000 | (b - finite)));
+                for (int i = 2; i < q4.blockBytes(); i++) {
+                    data.set(ValueLayout.JAVA_BYTE, at + i, (byte) random.nextInt());
+                }
+            }
+            Tensor w = new Tensor("w", q4, new long[] {n, k}, data);
+            for (int tokens : new int[] {1, 4, 12}) {
+                float[] x = floats(random, tokens * k, 1);
+                float[] expected = new float[tokens * n];
+                float[] actual = new float[tokens * n];
+                kernels.matmul(x, tokens, PackedMatrix.of(w.convert(DType.F32, arena)), expected);
+                kernels.matmul(x, tokens, PackedMatrix.of(w), actual);
+                assertArrayEquals(expected, actual, "tokens " + tokens);
+            }
+        }
+    }
+
+    @Test
+    void aQ4_0ScaleThatIsNotFiniteIsRefusedNamingTheTensorAndTheBlock() {
+        DType q4 = DType.Q4_0;
+        try (Arena arena = Arena.ofShared()) {
+            Tensor w = TestData.quantized(arena, q4, 4, 64, new float[4 * 64]);
+            w.data().set(TestData.U16, 3L * q4.blockBytes(), (short) 0x7C00);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedMatrix.of(w));
+            assertTrue(e.getMessage().contains("w row 1 columns 32..63: scale Infinity"), e.getMessage());
         }
     }
 

@@ -43,7 +43,6 @@ final class TestData {
         return new Tensor("test", dtype, new long[] {rows, cols}, data);
     }
 
-    /** A {@code rows x cols} 16-bit tensor whose elements are the given raw bit patterns. */
     /**
      * A block-quantized tensor of {@code values}: Q8_0 and Q4_0 quantized as ggml does; Q4_K and Q6_K blocks of
      * random bits (every bit pattern is a valid block) with small float16 scales.
@@ -69,6 +68,7 @@ final class TestData {
         return new Tensor("w", dtype, new long[] {rows, cols}, data);
     }
 
+    /** A {@code rows x cols} 16-bit tensor whose elements are the given raw bit patterns. */
     static Tensor bits(Arena arena, DType dtype, int rows, int cols, short[] bits) {
         MemorySegment data = arena.allocate((long) rows * cols * 2, 8);
         for (int i = 0; i < bits.length; i++) {
