@@ -753,15 +753,19 @@ abstract sealed class PanelFormat {
     }
 
     /**
-     * Q4_0: nibble codes 0 to 15 and one scale per row and block, the offset being {@code -8 * scale}, which the
-     * tiles derive in registers (exactly) instead of reading it: 5 bits a weight instead of 6, and decoding one
-     * token is bound by the bytes it reads. A copy of {@link OffsetNibblePanels}' tiles but for the offsets: tiles
-     * shared by both layouts, choosing by a field, ran prompts at two thirds the speed.
+     * Q4_0: nibble codes 0 to 15 and the file's half-precision scale per row and block; the offset, {@code -8 *
+     * scale}, is derived in registers (exactly) rather than stored. That is 4.5 bits a weight, as in the file, against
+     * 6 for float scales and offsets, and decoding one token is bound by the bytes it reads. A copy of
+     * {@link OffsetNibblePanels}' tiles but for the scales and offsets: tiles shared by both layouts, choosing by a
+     * field, ran prompts at two thirds the speed.
      */
     private static final class Q4_0Panels extends NibblePanels {
         /** A group's half-precision scales: an int lane per row pair, as {@link Bf16Panels} keeps its weights. */
         private static final long HALF_SCALES = (long) GROUP * Short.BYTES;
-        /** Masks a half's sign, exponent and mantissa shifted into a float's places (see {@link #tile12}). */
+        /**
+         * A half in an int's top 16 bits, shifted right by 3 with its sign, has its exponent and mantissa in a float's
+         * low exponent and mantissa bits; this mask keeps them and the sign, and clears the sign's copies.
+         */
         private static final int HALF_BITS = 0x8FFFE000;
         /** 2^(127 - 15): rebiases a half's exponent placed in a float; exact, subnormals included. */
         private static final float REBIAS = 0x1p112f;
