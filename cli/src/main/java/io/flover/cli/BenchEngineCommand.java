@@ -124,7 +124,7 @@ final class BenchEngineCommand implements Callable<Integer> {
             DType dtype = m.weightsDtype();
             int d = m.config().hiddenSize();
             int f = m.config().intermediateSize();
-            double limit = bandwidth / m.weightBytes();
+            double limit = bandwidth / m.weightBytesPerToken();
             out.printf("== %s (%s, %.0fM parameters, %.0f MB of weights) ==%n", dir.getFileName(), dtype,
                     m.parameterCount() / 1e6, m.weightBytes() / 1e6);
             r.put("model", dir.toString());

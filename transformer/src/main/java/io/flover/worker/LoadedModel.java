@@ -5,6 +5,7 @@ import io.flover.kernels.Backend;
 import io.flover.model.Checkpoint;
 import io.flover.model.DType;
 import io.flover.model.ModelConfig;
+import io.flover.model.Tensor;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
@@ -80,9 +81,23 @@ public final class LoadedModel implements AutoCloseable {
         return checkpoint.parameterCount();
     }
 
-    /** Bytes of weights read per forward step. */
+    /** Bytes of all the weights. */
     public long weightBytes() {
         return checkpoint.dataBytes();
+    }
+
+    /**
+     * Bytes of weights that decoding one token reads: all of them, but for an embedding table that is not also the
+     * head, of which a token reads one row.
+     */
+    public long weightBytesPerToken() {
+        String table = "model.embed_tokens.weight";
+        if (!checkpoint.contains(table) || !checkpoint.contains("lm_head.weight")) {
+            return checkpoint.dataBytes();
+        }
+        Tensor embed = checkpoint.tensor(table);
+        long bytes = embed.data().byteSize();
+        return checkpoint.dataBytes() - bytes + bytes / embed.rows();
     }
 
     @Override

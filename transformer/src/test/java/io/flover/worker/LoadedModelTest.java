@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.flover.kernels.Backend;
+import io.flover.kernels.cpu.CpuBackend;
+import io.flover.kernels.cpu.CpuKernels;
 import java.lang.reflect.Proxy;
 import org.junit.jupiter.api.Test;
 
@@ -24,5 +26,17 @@ class LoadedModelTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> LoadedModel.open(GoldenModelTest.dir("llama-tiny-f32"), eightWide));
         assertEquals("narrow runs attention heads of up to 8 elements; this model's have 16", e.getMessage());
+    }
+
+    /** A token reads one row of an untied embedding table, and all of a tied one, which is also the head. */
+    @Test
+    void aTokenReadsOneRowOfAnUntiedEmbeddingTable() throws Exception {
+        try (CpuKernels kernels = new CpuKernels(1); CpuBackend backend = new CpuBackend(kernels);
+             LoadedModel llama = LoadedModel.open(GoldenModelTest.dir("llama-tiny-f32"), backend);
+             LoadedModel gpt2 = LoadedModel.open(GoldenModelTest.dir("gpt2-tiny-f32"), backend)) {
+            // llama-tiny: untied, 512 x 64 float32 embeddings.
+            assertEquals(llama.weightBytes() - 511 * 64 * Float.BYTES, llama.weightBytesPerToken());
+            assertEquals(gpt2.weightBytes(), gpt2.weightBytesPerToken());
+        }
     }
 }
