@@ -348,8 +348,9 @@ abstract sealed class PanelFormat {
 
     /**
      * ggml's block formats, split at packing ({@link DType#split}) into integer codes and, per row and sub-block of
-     * {@code block} columns, a scale (and for Q4_K an offset), widened to float32 exactly. A group's sub-block is
-     * its {@link #GROUP} scales, then Q4_K's offsets, then its columns' codes. A tile decodes a column into two float
+     * {@code block} columns, a scale (and for Q4_K an offset), widened to float32 exactly (Q4_0 keeps its half and
+     * widens it in the tiles). A group's sub-block is its {@link #GROUP} scales, then Q4_K's offsets, then its
+     * columns' codes. A tile decodes a column into two float
      * vectors in registers, {@code code * scale (+ offset)} with an exact product, so each weight is the value ggml
      * dequantises, and multiply-adds it exactly as {@link F32Panels} does: the results are those of float32
      * weights holding the dequantised values, bit for bit, in the same fixed order.
